@@ -1,0 +1,27 @@
+import { LOG_LEVELS, type LogLevel } from '../../shared/log.js';
+import { readChoice, readCoreSettings, readNumber, readSeconds, type CoreSettings, type Env } from '../../shared/settings.js';
+
+export interface CloudbaseSettings {
+  port: number;
+  host: string;
+  /** How often protocol-level pings go out; a peer that missed the previous one is dropped. */
+  pingIntervalMs: number;
+  /** Unsent bytes a slow client may pile up before it is disconnected. */
+  maxBufferedBytes: number;
+  logLevel: LogLevel;
+  /** Shared secret for the built-in chat (`?token=`); unset lets everyone in. */
+  authToken: string | undefined;
+  core: CoreSettings;
+}
+
+export function readCloudbaseSettings(env: Env): CloudbaseSettings {
+  return {
+    port: readNumber(env, 'PORT', 9000, { min: 0, max: 65535, integer: true }),
+    host: env.HOST || '0.0.0.0',
+    pingIntervalMs: readSeconds(env, 'PING_INTERVAL', 30) * 1000,
+    maxBufferedBytes: readNumber(env, 'MAX_BUFFERED_BYTES', 4 * 1024 * 1024, { min: 1024, integer: true }),
+    logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    authToken: env.AUTH_TOKEN || undefined,
+    core: readCoreSettings(env),
+  };
+}

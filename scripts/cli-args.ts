@@ -1,0 +1,39 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CloudsocketError } from '../shared/errors.js';
+
+/** A command line that cannot be run as typed; the message names the flag or argument. */
+export class UsageError extends CloudsocketError {
+  constructor(message: string) {
+    super('invalid_usage', message);
+  }
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** The whole `--help` text. */
+  help: string;
+  /** Resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util parseArgs, with its errors turned into one-line UsageErrors. */
+export function parseFlags<T extends Options>(command: string, argv: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new UsageError(`${command}: ${message} (see cloudsocket ${command} --help)`);
+  }
+}
+
+export function integerFlag(command: string, flag: string, value: string | undefined, fallback: number, min = 0, max = 65535): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+    throw new UsageError(`${command}: --${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}

@@ -1,0 +1,82 @@
+/**
+ * The app API: what a user writes to get their own WebSocket backend on every
+ * target. The chat room (chat.ts) is written with nothing but this.
+ */
+import type { InboundFrame, JsonObject, ServerFrame } from './protocol.js';
+import type { ConnectionRecord } from './registry.js';
+
+/** The handshake as the core sees it, whatever the platform. */
+export interface HandshakeRequest {
+  connectionId: string;
+  /** Header names in lower case; repeated headers joined with ", ". */
+  headers: Readonly<Record<string, string>>;
+  query: Readonly<Record<string, string>>;
+  sourceIp: string;
+}
+
+/**
+ * The answer of an `authenticate` hook. `identity` is stored with the
+ * connection (JSON only, so every registry can hold it); `clientId`, when
+ * given, replaces the one the client asked for.
+ */
+export type AuthDecision =
+  | { allow: true; identity?: JsonObject; clientId?: string }
+  | { allow: false; reason?: string };
+
+/** A frame builder that is told the room's head count, so one room listing serves both. */
+export type FrameSource = ServerFrame | ((room: { onlineCount: number }) => ServerFrame);
+
+export interface BroadcastOptions {
+  /** Leave this connection out (for `user_joined`, which the newcomer does not get). */
+  except?: string;
+}
+
+/** What a hook or route can do. Every method is async because the registry may be remote. */
+export interface Context {
+  /** The connection this event belongs to, as it was when the event arrived. */
+  readonly connection: ConnectionRecord;
+  /** When the event arrived. */
+  readonly now: Date;
+  /** Sends a frame to this connection. */
+  reply(frame: ServerFrame): Promise<void>;
+  /** Sends a frame to everyone in `room`; resolves to the room's head count. */
+  broadcast(room: string, frame: FrameSource, options?: BroadcastOptions): Promise<number>;
+  /** Sends to the connection holding `clientId`; false when there is none. */
+  sendToClient(clientId: string, frame: ServerFrame): Promise<boolean>;
+  /** Leaves the current room (announcing `user_left`) and enters `room` (welcome, `user_joined`). */
+  joinRoom(room: string): Promise<void>;
+  listRoom(room: string): Promise<ConnectionRecord[]>;
+  close(code: number, reason: string): Promise<void>;
+}
+
+/** A typed message route: `parse` validates the frame's fields, `handle` acts on the result. */
+export interface Route<Message> {
+  parse(fields: Readonly<Record<string, unknown>>): Message;
+  handle(ctx: Context, message: Message): void | Promise<void>;
+}
+
+export interface App {
+  name: string;
+  /** Runs on the handshake; a refusal is HTTP 401. Absent: everyone is let in. */
+  authenticate?(request: HandshakeRequest): AuthDecision | Promise<AuthDecision>;
+  /** After the core has sent `welcome` and announced `user_joined`. */
+  onConnect?(ctx: Context): void | Promise<void>;
+  /** Commands by their `type` (or `action`, for AWS-style clients). */
+  routes: Readonly<Record<string, Route<any>>>;
+  /**
+   * Frames no route takes: plain text, and commands of unknown type. Absent,
+   * text is `invalid_message` and unknown commands `unknown_type`.
+   */
+  onMessage?(ctx: Context, frame: InboundFrame): void | Promise<void>;
+  /** After the connection left its room and `user_left` went out. */
+  onDisconnect?(ctx: Context): void | Promise<void>;
+}
+
+/** Identity functions that exist for type inference at the call site. */
+export function defineApp(app: App): App {
+  return app;
+}
+
+export function route<Message>(definition: Route<Message>): Route<Message> {
+  return definition;
+}

@@ -1,0 +1,329 @@
+/**
+ * The protocol core: turns platform events (a handshake, a greeting, a text
+ * frame, a disconnect) into registry updates and frames for the transport.
+ * Both targets drive this one class; they differ only in the registry and
+ * transport they hand it and in when they call `greet` (at once on CloudBase,
+ * from an asynchronous invocation on AWS, where `$connect` cannot send).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest } from './app.js';
+import { forEachLimited } from './concurrency.js';
+import {
+  CloseCode,
+  ForbiddenOriginError,
+  HandshakeError,
+  InvalidClientIdError,
+  InvalidMessageError,
+  InvalidRoomHandshakeError,
+  ProtocolError,
+  RateLimitedError,
+  UnauthorizedError,
+  UnknownTypeError,
+} from './errors.js';
+import { silentLogger, type Logger } from './log.js';
+import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, type ServerFrame } from './protocol.js';
+import { freshRateState } from './rate-limit.js';
+import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
+import { DEFAULT_CORE_SETTINGS, normalizeOrigin, type CoreSettings } from './settings.js';
+import type { Transport } from './transport.js';
+
+export interface EngineOptions {
+  app: App;
+  registry: ConnectionRegistry;
+  transport: Transport;
+  settings?: Partial<CoreSettings>;
+  logger?: Logger;
+  /** Epoch ms; injectable so liveness can be reasoned about in tests. */
+  clock?: () => number;
+}
+
+export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; error: HandshakeError };
+
+/** How many suffixed names (alice-2 … alice-9) are tried before a random suffix. */
+const NUMBERED_CANDIDATES = 8;
+
+export class Engine {
+  readonly settings: CoreSettings;
+  private readonly app: App;
+  private readonly registry: ConnectionRegistry;
+  private readonly transport: Transport;
+  private readonly logger: Logger;
+  private readonly clock: () => number;
+
+  constructor(options: EngineOptions) {
+    this.app = options.app;
+    this.registry = options.registry;
+    this.transport = options.transport;
+    this.settings = { ...DEFAULT_CORE_SETTINGS, ...options.settings };
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /**
+   * Decides a handshake and, when it is accepted, registers the connection
+   * under a clientId nobody else holds. Nothing is sent: on AWS the socket
+   * cannot receive until this has returned.
+   */
+  async admit(request: HandshakeRequest): Promise<Admission> {
+    try {
+      this.checkOrigin(request.headers.origin);
+      const requestedId = nonEmpty(request.query.clientId);
+      if (requestedId !== undefined && !isValidName(requestedId)) throw new InvalidClientIdError();
+      const room = nonEmpty(request.query.room) ?? DEFAULT_ROOM;
+      if (!isValidName(room)) throw new InvalidRoomHandshakeError();
+
+      let identity: JsonObject = {};
+      let clientId = requestedId;
+      if (this.app.authenticate) {
+        const decision = await this.app.authenticate(request);
+        if (!decision.allow) throw new UnauthorizedError(decision.reason);
+        identity = decision.identity ?? {};
+        if (decision.clientId !== undefined) {
+          if (!isValidName(decision.clientId)) throw new InvalidClientIdError();
+          clientId = decision.clientId;
+        }
+      }
+
+      const now = this.clock();
+      const base: ConnectionRecord = {
+        connectionId: request.connectionId,
+        clientId: '',
+        room,
+        connectedAt: now,
+        lastActiveAt: now,
+        sourceIp: request.sourceIp,
+        identity,
+        rate: freshRateState(now),
+      };
+      for (const candidate of clientIdCandidates(clientId)) {
+        const record = { ...base, clientId: candidate };
+        if (await this.registry.add(record)) {
+          this.logger.info('connect', { connectionId: record.connectionId, clientId: candidate, room });
+          return { ok: true, record };
+        }
+      }
+      throw new HandshakeError(503, 'client_id_unavailable', 'could not assign a clientId, try again');
+    } catch (error) {
+      if (error instanceof HandshakeError) {
+        this.logger.info('handshake_refused', { connectionId: request.connectionId, status: error.status, code: error.code });
+        return { ok: false, error };
+      }
+      throw error;
+    }
+  }
+
+  /** Sends `welcome` to a freshly admitted connection and `user_joined` to its room. */
+  async greet(connectionId: string): Promise<void> {
+    const record = await this.registry.get(connectionId);
+    if (!record) return;
+    const ctx = this.context(record);
+    await this.announceArrival(record);
+    await this.app.onConnect?.(ctx);
+  }
+
+  /**
+   * Handles one text frame. Protocol errors go back to the sender as `error`
+   * frames; anything else is rethrown for the adapter to turn into a close
+   * 1011 (CloudBase) or a 500 (Lambda), after it is logged here.
+   */
+  async receive(connectionId: string, text: string): Promise<void> {
+    const touched = await this.registry.touch(connectionId, this.clock(), this.settings.rateLimit);
+    if (!touched) {
+      this.logger.warn('frame_from_unknown_connection', { connectionId });
+      return;
+    }
+    const { record, admitted } = touched;
+    const ctx = this.context(record);
+    if (!admitted) {
+      if (record.rate.strikes >= this.settings.rateLimit.closeAfter) {
+        this.logger.warn('rate_limit_close', { connectionId, clientId: record.clientId });
+        await ctx.close(CloseCode.policyViolation, 'rate limit exceeded');
+      } else {
+        await this.sendError(connectionId, new RateLimitedError());
+      }
+      return;
+    }
+    try {
+      await this.dispatch(ctx, text);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.logger.debug('protocol_error', { connectionId, code: error.code });
+        await this.sendError(connectionId, error);
+        return;
+      }
+      this.logger.error('handler_failed', { connectionId, clientId: record.clientId, error });
+      throw error;
+    }
+  }
+
+  /** Forgets a connection and tells its room. Safe to call twice; the second call does nothing. */
+  async disconnect(connectionId: string): Promise<void> {
+    const record = await this.registry.remove(connectionId);
+    if (!record) return;
+    this.logger.info('disconnect', { connectionId, clientId: record.clientId, room: record.room });
+    const ctx = this.context(record);
+    await ctx.broadcast(record.room, ({ onlineCount }) => ({
+      type: 'user_left',
+      clientId: record.clientId,
+      room: record.room,
+      message: `${record.clientId} left ${record.room}`,
+      onlineCount,
+    }));
+    await this.app.onDisconnect?.(ctx);
+  }
+
+  /** Closes (1001) and forgets every connection idle for longer than heartbeatTimeout. */
+  async sweepIdle(): Promise<number> {
+    const idle = await this.registry.listIdle(this.clock() - this.settings.heartbeatTimeoutMs);
+    for (const record of idle) {
+      this.logger.info('idle_timeout', { connectionId: record.connectionId, clientId: record.clientId });
+      await this.transport.close(record.connectionId, CloseCode.goingAway, 'idle timeout');
+      await this.disconnect(record.connectionId);
+    }
+    return idle.length;
+  }
+
+  private async dispatch(ctx: Context, text: string): Promise<void> {
+    const frame = parseFrame(text);
+    if (frame.kind === 'command' && Object.hasOwn(this.app.routes, frame.name)) {
+      const route = this.app.routes[frame.name]!;
+      await route.handle(ctx, route.parse(frame.fields));
+      return;
+    }
+    if (this.app.onMessage) {
+      await this.app.onMessage(ctx, frame);
+      return;
+    }
+    if (frame.kind === 'command') throw new UnknownTypeError(frame.name);
+    throw new InvalidMessageError('this app takes JSON commands only');
+  }
+
+  private checkOrigin(origin: string | undefined): void {
+    const allowed = this.settings.allowedOrigins;
+    // Non-browser clients send no Origin; the rule exists to stop other sites' pages.
+    if (!allowed || origin === undefined) return;
+    if (!allowed.has(normalizeOrigin(origin))) throw new ForbiddenOriginError(origin);
+  }
+
+  private async announceArrival(record: ConnectionRecord): Promise<void> {
+    const members = await this.registry.listRoom(record.room);
+    // A store's index may not show the newcomer yet; count it exactly once either way.
+    const others = members.filter((member) => member.connectionId !== record.connectionId);
+    const onlineCount = others.length + 1;
+    await this.send(record.connectionId, {
+      type: 'welcome',
+      clientId: record.clientId,
+      room: record.room,
+      message: `Welcome to ${record.room}, ${record.clientId}!`,
+      onlineCount,
+    });
+    await this.deliver(others, {
+      type: 'user_joined',
+      clientId: record.clientId,
+      room: record.room,
+      message: `${record.clientId} joined ${record.room}`,
+      onlineCount,
+    });
+  }
+
+  private context(record: ConnectionRecord): Context {
+    const engine = this;
+    return {
+      connection: record,
+      now: new Date(this.clock()),
+      reply: (frame) => engine.send(record.connectionId, frame).then(() => undefined),
+      broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
+      sendToClient: async (clientId, frame) => {
+        const target = await engine.registry.findByClientId(clientId);
+        if (!target) return false;
+        return (await engine.send(target.connectionId, frame)) === 'sent';
+      },
+      joinRoom: (room) => engine.joinRoom(record, room),
+      listRoom: (room) => engine.registry.listRoom(room),
+      close: (code, reason) => engine.transport.close(record.connectionId, code, reason),
+    };
+  }
+
+  private async joinRoom(record: ConnectionRecord, room: string): Promise<void> {
+    const previousRoom = record.room;
+    const moved = previousRoom === room ? record : await this.registry.moveToRoom(record.connectionId, room);
+    if (!moved) return;
+    if (previousRoom !== room) {
+      await this.broadcast(previousRoom, ({ onlineCount }) => ({
+        type: 'user_left',
+        clientId: record.clientId,
+        room: previousRoom,
+        message: `${record.clientId} left ${previousRoom}`,
+        onlineCount,
+      }));
+      await this.announceArrival(moved);
+    } else {
+      const onlineCount = await this.registry.countRoom(room);
+      await this.send(record.connectionId, {
+        type: 'welcome',
+        clientId: record.clientId,
+        room,
+        message: `You are already in ${room}, ${record.clientId}.`,
+        onlineCount,
+      });
+    }
+  }
+
+  private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
+    const members = await this.registry.listRoom(room);
+    const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
+    const recipients = options.except ? members.filter((m) => m.connectionId !== options.except) : members;
+    await this.deliver(recipients, frame);
+    return members.length;
+  }
+
+  /** Fan-out: one encoding, bounded concurrency, and gone connections forgotten afterwards. */
+  private async deliver(recipients: readonly ConnectionRecord[], frame: ServerFrame): Promise<void> {
+    if (recipients.length === 0) return;
+    const data = encodeFrame(frame, new Date(this.clock()));
+    const gone: string[] = [];
+    await forEachLimited(
+      recipients,
+      this.settings.fanoutConcurrency,
+      async (recipient) => {
+        if ((await this.transport.send(recipient.connectionId, data)) === 'gone') gone.push(recipient.connectionId);
+      },
+      (error, recipient) => this.logger.warn('send_failed', { connectionId: recipient.connectionId, error }),
+    );
+    // After the fan-out, so one stale entry never holds up the others' messages.
+    for (const connectionId of gone) await this.disconnect(connectionId);
+  }
+
+  private async send(connectionId: string, frame: ServerFrame): Promise<'sent' | 'gone'> {
+    const outcome = await this.transport.send(connectionId, encodeFrame(frame, new Date(this.clock())));
+    if (outcome === 'gone') await this.disconnect(connectionId);
+    return outcome;
+  }
+
+  private async sendError(connectionId: string, error: ProtocolError): Promise<void> {
+    await this.send(connectionId, { type: 'error', code: error.code, message: error.message });
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function* clientIdCandidates(requested: string | undefined): Generator<string> {
+  if (requested === undefined) {
+    for (let attempt = 0; attempt < 3; attempt++) yield `client_${randomBytes(4).toString('hex')}`;
+    return;
+  }
+  yield requested;
+  for (let n = 2; n < 2 + NUMBERED_CANDIDATES; n++) yield withSuffix(requested, `-${n}`);
+  for (let attempt = 0; attempt < 3; attempt++) yield withSuffix(requested, `-${randomBytes(3).toString('hex')}`);
+}
+
+/** Keeps the result within 32 characters (code points) by shortening the base. */
+function withSuffix(base: string, suffix: string): string {
+  return Array.from(base).slice(0, 32 - suffix.length).join('') + suffix;
+}
+
+export function newMessageId(): string {
+  return randomUUID();
+}

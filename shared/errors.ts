@@ -1,0 +1,110 @@
+/**
+ * Every error a client or an operator can see has a class here with a stable
+ * string `code`. docs/errors.md lists them all; keep the two in step.
+ */
+
+/** Close codes of RFC 6455 and the protocol, named so call sites read as intent. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  unsupportedData: 1003,
+  invalidPayload: 1007,
+  policyViolation: 1008,
+  messageTooBig: 1009,
+  serverError: 1011,
+  serviceRestart: 1012,
+} as const;
+
+export class CloudsocketError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An error answered to the offending client with an `error` frame. It never
+ * reaches anyone else and never closes the connection by itself.
+ */
+export class ProtocolError extends CloudsocketError {}
+
+export class InvalidMessageError extends ProtocolError {
+  constructor(message: string) {
+    super('invalid_message', message);
+  }
+}
+
+export class UnknownTypeError extends ProtocolError {
+  constructor(type: string) {
+    super('unknown_type', `unknown message type "${type.slice(0, 64)}"`);
+  }
+}
+
+export class MessageTooLargeError extends ProtocolError {
+  constructor(limit: number) {
+    super('message_too_large', `content is longer than ${limit} characters`);
+  }
+}
+
+export class RateLimitedError extends ProtocolError {
+  constructor() {
+    super('rate_limited', 'too many messages, slow down');
+  }
+}
+
+export class RecipientNotFoundError extends ProtocolError {
+  constructor(clientId: string) {
+    super('recipient_not_found', `no connected client "${clientId.slice(0, 64)}"`);
+  }
+}
+
+export class InvalidRoomError extends ProtocolError {
+  constructor() {
+    super('invalid_room', 'room must be 1-32 letters, digits, "_" or "-"');
+  }
+}
+
+/**
+ * A refused WebSocket handshake. Where the platform can refuse (both of ours
+ * can), the client sees the HTTP status and a JSON body `{code, message}`.
+ */
+export class HandshakeError extends CloudsocketError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+export class UnauthorizedError extends HandshakeError {
+  constructor(reason = 'authentication failed') {
+    super(401, 'unauthorized', reason);
+  }
+}
+
+export class ForbiddenOriginError extends HandshakeError {
+  constructor(origin: string) {
+    super(403, 'forbidden_origin', `origin ${origin.slice(0, 200)} is not allowed`);
+  }
+}
+
+export class InvalidClientIdError extends HandshakeError {
+  constructor() {
+    super(400, 'invalid_client_id', 'clientId must be 1-32 letters, digits, "_" or "-"');
+  }
+}
+
+export class InvalidRoomHandshakeError extends HandshakeError {
+  constructor() {
+    super(400, 'invalid_room', 'room must be 1-32 letters, digits, "_" or "-"');
+  }
+}
+
+/** A setting (environment variable or CLI flag) that cannot be used as given. */
+export class ConfigError extends CloudsocketError {
+  constructor(message: string) {
+    super('invalid_config', message);
+  }
+}

@@ -1,0 +1,12 @@
+/** The public surface of the core, for apps and adapters. */
+export * from './app.js';
+export * from './chat.js';
+export * from './engine.js';
+export * from './errors.js';
+export * from './log.js';
+export * from './memory-registry.js';
+export * from './protocol.js';
+export * from './rate-limit.js';
+export * from './registry.js';
+export * from './settings.js';
+export * from './transport.js';

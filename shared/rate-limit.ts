@@ -1,0 +1,42 @@
+/**
+ * A per-connection token bucket, kept as GCRA state (one "theoretical arrival
+ * time") so that it fits in a single number a registry can store and update in
+ * the same write as the activity touch.
+ */
+export interface RateLimit {
+  /** Sustained frames per second; 0 turns the limit off. */
+  perSecond: number;
+  /** Frames that may arrive at once after a quiet spell. */
+  burst: number;
+  /** Consecutive refused frames after which the connection is closed with 1008. */
+  closeAfter: number;
+}
+
+export interface RateState {
+  /** Epoch ms at which the bucket would be full again. */
+  tat: number;
+  /** Frames refused in a row; reset by the next admitted frame. */
+  strikes: number;
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { perSecond: 10, burst: 20, closeAfter: 50 };
+
+export function freshRateState(now: number): RateState {
+  return { tat: now, strikes: 0 };
+}
+
+export interface RateDecision {
+  admitted: boolean;
+  state: RateState;
+}
+
+export function consumeToken(state: RateState, now: number, limit: RateLimit): RateDecision {
+  if (limit.perSecond <= 0) return { admitted: true, state: { tat: now, strikes: 0 } };
+  const interval = 1000 / limit.perSecond;
+  const tolerance = interval * (limit.burst - 1);
+  const tat = Math.max(state.tat, now);
+  if (tat - now > tolerance) {
+    return { admitted: false, state: { tat: state.tat, strikes: state.strikes + 1 } };
+  }
+  return { admitted: true, state: { tat: tat + interval, strikes: 0 } };
+}

@@ -1,0 +1,54 @@
+import type { JsonObject } from './protocol.js';
+import type { RateLimit, RateState } from './rate-limit.js';
+
+/** What the core knows about one live connection. Plain data, so any store can hold it. */
+export interface ConnectionRecord {
+  /** The platform's id for the socket (ours on CloudBase, API Gateway's on AWS). */
+  connectionId: string;
+  /** The name other clients see; unique among live connections. */
+  clientId: string;
+  room: string;
+  /** Epoch ms. */
+  connectedAt: number;
+  /** Epoch ms of the last frame received. */
+  lastActiveAt: number;
+  sourceIp: string;
+  /** Whatever the app's authenticate hook returned, or {}. */
+  identity: JsonObject;
+  rate: RateState;
+}
+
+export interface TouchResult {
+  /** The record after the touch. */
+  record: ConnectionRecord;
+  /** Whether the frame fits in the rate limit. */
+  admitted: boolean;
+}
+
+/**
+ * Where connections live. Async throughout so that a remote store (DynamoDB)
+ * fits the same core as the in-memory one. Implementations must pass
+ * test/registry-suite.ts.
+ */
+export interface ConnectionRegistry {
+  /** Stores the record unless its clientId belongs to another live connection; then false. */
+  add(record: ConnectionRecord): Promise<boolean>;
+  get(connectionId: string): Promise<ConnectionRecord | undefined>;
+  findByClientId(clientId: string): Promise<ConnectionRecord | undefined>;
+  listRoom(room: string): Promise<ConnectionRecord[]>;
+  countRoom(room: string): Promise<number>;
+  /** Moves a connection to another room; undefined when it is gone. */
+  moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * Records activity and spends one token of the rate limit, as one operation
+   * (one write on a remote store). Undefined when the connection is gone.
+   */
+  touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined>;
+  /** Removes and returns the record; undefined when it was already gone. */
+  remove(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * Connections whose last activity is before `before` (epoch ms). Registries
+   * that expire entries by themselves (a TTL) may return [].
+   */
+  listIdle(before: number): Promise<ConnectionRecord[]>;
+}

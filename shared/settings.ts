@@ -1,0 +1,86 @@
+/**
+ * Settings from environment variables, read the same way on every target.
+ * A value that cannot be used is a ConfigError naming the variable.
+ */
+import { ConfigError } from './errors.js';
+import { DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface CoreSettings {
+  /** A connection with no frame for this long is closed with 1001. */
+  heartbeatTimeoutMs: number;
+  /** How often idle connections are looked for. */
+  cleanupIntervalMs: number;
+  rateLimit: RateLimit;
+  /** Origins allowed to open a connection; null allows any. */
+  allowedOrigins: ReadonlySet<string> | null;
+  /** Sends in flight at once during a broadcast. */
+  fanoutConcurrency: number;
+}
+
+export const DEFAULT_CORE_SETTINGS: CoreSettings = {
+  heartbeatTimeoutMs: 300_000,
+  cleanupIntervalMs: 30_000,
+  rateLimit: DEFAULT_RATE_LIMIT,
+  allowedOrigins: null,
+  fanoutConcurrency: 50,
+};
+
+export function readCoreSettings(env: Env): CoreSettings {
+  return {
+    heartbeatTimeoutMs: readSeconds(env, 'HEARTBEAT_TIMEOUT', 300) * 1000,
+    cleanupIntervalMs: readSeconds(env, 'CLEANUP_INTERVAL', 30) * 1000,
+    rateLimit: {
+      perSecond: readNumber(env, 'RATE_LIMIT', DEFAULT_RATE_LIMIT.perSecond, { min: 0 }),
+      burst: readNumber(env, 'RATE_BURST', DEFAULT_RATE_LIMIT.burst, { min: 1, integer: true }),
+      closeAfter: readNumber(env, 'RATE_LIMIT_CLOSE_AFTER', DEFAULT_RATE_LIMIT.closeAfter, { min: 1, integer: true }),
+    },
+    allowedOrigins: readOrigins(env.ALLOWED_ORIGINS),
+    fanoutConcurrency: readNumber(env, 'FANOUT_CONCURRENCY', 50, { min: 1, max: 1000, integer: true }),
+  };
+}
+
+interface NumberRule {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+export function readNumber(env: Env, name: string, fallback: number, rule: NumberRule = {}): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  const problems: string[] = [];
+  if (!Number.isFinite(value)) problems.push('a number');
+  if (rule.integer && !Number.isInteger(value)) problems.push('a whole number');
+  if (rule.min !== undefined && !(value >= rule.min)) problems.push(`at least ${rule.min}`);
+  if (rule.max !== undefined && !(value <= rule.max)) problems.push(`at most ${rule.max}`);
+  if (problems.length > 0) throw new ConfigError(`${name}=${JSON.stringify(raw)} must be ${problems.join(', ')}`);
+  return value;
+}
+
+/** Seconds, fractions allowed so tests can shorten timers. */
+export function readSeconds(env: Env, name: string, fallback: number): number {
+  const seconds = readNumber(env, name, fallback, { min: 0 });
+  if (seconds === 0) throw new ConfigError(`${name} must be more than 0 seconds`);
+  return seconds;
+}
+
+export function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if ((choices as readonly string[]).includes(raw)) return raw as T;
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} must be one of ${choices.join(', ')}`);
+}
+
+/** Comma-separated origins, compared without case and trailing slash; "*" or empty allows any. */
+function readOrigins(raw: string | undefined): ReadonlySet<string> | null {
+  const origins = (raw ?? '').split(',').map(normalizeOrigin).filter((origin) => origin !== '');
+  if (origins.length === 0 || origins.includes('*')) return null;
+  return new Set(origins);
+}
+
+export function normalizeOrigin(origin: string): string {
+  return origin.trim().toLowerCase().replace(/\/+$/, '');
+}

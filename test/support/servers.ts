@@ -1,0 +1,98 @@
+/**
+ * Starting the CloudBase target for tests: from source in this process, or
+ * from the built artifact as a child process through its own scf_bootstrap.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createChatApp } from '../../shared/chat.js';
+import type { App } from '../../shared/app.js';
+import { createLogger, silentLogger } from '../../shared/log.js';
+import { CloudbaseServer } from '../../functions/cloudbase/server.js';
+import { readCloudbaseSettings, type CloudbaseSettings } from '../../functions/cloudbase/settings.js';
+import { buildCloudbase, writeZip } from '../../scripts/build.js';
+import { runArtifact, type RunningArtifact } from '../../scripts/run-artifact.js';
+
+export interface SourceServer {
+  server: CloudbaseServer;
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** The CloudBase server from source on a random port; `env` is read like the real environment. */
+export async function startSourceServer(env: Record<string, string> = {}, app?: App): Promise<SourceServer> {
+  const settings: CloudbaseSettings = { ...readCloudbaseSettings({ ...env, PORT: '0', HOST: '127.0.0.1' }) };
+  const logger = process.env.TEST_LOGS ? createLogger('debug') : silentLogger;
+  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: settings.authToken }), settings, logger, page: '<!doctype html><title>cloudsocket</title>' });
+  const { port } = await server.listen();
+  return { server, port, url: `ws://127.0.0.1:${port}/`, stop: () => server.shutdown() };
+}
+
+export interface ArtifactServer {
+  running: RunningArtifact;
+  url: string;
+  /** The empty temp dir the zip was unpacked into. */
+  directory: string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Builds the zip, unpacks it into an empty temp dir and starts `bash scf_bootstrap` there. */
+export async function startArtifactServer(env: Record<string, string> = {}): Promise<ArtifactServer> {
+  const { zip, directory } = await buildArtifactOnce();
+  void directory;
+  const unpacked = await mkdtemp(join(tmpdir(), 'cloudsocket-fn-'));
+  await unzip(zip, unpacked);
+  const running = await runArtifact(unpacked, { port: 0, env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env } });
+  return {
+    running,
+    directory: unpacked,
+    url: `ws://127.0.0.1:${running.port}/`,
+    stop: async (signal) => {
+      const code = await running.stop(signal);
+      await rm(unpacked, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+let built: Promise<{ zip: string; directory: string }> | undefined;
+
+/** One build per test file into its own temp dir, so parallel files never share an output. */
+export function buildArtifactOnce(): Promise<{ zip: string; directory: string }> {
+  built ??= mkdtemp(join(tmpdir(), 'cloudsocket-dist-')).then((out) => buildCloudbase(out));
+  return built;
+}
+
+/** Unpacks with yauzl, keeping the Unix mode of each entry as the zip states it. */
+export async function unzip(zipPath: string, into: string): Promise<Map<string, number>> {
+  const yauzl = (await import('yauzl')).default;
+  const { mkdir, writeFile, chmod } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  const modes = new Map<string, number>();
+  const zipfile = await new Promise<import('yauzl').ZipFile>((resolve, reject) =>
+    yauzl.open(zipPath, { lazyEntries: true }, (error, file) => (error ? reject(error) : resolve(file))),
+  );
+  await new Promise<void>((resolve, reject) => {
+    zipfile.on('error', reject);
+    zipfile.on('end', () => resolve());
+    zipfile.on('entry', (entry: import('yauzl').Entry) => {
+      const mode = (entry.externalFileAttributes >>> 16) & 0o7777;
+      modes.set(entry.fileName, mode);
+      zipfile.openReadStream(entry, async (error, stream) => {
+        if (error) return reject(error);
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        const target = join(into, entry.fileName);
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, Buffer.concat(chunks));
+        await chmod(target, mode || 0o644);
+        zipfile.readEntry();
+      });
+    });
+    zipfile.readEntry();
+  });
+  return modes;
+}
+
+export { writeZip };
