@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 
 export interface RunningArtifact {
@@ -22,48 +23,71 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Called with each stdout line as it arrives. */
   onLine?: (line: string) => void;
-  /** Give up waiting for the "listening" log line after this long. */
+  /** Give up waiting for the port to accept connections after this long. */
   startTimeoutMs?: number;
 }
 
-export function runArtifact(directory: string, options: RunOptions): Promise<RunningArtifact> {
+export async function runArtifact(directory: string, options: RunOptions): Promise<RunningArtifact> {
+  const port = options.port === 0 ? await freePort() : options.port;
   const child = spawn('bash', [join(directory, 'scf_bootstrap')], {
     cwd: directory,
-    env: { ...process.env, ...options.env, PORT: String(options.port) },
+    env: { ...process.env, ...options.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    options.onLine?.(line);
+  });
 
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+  // Readiness is the port accepting connections, not a log line: LOG_LEVEL may hide every line.
+  const timeoutMs = options.startTimeoutMs ?? 15000;
+  const deadline = Date.now() + timeoutMs;
+  let exitCode: number | null | undefined;
+  void exited.then((code) => (exitCode = code));
+  while (!(await canConnect(port))) {
+    if (exitCode !== undefined) throw new Error(`the function exited with code ${exitCode} before listening: ${stderr.join('').trim()}`);
+    if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      reject(new Error(`the function did not start within ${options.startTimeoutMs ?? 15000} ms: ${stderr.join('')}`));
-    }, options.startTimeoutMs ?? 15000);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the function exited with code ${code} before listening: ${stderr.join('').trim()}`));
+      throw new Error(`the function did not listen on port ${port} within ${timeoutMs} ms: ${stderr.join('').trim()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return {
+    child,
+    port,
+    lines,
+    exited,
+    stop: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      lines.push(line);
-      options.onLine?.(line);
-      const event = parseLogLine(line);
-      if (event?.event === 'listening' && typeof event.port === 'number') {
-        clearTimeout(timer);
-        resolve({
-          child,
-          port: event.port,
-          lines,
-          exited,
-          stop: (signal = 'SIGTERM') => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            return exited;
-          },
-        });
-      }
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
     });
+    socket.once('error', () => resolve(false));
   });
 }
 

@@ -68,6 +68,15 @@ export function conformanceSuite(target: string, baseUrl: () => string): void {
         await closeAll();
       });
 
+      it('keeps a numbered clientId within 32 characters', async () => {
+        const room = uniqueName('room');
+        const clientId = uniqueName('x').padEnd(32, 'y');
+        await join({ clientId, room });
+        const second = await join({ clientId, room });
+        expect(second.welcome.clientId).toBe(`${clientId.slice(0, 30)}-2`);
+        await closeAll();
+      });
+
       it.each([
         ['a space', 'bad id'],
         ['33 characters', 'x'.repeat(33)],
