@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Suites start servers and child processes; two cores are shared between them.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
