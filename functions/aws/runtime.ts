@@ -1,0 +1,113 @@
+/**
+ * What every handler of a Lambda container shares: settings, SDK clients and
+ * engines, created on first use and kept for the container's life. Built
+ * lazily so a bad setting becomes a logged 500, not a failed cold start.
+ */
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { createChatApp } from '../../shared/chat.js';
+import { DynamoDbRegistry } from '../../shared/dynamodb-registry.js';
+import { Engine } from '../../shared/engine.js';
+import { createLogger, type Logger } from '../../shared/log.js';
+import type { WebSocketResult } from './events.js';
+import { ManagementApiTransport } from './management-transport.js';
+import { readAwsSettings, type AwsSettings } from './settings.js';
+
+/** Where the management API of a stage is: from the event, unless the SDK is pointed elsewhere. */
+export interface StageAddress {
+  domainName: string;
+  stage: string;
+}
+
+export interface Runtime {
+  settings: AwsSettings;
+  logger: Logger;
+  registry: DynamoDbRegistry;
+  lambda: LambdaClient;
+  managementClient(address: StageAddress): ApiGatewayManagementApiClient;
+  engine(address: StageAddress): Engine;
+}
+
+let shared: Runtime | undefined;
+
+export function runtime(): Runtime {
+  shared ??= createRuntime(process.env);
+  return shared;
+}
+
+function createRuntime(env: NodeJS.ProcessEnv): Runtime {
+  const settings = readAwsSettings(env);
+  const logger = createLogger(settings.logLevel);
+  // Endpoints come from the SDK's own AWS_ENDPOINT_URL_* variables when set (the emulator sets them).
+  const registry = new DynamoDbRegistry({ client: new DynamoDBClient({}), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+  const app = createChatApp({ authToken: settings.authToken });
+  const clients = new Map<string, ApiGatewayManagementApiClient>();
+  const engines = new Map<string, Engine>();
+  let lambda: LambdaClient | undefined;
+
+  const managementClient = (address: StageAddress): ApiGatewayManagementApiClient => {
+    const endpoint = managementEndpoint(env, address);
+    let client = clients.get(endpoint ?? '');
+    if (!client) {
+      client = new ApiGatewayManagementApiClient(endpoint ? { endpoint } : {});
+      clients.set(endpoint ?? '', client);
+    }
+    return client;
+  };
+
+  return {
+    settings,
+    logger,
+    registry,
+    get lambda() {
+      lambda ??= new LambdaClient({});
+      return lambda;
+    },
+    managementClient,
+    engine(address) {
+      const key = managementEndpoint(env, address) ?? '';
+      let engine = engines.get(key);
+      if (!engine) {
+        engine = new Engine({ app, registry, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
+        engines.set(key, engine);
+      }
+      return engine;
+    },
+  };
+}
+
+/** undefined: let the SDK take AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (or AWS_ENDPOINT_URL). */
+function managementEndpoint(env: NodeJS.ProcessEnv, { domainName, stage }: StageAddress): string | undefined {
+  if (env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI || env.AWS_ENDPOINT_URL) return undefined;
+  return `https://${domainName}/${stage}`;
+}
+
+export const INTERNAL_ERROR: WebSocketResult = { statusCode: 500, body: 'internal error' };
+
+/**
+ * Runs a handler body; anything it throws is logged and answered with a bare
+ * 500, so no stack trace or SDK message ever reaches API Gateway's caller.
+ */
+export async function guarded(
+  handlerName: string,
+  connectionId: string,
+  body: (rt: Runtime) => Promise<WebSocketResult>,
+  failure: WebSocketResult = INTERNAL_ERROR,
+): Promise<WebSocketResult> {
+  let rt: Runtime;
+  try {
+    rt = runtime();
+  } catch (error) {
+    fallbackLogger.error('runtime_unavailable', { handler: handlerName, connectionId, error });
+    return failure;
+  }
+  try {
+    return await body(rt);
+  } catch (error) {
+    rt.logger.error(`${handlerName}_failed`, { connectionId, error });
+    return failure;
+  }
+}
+
+const fallbackLogger = createLogger('error');

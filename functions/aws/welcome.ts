@@ -1,0 +1,43 @@
+/**
+ * The welcome, invoked asynchronously by `$connect`. The invocation can
+ * arrive before API Gateway has opened the connection (posting then answers
+ * 410), so it first waits for GetConnection to know the connection.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import type { LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
+import { isGone } from './management-transport.js';
+import { guarded } from './runtime.js';
+
+/** Waits before each GetConnection; about 3 s in all, well past a normal handshake. */
+const CONFIRM_DELAYS_MS = [0, 50, 100, 200, 400, 800, 1500];
+
+export const handler = async (payload: WelcomePayload, _context?: LambdaContext): Promise<WebSocketResult> => {
+  const connectionId = typeof payload?.connectionId === 'string' ? payload.connectionId : '';
+  return guarded('welcome', connectionId, async (rt) => {
+    if (!connectionId || typeof payload.domainName !== 'string' || typeof payload.stage !== 'string') {
+      rt.logger.error('welcome_bad_payload', { payload });
+      return { statusCode: 400, body: 'connectionId, domainName and stage are required' };
+    }
+    if (!(await confirmConnection(rt.managementClient(payload), connectionId))) {
+      // Never opened, or already closed: its $disconnect (or the TTL) forgets it.
+      rt.logger.info('welcome_unconfirmed', { connectionId });
+      return { statusCode: 410, body: 'connection not open' };
+    }
+    await rt.engine(payload).greet(connectionId);
+    return { statusCode: 200 };
+  });
+};
+
+async function confirmConnection(client: ApiGatewayManagementApiClient, connectionId: string): Promise<boolean> {
+  for (const wait of CONFIRM_DELAYS_MS) {
+    if (wait > 0) await delay(wait);
+    try {
+      await client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return true;
+    } catch (error) {
+      if (!isGone(error)) throw error;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,438 @@
+/**
+ * The registry of the AWS target: one DynamoDB table shared by every Lambda
+ * container. It never Scans; rooms and clientIds are read through two sparse
+ * global secondary indexes, and every write is a single-item conditional
+ * write, because DynamoDB Local-style stores (dynalite) have no transactions.
+ *
+ * Items (partition key `pk`, see infra/aws/template.yaml ConnectionsTable):
+ *   conn#{connectionId}  the ConnectionRecord; carries `room` and `clientId`,
+ *                        so it appears in both indexes (byRoom, byClientId).
+ *   client#{clientId}    the claim that makes a clientId unique: `owner` is the
+ *                        connectionId holding it. It has neither `room` nor
+ *                        `clientId`, so the indexes never see it.
+ * Both carry `expiresAt` (epoch seconds) for DynamoDB's TTL, so the entries of
+ * a connection whose `$disconnect` never came disappear by themselves. TTL
+ * deletes lazily (up to days late), so every read also ignores expired items.
+ *
+ * Requests per operation (the common case first):
+ *   add            2 writes (claim Put, connection Put); a taken clientId: 1 write.
+ *                  A connectionId that already exists: 3 (the claim is released).
+ *   get            1 GetItem.
+ *   findByClientId 1 Query on byClientId.
+ *   listRoom       1 Query on byRoom per 1 MB page.
+ *   countRoom      1 Query (Select COUNT) per 1 MB page.
+ *   moveToRoom     1 UpdateItem.
+ *   touch          1 UpdateItem when the bucket has room to spare (tat <= now);
+ *                  inside a burst, 1 more UpdateItem (plus 1 GetItem where the
+ *                  store cannot return the old item with the failed condition);
+ *                  once per ttl/2 of activity, 2 more writes refresh expiresAt.
+ *   remove         2 writes (connection Delete, claim Delete); already gone: 1.
+ *   listIdle       none: see the method.
+ */
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type QueryCommandInput,
+  type UpdateItemCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { CloudsocketError } from './errors.js';
+import type { JsonObject } from './protocol.js';
+import type { RateLimit } from './rate-limit.js';
+import type { ConnectionRecord, ConnectionRegistry, TouchResult } from './registry.js';
+
+/** Names the template's ConnectionsTable must use; test/template.test.ts holds the two together. */
+export const PARTITION_KEY = 'pk';
+export const ROOM_INDEX = 'byRoom';
+export const CLIENT_ID_INDEX = 'byClientId';
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+/** API Gateway closes every connection after 2 hours, so no entry needs to outlive that. */
+export const DEFAULT_CONNECTION_TTL_SECONDS = 7200;
+
+export interface DynamoDbRegistryOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  /** How long an entry outlives its last refresh; at least twice API Gateway's 10-minute idle timeout. */
+  ttlSeconds: number;
+  /** Epoch ms; decides what has expired. */
+  clock?: () => number;
+}
+
+/** A conditional write lost to concurrent writers more times than is plausible. */
+export class RegistryContentionError extends CloudsocketError {
+  constructor(connectionId: string) {
+    super('registry_contention', `connection ${connectionId} is being updated concurrently; gave up`);
+  }
+}
+
+/** Concurrent frames of one connection race only on its rate-limit state; a few rounds settle it. */
+const MAX_TOUCH_ATTEMPTS = 10;
+
+type Item = Record<string, AttributeValue>;
+
+export class DynamoDbRegistry implements ConnectionRegistry {
+  private readonly client: DynamoDBClient;
+  private readonly tableName: string;
+  private readonly ttlSeconds: number;
+  private readonly clock: () => number;
+
+  constructor(options: DynamoDbRegistryOptions) {
+    if (!(options.ttlSeconds > 0)) throw new RangeError('ttlSeconds must be more than 0');
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.ttlSeconds = options.ttlSeconds;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /**
+   * Claims the clientId first, then stores the connection. Without
+   * transactions the two writes can be interleaved with other connects, so
+   * each is conditional and a failed second write gives the claim back.
+   */
+  async add(record: ConnectionRecord): Promise<boolean> {
+    const nowSeconds = this.nowSeconds();
+    const expiresAt = nowSeconds + this.ttlSeconds;
+    const claimed = await this.conditionally(
+      this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: { [PARTITION_KEY]: s(claimKey(record.clientId)), owner: s(record.connectionId), [TTL_ATTRIBUTE]: n(expiresAt) },
+          ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :now',
+          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':now': n(nowSeconds) },
+        }),
+      ),
+    );
+    if (!claimed) return false;
+
+    let stored: boolean;
+    try {
+      stored = await this.conditionally(
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: toItem(record, expiresAt),
+            ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :now',
+            ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
+            ExpressionAttributeValues: { ':now': n(nowSeconds) },
+          }),
+        ),
+      );
+    } catch (error) {
+      await this.releaseClaim(record.clientId, record.connectionId).catch(() => undefined);
+      throw error;
+    }
+    if (!stored) await this.releaseClaim(record.clientId, record.connectionId);
+    return stored;
+  }
+
+  async get(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: connectionKey(connectionId), ConsistentRead: true }),
+    );
+    return Item && this.isLive(Item) ? toRecord(Item) : undefined;
+  }
+
+  async findByClientId(clientId: string): Promise<ConnectionRecord | undefined> {
+    const items = await this.queryLive({ IndexName: CLIENT_ID_INDEX, KeyConditionExpression: 'clientId = :key', ExpressionAttributeValues: { ':key': s(clientId) } });
+    return items[0] ? toRecord(items[0]) : undefined;
+  }
+
+  async listRoom(room: string): Promise<ConnectionRecord[]> {
+    const items = await this.queryLive({ IndexName: ROOM_INDEX, KeyConditionExpression: '#room = :key', ExpressionAttributeNames: { '#room': 'room' }, ExpressionAttributeValues: { ':key': s(room) } });
+    return items.map(toRecord);
+  }
+
+  async countRoom(room: string): Promise<number> {
+    let count = 0;
+    let startKey: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: ROOM_INDEX,
+          Select: 'COUNT',
+          KeyConditionExpression: '#room = :key',
+          FilterExpression: '#expiresAt > :now',
+          ExpressionAttributeNames: { '#room': 'room', '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':key': s(room), ':now': n(this.nowSeconds()) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      count += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return count;
+  }
+
+  async moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined> {
+    const item = await this.updateLive(connectionId, { UpdateExpression: 'SET #room = :room', ExpressionAttributeNames: { '#room': 'room' }, ExpressionAttributeValues: { ':room': s(room) } });
+    return item ? toRecord(item) : undefined;
+  }
+
+  /**
+   * The rate limit (GCRA, see rate-limit.ts) and the activity touch in one
+   * UpdateItem. GCRA needs max(tat, now), which an update expression cannot
+   * compute, so the common case is written as a condition: when `tat <= now`
+   * the bucket has room and the new tat is simply now + interval. Only inside
+   * a burst does the old tat have to be read and the write repeated against it.
+   */
+  async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
+    const result = await this.spendToken(connectionId, now, limit);
+    if (result) await this.refreshExpiryIfDue(result.expiresAt, result.touched.record);
+    return result?.touched;
+  }
+
+  /** Deletes the connection, then gives its clientId back. */
+  async remove(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const { Attributes } = await this.client.send(
+      new DeleteItemCommand({ TableName: this.tableName, Key: connectionKey(connectionId), ReturnValues: 'ALL_OLD' }),
+    );
+    if (!Attributes) return undefined;
+    const record = toRecord(Attributes);
+    await this.releaseClaim(record.clientId, connectionId);
+    return this.isLive(Attributes) ? record : undefined;
+  }
+
+  /**
+   * Always empty. Finding idle connections would need a Scan or an index over
+   * every connection's activity (written on every frame); instead API Gateway
+   * closes idle connections itself after 10 minutes (and fires `$disconnect`),
+   * and the TTL removes the entries of those whose `$disconnect` was lost.
+   */
+  async listIdle(_before: number): Promise<ConnectionRecord[]> {
+    return [];
+  }
+
+  private async spendToken(connectionId: string, now: number, limit: RateLimit): Promise<{ touched: TouchResult; expiresAt: number } | undefined> {
+    const touched = (item: Item | undefined, admitted: boolean) =>
+      item ? { touched: { record: toRecord(item), admitted }, expiresAt: num(item[TTL_ATTRIBUTE]) } : undefined;
+
+    if (limit.perSecond <= 0) {
+      const item = await this.updateLive(connectionId, {
+        UpdateExpression: 'SET lastActiveAt = :now, tat = :now, strikes = :zero',
+        ExpressionAttributeValues: { ':now': n(now), ':zero': n(0) },
+      });
+      return touched(item, true);
+    }
+
+    const interval = 1000 / limit.perSecond;
+    const tolerance = interval * (limit.burst - 1);
+    for (let attempt = 0; attempt < MAX_TOUCH_ATTEMPTS; attempt++) {
+      const quiet = await this.updateLive(
+        connectionId,
+        {
+          UpdateExpression: 'SET lastActiveAt = :now, tat = :next, strikes = :zero',
+          ExpressionAttributeValues: { ':now': n(now), ':next': n(now + interval), ':zero': n(0) },
+        },
+        'tat <= :now',
+      );
+      if (quiet.item) return touched(quiet.item, true);
+      const old = quiet.old;
+      if (!old || !this.isLive(old)) return undefined;
+
+      const oldTat = old.tat?.N;
+      if (oldTat === undefined || Number(oldTat) <= now) continue;
+      if (Number(oldTat) - now > tolerance) {
+        // Refused frames still count as activity, and the strikes decide when to close.
+        const item = await this.updateLive(connectionId, {
+          UpdateExpression: 'SET lastActiveAt = :now, strikes = strikes + :one',
+          ExpressionAttributeValues: { ':now': n(now), ':one': n(1) },
+        });
+        return touched(item, false);
+      }
+      const burst = await this.updateLive(
+        connectionId,
+        {
+          UpdateExpression: 'SET lastActiveAt = :now, tat = tat + :interval, strikes = :zero',
+          ExpressionAttributeValues: { ':now': n(now), ':interval': n(interval), ':zero': n(0), ':oldTat': { N: oldTat } },
+        },
+        'tat = :oldTat',
+      );
+      if (burst.item) return touched(burst.item, true);
+      if (!burst.old || !this.isLive(burst.old)) return undefined;
+      // Another frame of this connection moved tat first; decide again from the new value.
+    }
+    throw new RegistryContentionError(connectionId);
+  }
+
+  /**
+   * Extends both items' expiry once less than half the TTL is left, so the
+   * hot path writes nothing extra and an active connection costs two more
+   * writes per ttl/2.
+   */
+  private async refreshExpiryIfDue(expiresAt: number, record: ConnectionRecord): Promise<void> {
+    const nowSeconds = this.nowSeconds();
+    if (expiresAt - nowSeconds >= this.ttlSeconds / 2) return;
+    const extended = n(nowSeconds + this.ttlSeconds);
+    await this.updateLive(record.connectionId, {
+      UpdateExpression: 'SET #expiresAt = :expiresAt',
+      ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE },
+      ExpressionAttributeValues: { ':expiresAt': extended },
+    });
+    await this.conditionally(
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [PARTITION_KEY]: s(claimKey(record.clientId)) },
+          UpdateExpression: 'SET #expiresAt = :expiresAt',
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE, '#owner': 'owner' },
+          ExpressionAttributeValues: { ':expiresAt': extended, ':owner': s(record.connectionId) },
+        }),
+      ),
+    );
+  }
+
+  /** Deletes the claim only if this connection still holds it; someone may have taken it over after expiry. */
+  private async releaseClaim(clientId: string, owner: string): Promise<void> {
+    await this.conditionally(
+      this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { [PARTITION_KEY]: s(claimKey(clientId)) },
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': s(owner) },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * An UpdateItem on a live connection item (it exists and has not expired),
+   * returning the new item. With `extraCondition`, a failed condition hands
+   * back the item as it was, so the caller can tell "gone" from "condition".
+   */
+  private async updateLive(connectionId: string, update: Partial<UpdateItemCommandInput>): Promise<Item | undefined>;
+  private async updateLive(connectionId: string, update: Partial<UpdateItemCommandInput>, extraCondition: string): Promise<{ item?: Item; old?: Item }>;
+  private async updateLive(
+    connectionId: string,
+    update: Partial<UpdateItemCommandInput>,
+    extraCondition?: string,
+  ): Promise<Item | undefined | { item?: Item; old?: Item }> {
+    const liveCondition = 'attribute_exists(#pk) AND #expiresAt > :nowSeconds';
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: connectionKey(connectionId),
+          ...update,
+          ConditionExpression: extraCondition ? `${liveCondition} AND ${extraCondition}` : liveCondition,
+          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':nowSeconds': n(this.nowSeconds()) },
+          ReturnValues: 'ALL_NEW',
+          ...(extraCondition ? { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const } : {}),
+        }),
+      );
+      return extraCondition ? { item: Attributes } : Attributes;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      if (!extraCondition) return undefined;
+      // DynamoDB returns the old item with the failure; stores that cannot (dynalite) cost one read.
+      const old = error.Item ?? (await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: connectionKey(connectionId), ConsistentRead: true }))).Item;
+      return { old };
+    }
+  }
+
+  private async queryLive(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          ...input,
+          TableName: this.tableName,
+          FilterExpression: '#expiresAt > :now',
+          ExpressionAttributeNames: { ...input.ExpressionAttributeNames, '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ':now': n(this.nowSeconds()) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  /** Resolves false when the write's condition failed; other errors pass through. */
+  private async conditionally(write: Promise<unknown>): Promise<boolean> {
+    try {
+      await write;
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private isLive(item: Item): boolean {
+    return num(item[TTL_ATTRIBUTE]) > this.nowSeconds();
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.clock() / 1000);
+  }
+}
+
+function isConditionFailure(error: unknown): error is { name: string; Item?: Item } {
+  // By name, not instanceof: a bundle may hold more than one copy of the SDK's classes.
+  return (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
+}
+
+function connectionKey(connectionId: string): Item {
+  return { [PARTITION_KEY]: s(`conn#${connectionId}`) };
+}
+
+function claimKey(clientId: string): string {
+  return `client#${clientId}`;
+}
+
+function toItem(record: ConnectionRecord, expiresAt: number): Item {
+  return {
+    ...connectionKey(record.connectionId),
+    connectionId: s(record.connectionId),
+    clientId: s(record.clientId),
+    room: s(record.room),
+    connectedAt: n(record.connectedAt),
+    lastActiveAt: n(record.lastActiveAt),
+    sourceIp: s(record.sourceIp),
+    identity: s(JSON.stringify(record.identity)),
+    tat: n(record.rate.tat),
+    strikes: n(record.rate.strikes),
+    [TTL_ATTRIBUTE]: n(expiresAt),
+  };
+}
+
+function toRecord(item: Item): ConnectionRecord {
+  return {
+    connectionId: str(item.connectionId),
+    clientId: str(item.clientId),
+    room: str(item.room),
+    connectedAt: num(item.connectedAt),
+    lastActiveAt: num(item.lastActiveAt),
+    sourceIp: str(item.sourceIp),
+    identity: JSON.parse(str(item.identity) || '{}') as JsonObject,
+    rate: { tat: num(item.tat), strikes: num(item.strikes) },
+  };
+}
+
+function s(value: string): AttributeValue {
+  return { S: value };
+}
+
+function n(value: number): AttributeValue {
+  return { N: String(value) };
+}
+
+function str(value: AttributeValue | undefined): string {
+  return value?.S ?? '';
+}
+
+function num(value: AttributeValue | undefined): number {
+  return value?.N === undefined ? 0 : Number(value.N);
+}

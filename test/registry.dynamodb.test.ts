@@ -1,0 +1,171 @@
+import { GetItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../shared/dynamodb-registry.js';
+import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
+import type { ConnectionRecord } from '../shared/registry.js';
+import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
+import { registrySuite } from './registry-suite.js';
+
+const TTL_SECONDS = 7200;
+const LIMIT: RateLimit = { perSecond: 10, burst: 3, closeAfter: 5 };
+
+let dynalite: RunningDynalite;
+/** Every command any registry in this file sent. */
+const sentBySuite: string[] = [];
+
+beforeAll(async () => {
+  dynalite = await startDynalite();
+});
+afterAll(async () => {
+  await dynalite?.stop();
+});
+
+registrySuite(
+  'DynamoDbRegistry on dynalite',
+  async () => {
+    const client = dynamoClient(dynalite.endpoint, sentBySuite);
+    const table = await createConnectionsTable(client);
+    return {
+      registry: new DynamoDbRegistry({ client, tableName: table.tableName, ttlSeconds: TTL_SECONDS }),
+      cleanup: async () => {
+        await table.drop();
+        client.destroy();
+      },
+    };
+  },
+  { listsIdle: false },
+);
+
+describe('DynamoDbRegistry specifics', () => {
+  let client: DynamoDBClient;
+  let tableName: string;
+  let sent: string[];
+  let now: number;
+  let registry: DynamoDbRegistry;
+  let serial = 0;
+
+  beforeEach(async () => {
+    sent = [];
+    client = dynamoClient(dynalite.endpoint, sent);
+    const table = await createConnectionsTable(client);
+    tableName = table.tableName;
+    now = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
+    registry = new DynamoDbRegistry({ client, tableName, ttlSeconds: TTL_SECONDS, clock: () => now });
+    sent.length = 0;
+    return async () => {
+      await table.drop();
+      client.destroy();
+    };
+  });
+
+  const record = (clientId: string, room = 'lobby'): ConnectionRecord => ({
+    connectionId: `Jx${++serial}cdEFgh=`,
+    clientId,
+    room,
+    connectedAt: now,
+    lastActiveAt: now,
+    sourceIp: '',
+    identity: {},
+    rate: freshRateState(now),
+  });
+
+  const rawItem = async (pk: string) =>
+    (await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: pk } }, ConsistentRead: true }))).Item;
+
+  /** Runs `action` and returns the commands it sent. */
+  const requestsOf = async (action: () => Promise<unknown>): Promise<string[]> => {
+    sent.length = 0;
+    await action();
+    return [...sent];
+  };
+
+  it('puts a TTL attribute in epoch seconds, CONNECTION_TTL ahead, on the connection and on its clientId claim', async () => {
+    const alice = record('alice');
+    await registry.add(alice);
+    const expected = String(Math.floor(now / 1000) + TTL_SECONDS);
+    expect((await rawItem(`conn#${alice.connectionId}`))?.[TTL_ATTRIBUTE]).toEqual({ N: expected });
+    expect((await rawItem('client#alice'))?.[TTL_ATTRIBUTE]).toEqual({ N: expected });
+    expect(Number(expected)).toBeGreaterThan(now / 1000);
+  });
+
+  it('costs the documented number of requests per operation', async () => {
+    const alice = record('alice');
+    expect(await requestsOf(() => registry.add(alice))).toEqual(['PutItemCommand', 'PutItemCommand']);
+    expect(await requestsOf(() => registry.add(record('alice')))).toEqual(['PutItemCommand']);
+    expect(await requestsOf(() => registry.get(alice.connectionId))).toEqual(['GetItemCommand']);
+    expect(await requestsOf(() => registry.findByClientId('alice'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.listRoom('lobby'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.countRoom('lobby'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.moveToRoom(alice.connectionId, 'kitchen'))).toEqual(['UpdateItemCommand']);
+    expect(await requestsOf(() => registry.listIdle(now))).toEqual([]);
+    expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand', 'DeleteItemCommand']);
+    expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand']);
+  });
+
+  it('touches with a single UpdateItem when the bucket has room, and one more write inside a burst', async () => {
+    const alice = record('alice');
+    await registry.add(alice);
+    // Quiet: a frame a second is far under 10/s.
+    for (let i = 1; i <= 3; i++) {
+      now += 1000;
+      expect(await requestsOf(() => registry.touch(alice.connectionId, now, LIMIT))).toEqual(['UpdateItemCommand']);
+    }
+    // Burst: the second frame at the same instant finds tat in the future.
+    const burst = await requestsOf(() => registry.touch(alice.connectionId, now, LIMIT));
+    expect(burst.filter((name) => name === 'UpdateItemCommand')).toHaveLength(2);
+    // dynalite cannot return the old item with a failed condition; DynamoDB can, saving this read.
+    expect(burst.filter((name) => name !== 'UpdateItemCommand')).toEqual(['GetItemCommand']);
+  });
+
+  it('refreshes expiresAt only once less than half the TTL is left, on both items', async () => {
+    const alice = record('alice');
+    await registry.add(alice);
+    now += (TTL_SECONDS / 2 - 10) * 1000;
+    expect(await requestsOf(() => registry.touch(alice.connectionId, now, LIMIT))).toEqual(['UpdateItemCommand']);
+    now += 20_000;
+    expect(await requestsOf(() => registry.touch(alice.connectionId, now, LIMIT))).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    const extended = String(Math.floor(now / 1000) + TTL_SECONDS);
+    expect((await rawItem(`conn#${alice.connectionId}`))?.[TTL_ATTRIBUTE]).toEqual({ N: extended });
+    expect((await rawItem('client#alice'))?.[TTL_ATTRIBUTE]).toEqual({ N: extended });
+    now += 1000;
+    expect(await requestsOf(() => registry.touch(alice.connectionId, now, LIMIT))).toEqual(['UpdateItemCommand']);
+  });
+
+  it('treats expired entries as gone before DynamoDB deletes them, and frees their clientId', async () => {
+    const alice = record('alice', 'kitchen');
+    await registry.add(alice);
+    now += TTL_SECONDS * 1000;
+    expect(await rawItem(`conn#${alice.connectionId}`)).toBeDefined();
+    expect(await registry.get(alice.connectionId)).toBeUndefined();
+    expect(await registry.findByClientId('alice')).toBeUndefined();
+    expect(await registry.listRoom('kitchen')).toEqual([]);
+    expect(await registry.countRoom('kitchen')).toBe(0);
+    expect(await registry.touch(alice.connectionId, now, LIMIT)).toBeUndefined();
+    expect(await registry.moveToRoom(alice.connectionId, 'lobby')).toBeUndefined();
+    const successor = record('alice', 'kitchen');
+    expect(await registry.add(successor)).toBe(true);
+    expect((await registry.findByClientId('alice'))?.connectionId).toBe(successor.connectionId);
+    // The old connection's late $disconnect must not release the successor's claim.
+    expect(await registry.remove(alice.connectionId)).toBeUndefined();
+    expect(await registry.add(record('alice'))).toBe(false);
+  });
+
+  it('keeps clientId claims out of the room and clientId indexes', async () => {
+    await registry.add(record('alice', 'lobby'));
+    expect(await rawItem('client#alice')).toEqual({
+      pk: { S: 'client#alice' },
+      owner: expect.objectContaining({ S: expect.any(String) }),
+      [TTL_ATTRIBUTE]: expect.objectContaining({ N: expect.any(String) }),
+    });
+    expect(await registry.countRoom('lobby')).toBe(1);
+  });
+});
+
+describe('requests sent by the registry suite', () => {
+  it('never included a Scan', () => {
+    expect(sentBySuite.length).toBeGreaterThan(100);
+    expect(sentBySuite).toContain('QueryCommand');
+    expect(sentBySuite).not.toContain(ScanCommand.name);
+    expect(sentBySuite.some((name) => /scan/i.test(name))).toBe(false);
+  });
+});
