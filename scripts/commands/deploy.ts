@@ -1,0 +1,143 @@
+import { parseFlags, UsageError, type Command } from '../cli-args.js';
+import { deployAws } from '../deploy/aws.js';
+import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
+import { deployCloudbase } from '../deploy/cloudbase.js';
+import { createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit } from '../deploy/cloudbase-target.js';
+import {
+  buildForAws,
+  buildForCloudbase,
+  checkAccessPath,
+  checkBucket,
+  checkFunctionName,
+  checkStack,
+  checkStage,
+  CLOUDBASERC_PATH,
+  reporter,
+  requireEnvId,
+  TEMPLATE_PATH,
+} from '../deploy/flags.js';
+
+const AWS_HELP = `Usage: cloudsocket deploy aws [--stack NAME] [--region R] [--stage S] [--bucket B] [--dry-run]
+
+Builds, uploads dist/aws/lambda.zip to S3 under a content-hash key, then creates
+or updates the CloudFormation stack of infra/aws/template.yaml through a change
+set, printing stack events as they happen, and finally the wss:// URL.
+Credentials come from the AWS default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, SSO, ~/.aws/config and credentials).
+
+Options:
+  --stack NAME   stack name (default cloudsocket)
+  --region R     AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)
+  --stage S      API Gateway stage name (default dev)
+  --bucket B     upload to this existing bucket instead of a private deployment
+                 bucket that deploy creates (named after the stack and region)
+  --dry-run      print every API call the deploy would make; sends nothing
+  -h, --help     show this help`;
+
+const CLOUDBASE_HELP = `Usage: cloudsocket deploy cloudbase --env ENV_ID [--name NAME] [--path /chat] [--dry-run]
+
+Builds dist/cloudbase.zip, creates or updates the HTTP function of
+infra/cloudbase/cloudbaserc.json (WebSocket on, idle timeout, timeout, runtime,
+per-instance concurrency, environment variables), routes an HTTP access path
+to it, and prints the wss:// URL.
+Credentials: TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (and
+TENCENTCLOUD_SESSIONTOKEN for temporary keys); TCB_REGION or
+TENCENTCLOUD_REGION pins the region of the environment.
+
+Options:
+  --env ENV_ID   CloudBase environment id (required)
+  --name NAME    function name (default: the name in cloudbaserc.json, cloudsocket)
+  --path PATH    HTTP access path (default /chat)
+  --dry-run      print every API call the deploy would make; sends nothing
+  -h, --help     show this help`;
+
+const DRY_RUN_NOTE = 'dry run: nothing is sent; the plan assumes nothing exists yet and every call succeeds';
+const AWS_POLL_NOTE = 'a real run repeats DescribeChangeSet, DescribeStacks and DescribeStackEvents every 5 s until each operation ends';
+const CLOUDBASE_POLL_NOTE = 'each manager call below sends one or more SCF/TCB API requests; createFunction and waitFunctionActive poll GetFunction until the function is Active';
+
+async function deployToAws(argv: string[]): Promise<number> {
+  const { values } = parseFlags('deploy aws', argv, {
+    stack: { type: 'string' },
+    region: { type: 'string' },
+    stage: { type: 'string' },
+    bucket: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(AWS_HELP);
+    return 0;
+  }
+  const say = (line: string) => console.log(line);
+  const stack = checkStack('deploy aws', values.stack ?? 'cloudsocket');
+  const stage = checkStage('deploy aws', values.stage ?? 'dev');
+  const bucket = values.bucket === undefined ? undefined : checkBucket('deploy aws', values.bucket);
+  const dryRun = values['dry-run'] === true;
+  let target;
+  if (dryRun) {
+    const region = await resolveRegion(values.region);
+    say(DRY_RUN_NOTE);
+    if (!region) say('no region configured: showing us-east-1; the real run needs --region or AWS_REGION');
+    say('AWS credentials: the SDK default chain (not resolved in a dry run)');
+    say(AWS_POLL_NOTE);
+    target = createDryRunAwsTarget(region ?? 'us-east-1', say);
+  } else {
+    target = await createAwsTarget(values.region);
+  }
+  await deployAws(target, {
+    ...reporter(say, dryRun ? 0 : 5000),
+    stack,
+    stage,
+    bucket,
+    templatePath: TEMPLATE_PATH,
+    build: () => buildForAws(say),
+  });
+  return 0;
+}
+
+async function deployToCloudbase(argv: string[]): Promise<number> {
+  const { values } = parseFlags('deploy cloudbase', argv, {
+    env: { type: 'string' },
+    name: { type: 'string' },
+    path: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(CLOUDBASE_HELP);
+    return 0;
+  }
+  const say = (line: string) => console.log(line);
+  const envId = requireEnvId('deploy cloudbase', values.env);
+  const name = values.name === undefined ? undefined : checkFunctionName('deploy cloudbase', values.name);
+  const path = checkAccessPath('deploy cloudbase', values.path ?? '/chat');
+  let manager;
+  if (values['dry-run']) {
+    say(DRY_RUN_NOTE);
+    say(CLOUDBASE_POLL_NOTE);
+    say(describeManagerInit(envId));
+    manager = createDryRunCloudbaseManager(envId, say);
+  } else {
+    manager = createCloudbaseManager(envId);
+  }
+  await deployCloudbase(manager, { envId, name, path, configPath: CLOUDBASERC_PATH, build: () => buildForCloudbase(say), say });
+  return 0;
+}
+
+export const deployCommand: Command = {
+  name: 'deploy',
+  summary: 'deploy to AWS (CloudFormation) or Tencent CloudBase and print the wss:// URL',
+  help: `Usage: cloudsocket deploy aws|cloudbase [options]
+
+${AWS_HELP}
+
+${CLOUDBASE_HELP}`,
+  async run(argv) {
+    const [target, ...rest] = argv;
+    if (target === 'aws') return deployToAws(rest);
+    if (target === 'cloudbase') return deployToCloudbase(rest);
+    if (target === undefined || target === '--help' || target === '-h') {
+      console.log(deployCommand.help);
+      return target === undefined ? 2 : 0;
+    }
+    throw new UsageError(`deploy: unknown target "${target.slice(0, 40)}"; use aws or cloudbase (see cloudsocket deploy --help)`);
+  },
+};

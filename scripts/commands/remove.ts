@@ -1,0 +1,107 @@
+import { parseFlags, UsageError, type Command } from '../cli-args.js';
+import { removeAws } from '../deploy/aws-remove.js';
+import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
+import { loadFunctionConfig, removeCloudbase } from '../deploy/cloudbase.js';
+import { createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit } from '../deploy/cloudbase-target.js';
+import { checkBucket, checkFunctionName, checkStack, CLOUDBASERC_PATH, reporter, requireEnvId } from '../deploy/flags.js';
+
+const AWS_HELP = `Usage: cloudsocket remove aws [--stack NAME] [--region R] [--delete-bucket] [--bucket B] [--dry-run]
+
+Deletes the CloudFormation stack (API, functions, table, roles), printing
+stack events until it is gone. The deployment bucket is kept unless
+--delete-bucket is given, and then only a bucket deploy created for this stack
+is emptied and deleted.
+
+Options:
+  --stack NAME      stack name (default cloudsocket)
+  --region R        AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)
+  --delete-bucket   also empty and delete the deployment bucket
+  --bucket B        the deployment bucket, when the stack is already gone
+  --dry-run         print every API call the removal would make; sends nothing
+  -h, --help        show this help`;
+
+const CLOUDBASE_HELP = `Usage: cloudsocket remove cloudbase --env ENV_ID [--name NAME] [--dry-run]
+
+Deletes the function's HTTP access paths, then the function.
+
+Options:
+  --env ENV_ID   CloudBase environment id (required)
+  --name NAME    function name (default: the name in cloudbaserc.json, cloudsocket)
+  --dry-run      print every API call the removal would make; sends nothing
+  -h, --help     show this help`;
+
+const DRY_RUN_NOTE = 'dry run: nothing is sent; the plan assumes everything deploy makes exists and every call succeeds';
+
+async function removeFromAws(argv: string[]): Promise<number> {
+  const { values } = parseFlags('remove aws', argv, {
+    stack: { type: 'string' },
+    region: { type: 'string' },
+    bucket: { type: 'string' },
+    'delete-bucket': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(AWS_HELP);
+    return 0;
+  }
+  const say = (line: string) => console.log(line);
+  const stack = checkStack('remove aws', values.stack ?? 'cloudsocket');
+  const bucket = values.bucket === undefined ? undefined : checkBucket('remove aws', values.bucket);
+  const dryRun = values['dry-run'] === true;
+  let target;
+  if (dryRun) {
+    const region = await resolveRegion(values.region);
+    say(DRY_RUN_NOTE);
+    if (!region) say('no region configured: showing us-east-1; the real run needs --region or AWS_REGION');
+    target = createDryRunAwsTarget(region ?? 'us-east-1', say, true);
+  } else {
+    target = await createAwsTarget(values.region);
+  }
+  await removeAws(target, { ...reporter(say, dryRun ? 0 : 5000), stack, bucket, deleteBucket: values['delete-bucket'] === true });
+  return 0;
+}
+
+async function removeFromCloudbase(argv: string[]): Promise<number> {
+  const { values } = parseFlags('remove cloudbase', argv, {
+    env: { type: 'string' },
+    name: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(CLOUDBASE_HELP);
+    return 0;
+  }
+  const say = (line: string) => console.log(line);
+  const envId = requireEnvId('remove cloudbase', values.env);
+  const name = values.name === undefined ? (await loadFunctionConfig(CLOUDBASERC_PATH)).name : checkFunctionName('remove cloudbase', values.name);
+  let manager;
+  if (values['dry-run']) {
+    say(DRY_RUN_NOTE);
+    say(describeManagerInit(envId));
+    manager = createDryRunCloudbaseManager(envId, say, true);
+  } else {
+    manager = createCloudbaseManager(envId);
+  }
+  await removeCloudbase(manager, { envId, name, say });
+  return 0;
+}
+
+export const removeCommand: Command = {
+  name: 'remove',
+  summary: 'tear down what `deploy` made on AWS or CloudBase',
+  help: `Usage: cloudsocket remove aws|cloudbase [options]
+
+${AWS_HELP}
+
+${CLOUDBASE_HELP}`,
+  async run(argv) {
+    const [target, ...rest] = argv;
+    if (target === 'aws') return removeFromAws(rest);
+    if (target === 'cloudbase') return removeFromCloudbase(rest);
+    if (target === undefined || target === '--help' || target === '-h') {
+      console.log(removeCommand.help);
+      return target === undefined ? 2 : 0;
+    }
+    throw new UsageError(`remove: unknown target "${target.slice(0, 40)}"; use aws or cloudbase (see cloudsocket remove --help)`);
+  },
+};
