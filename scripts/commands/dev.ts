@@ -1,42 +1,122 @@
 import { join } from 'node:path';
-import { buildCloudbase, isStale, projectRoot } from '../build.js';
-import { integerFlag, parseFlags, type Command } from '../cli-args.js';
-import { runArtifact } from '../run-artifact.js';
+import { createLogger, LOG_LEVELS } from '../../shared/log.js';
+import { readChoice } from '../../shared/settings.js';
+import { buildAll, isStale, projectRoot } from '../build.js';
+import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
+import { startEmulator, type RunningEmulator } from '../emulator/index.js';
+import { runArtifact, type RunningArtifact } from '../run-artifact.js';
+
+const TARGETS = ['all', 'aws', 'cloudbase'] as const;
+type Target = (typeof TARGETS)[number];
+
+/** The shell's values of the functions' settings reach the emulated Lambda functions too, as they reach the CloudBase function. */
+const FUNCTION_SETTINGS = [
+  'LOG_LEVEL',
+  'AUTH_TOKEN',
+  'HEARTBEAT_TIMEOUT',
+  'CLEANUP_INTERVAL',
+  'RATE_LIMIT',
+  'RATE_BURST',
+  'RATE_LIMIT_CLOSE_AFTER',
+  'ALLOWED_ORIGINS',
+  'FANOUT_CONCURRENCY',
+  'CONNECTION_TTL',
+];
 
 export const devCommand: Command = {
   name: 'dev',
-  summary: 'run the targets locally (the CloudBase function from its built artifact)',
-  help: `Usage: cloudsocket dev [--port N] [--no-build]
+  summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
+  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--port N] [--aws-port N] [--stage NAME] [--no-build]
 
-Builds dist/ when sources changed, then starts the CloudBase function from
-dist/cloudbase through its own scf_bootstrap, exactly as CloudBase would.
-Ctrl+C closes every client with 1012 and stops.
+Builds dist/ when sources changed, then starts, side by side:
+  cloudbase  the CloudBase function from dist/cloudbase through its own
+             scf_bootstrap, exactly as CloudBase would    ws://127.0.0.1:9000/
+  aws        the emulated API Gateway WebSocket API, Lambda and DynamoDB,
+             running the built dist/aws handlers as read
+             from infra/aws/template.yaml                  ws://127.0.0.1:3001/dev
+Ctrl+C closes every client (1012 on CloudBase, 1001 on AWS) and stops both.
 
 Options:
-  --port N     port of the CloudBase target (default 9000, or $PORT)
-  --no-build   run dist/ as it is
-  -h, --help   show this help
+  --target T     all (default), aws or cloudbase
+  --port N       port of the CloudBase target (default 9000, or $PORT)
+  --aws-port N   port of the emulated AWS stack (default 3001); the WebSocket
+                 API, @connections and the Lambda Invoke API all answer there
+  --stage NAME   API Gateway stage, the path of the AWS URL (default dev)
+  --no-build     run dist/ as it is
+  -h, --help     show this help
 
-Environment variables of the function (LOG_LEVEL, HEARTBEAT_TIMEOUT, ...) pass through.`,
+Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
+RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
+set, replaces the embedded DynamoDB (dynalite).`,
   async run(argv) {
-    const { values } = parseFlags('dev', argv, { port: { type: 'string' }, 'no-build': { type: 'boolean' } });
+    const { values } = parseFlags('dev', argv, {
+      target: { type: 'string' },
+      port: { type: 'string' },
+      'aws-port': { type: 'string' },
+      stage: { type: 'string' },
+      'no-build': { type: 'boolean' },
+    });
     if (values.help) {
       console.log(devCommand.help);
       return 0;
     }
+    const target = (values.target ?? 'all') as Target;
+    if (!TARGETS.includes(target)) throw new UsageError(`dev: --target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(values.target)}`);
+    const runsCloudbase = target !== 'aws';
+    const runsAws = target !== 'cloudbase';
     const port = integerFlag('dev', 'port', values.port ?? process.env.PORT, 9000);
-    const directory = join(projectRoot, 'dist/cloudbase');
-    if (!values['no-build'] && (await isStale(join(projectRoot, 'dist/cloudbase.zip')))) {
-      console.log('building dist/ ...');
-      await buildCloudbase();
+    const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
+    const stage = values.stage ?? 'dev';
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
+      throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
-    const running = await runArtifact(directory, { port, onLine: (line) => console.log(line) });
-    console.log(`\ncloudsocket CloudBase target  ws://127.0.0.1:${running.port}/  (page: http://127.0.0.1:${running.port}/)\n`);
-    // The child is in our process group, so Ctrl+C reaches it too; we only wait for it to drain.
-    const forward = (signal: NodeJS.Signals) => void running.stop(signal);
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
-    const code = await running.exited;
+    if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
+
+    const artifacts = [
+      ...(runsCloudbase ? [join(projectRoot, 'dist/cloudbase.zip')] : []),
+      ...(runsAws ? [join(projectRoot, 'dist/aws/lambda.zip')] : []),
+    ];
+    if (!values['no-build'] && (await anyStale(artifacts))) {
+      console.log('building dist/ ...');
+      await buildAll(undefined, (line) => console.log(line));
+    }
+
+    let cloudbase: RunningArtifact | undefined;
+    let aws: RunningEmulator | undefined;
+    try {
+      if (runsCloudbase) cloudbase = await runArtifact(join(projectRoot, 'dist/cloudbase'), { port, onLine: (line) => console.log(line) });
+      if (runsAws) {
+        const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+        const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
+        aws = await startEmulator({ port: awsPort, stage, functionEnv, logger: createLogger(logLevel, (line) => process.stdout.write(line)) });
+      }
+    } catch (error) {
+      await cloudbase?.stop();
+      throw error;
+    }
+
+    console.log('');
+    if (cloudbase) console.log(`cloudsocket CloudBase target  ws://127.0.0.1:${cloudbase.port}/  (page: http://127.0.0.1:${cloudbase.port}/)`);
+    if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
+    console.log('');
+
+    // Ctrl+C reaches the CloudBase child directly (same process group); we forward it anyway for `kill -INT`.
+    const stopped = new Promise<NodeJS.Signals | 'exited'>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals) => resolve(signal);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      void cloudbase?.exited.then(() => resolve('exited'));
+    });
+    const reason = await stopped;
+    const [code] = await Promise.all([
+      cloudbase ? cloudbase.stop(reason === 'exited' ? undefined : reason) : Promise.resolve(0),
+      aws?.stop(),
+    ]);
     return code ?? 0;
   },
 };
+
+async function anyStale(artifacts: string[]): Promise<boolean> {
+  for (const artifact of artifacts) if (await isStale(artifact)) return true;
+  return false;
+}

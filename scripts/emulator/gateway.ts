@@ -1,0 +1,267 @@
+/**
+ * The WebSocket side of the emulated API Gateway: holds the upgrade until
+ * `$connect` has returned (refusing it with the handler's status, forwarding
+ * its Sec-WebSocket-Protocol), routes each text frame by the route selection
+ * expression, enforces API Gateway's limits (binary → 1003, over 128 KiB →
+ * 1009, idle and maximum lifetime → 1001) and fires `$disconnect` once.
+ */
+import { isUtf8 } from 'node:buffer';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { CloseCode } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
+import type { LambdaRuntime } from './lambda-runtime.js';
+import { selectRoute } from './route-selection.js';
+import type { EmulatedStack } from './stack.js';
+
+/** API Gateway's message limit, for frames in and for PostToConnection out. */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+
+export type ConnectionState = 'connecting' | 'open' | 'closed';
+
+export interface Connection {
+  facts: ConnectionFacts;
+  state: ConnectionState;
+  lastActiveAt: number;
+  socket?: WebSocket;
+  /** Set when the gateway itself ends the connection, so `$disconnect` reports its code, not the client's echo. */
+  closing?: { code: number; reason: string };
+  idleTimer?: NodeJS.Timeout;
+  lifetimeTimer?: NodeJS.Timeout;
+}
+
+export interface GatewayOptions {
+  stack: EmulatedStack;
+  stage: string;
+  lambda: LambdaRuntime;
+  logger: Logger;
+  idleTimeoutMs: number;
+  maxConnectionMs: number;
+  /** The port we listen on (known only once listening), for X-Forwarded-Port. */
+  port: () => number;
+}
+
+interface ProxyResult {
+  statusCode?: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export class Gateway {
+  readonly connections = new Map<string, Connection>();
+  private readonly wss: WebSocketServer;
+  private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
+  private readonly routeKeys: ReadonlySet<string>;
+  private readonly disconnects = new Set<Promise<void>>();
+
+  constructor(private readonly options: GatewayOptions) {
+    this.routeKeys = new Set(options.stack.routes.keys());
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_MESSAGE_BYTES,
+      // API Gateway does not negotiate compression.
+      perMessageDeflate: false,
+      // API Gateway answers with the subprotocol `$connect` returned, and none when it returned none.
+      handleProtocols: (_offered, request) => this.chosenProtocol.get(request) ?? false,
+    });
+  }
+
+  /** True for the path API Gateway serves WebSocket upgrades on: /{stage}. */
+  servesPath(pathname: string): boolean {
+    return pathname === `/${this.options.stage}` || pathname === `/${this.options.stage}/`;
+  }
+
+  async handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const { stack, stage, lambda, logger } = this.options;
+    socket.on('error', (error) => logger.debug('socket_error', { error }));
+    if (request.headers['sec-websocket-version'] !== '13' || !request.headers['sec-websocket-key']) {
+      return refuse(socket, 400, JSON.stringify({ message: 'Bad Request' }));
+    }
+    const now = Date.now();
+    const facts: ConnectionFacts = {
+      connectionId: gatewayId(),
+      connectedAt: now,
+      sourceIp: (request.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+      userAgent: request.headers['user-agent'] ?? '',
+      domainName: request.headers.host ?? `127.0.0.1:${this.options.port()}`,
+      stage,
+      apiId: stack.apiId,
+    };
+    const connection: Connection = { facts, state: 'connecting', lastActiveAt: now };
+    // Registered before $connect runs, so the management API can answer 410 for it meanwhile.
+    this.connections.set(facts.connectionId, connection);
+
+    const route = stack.routes.get('$connect');
+    let result: ProxyResult | null = { statusCode: 200 };
+    if (route) {
+      const outcome = await lambda.invoke(route.functionName, connectEvent(facts, request, this.options.port(), now));
+      if (!outcome.ok) {
+        logger.error('connect_handler_failed', { connectionId: facts.connectionId, functionName: route.functionName, error: outcome.error });
+        this.connections.delete(facts.connectionId);
+        return refuse(socket, 500, JSON.stringify({ message: 'Internal server error', connectionId: facts.connectionId, requestId: gatewayId() }));
+      }
+      result = outcome.result as ProxyResult | null;
+    }
+    const status = typeof result?.statusCode === 'number' ? result.statusCode : 200;
+    if (status < 200 || status > 299) {
+      this.connections.delete(facts.connectionId);
+      logger.info('connect_refused', { connectionId: facts.connectionId, status });
+      return refuse(socket, status, typeof result?.body === 'string' ? result.body : '', result?.headers);
+    }
+    if (socket.destroyed) {
+      // The client gave up while $connect ran: it never connected, but $connect did succeed.
+      return this.finish(connection, 1006, '');
+    }
+    const protocol = headerValue(result?.headers, 'sec-websocket-protocol');
+    if (protocol) this.chosenProtocol.set(request, protocol);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.open(connection, ws));
+  }
+
+  private open(connection: Connection, ws: WebSocket): void {
+    const { idleTimeoutMs, maxConnectionMs, logger } = this.options;
+    connection.socket = ws;
+    connection.state = 'open';
+    connection.lastActiveAt = Date.now();
+    logger.debug('connected', { connectionId: connection.facts.connectionId });
+    connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), maxConnectionMs);
+    this.armIdle(connection, idleTimeoutMs);
+    ws.on('message', (data, isBinary) => void this.onFrame(connection, data, isBinary));
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws closes by itself after these; remember why for the $disconnect event.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connection.closing ??= { code: CloseCode.messageTooBig, reason: 'Message too big' };
+      logger.debug('socket_error', { connectionId: connection.facts.connectionId, error });
+    });
+    ws.on('close', (code, reason) => {
+      const closing = connection.closing;
+      void this.finish(connection, closing?.code ?? code, closing?.reason ?? reason.toString());
+    });
+  }
+
+  /** Only frames from the client count as activity, as on API Gateway. */
+  private armIdle(connection: Connection, idleTimeoutMs: number): void {
+    clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), idleTimeoutMs);
+  }
+
+  private async onFrame(connection: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    const { stack, lambda, logger } = this.options;
+    if (connection.state !== 'open') return;
+    if (isBinary) {
+      this.end(connection, CloseCode.unsupportedData, 'Unsupported data');
+      return;
+    }
+    connection.lastActiveAt = Date.now();
+    this.armIdle(connection, this.options.idleTimeoutMs);
+
+    const body = rawToBuffer(data).toString('utf8');
+    const routeKey = selectRoute(stack.routeSelectionExpression, body, this.routeKeys);
+    const route = stack.routes.get(routeKey);
+    const { connectionId } = connection.facts;
+    if (!route) {
+      // What API Gateway sends when neither a route nor $default matches.
+      this.sendToSocket(connection, JSON.stringify({ message: 'Forbidden', connectionId, requestId: gatewayId() }));
+      return;
+    }
+    const outcome = await lambda.invoke(route.functionName, messageEvent(connection.facts, routeKey, body));
+    if (!outcome.ok) {
+      logger.error('message_handler_failed', { connectionId, routeKey, functionName: route.functionName, error: outcome.error });
+      this.sendToSocket(connection, JSON.stringify({ message: 'Internal server error', connectionId, requestId: gatewayId() }));
+      return;
+    }
+    const result = outcome.result as ProxyResult | null;
+    if (typeof result?.statusCode === 'number' && (result.statusCode < 200 || result.statusCode > 299)) {
+      logger.warn('message_handler_status', { connectionId, routeKey, statusCode: result.statusCode });
+    }
+    if (route.returnsResponse && typeof result?.body === 'string') this.sendToSocket(connection, result.body);
+  }
+
+  /** PostToConnection: false when the connection cannot receive (gone, or `$connect` still running). */
+  post(connectionId: string, data: Buffer): boolean {
+    const connection = this.connections.get(connectionId);
+    if (!connection || connection.state !== 'open' || connection.closing) return false;
+    return this.sendToSocket(connection, data);
+  }
+
+  /** DeleteConnection: false when there is no such open connection. */
+  delete(connectionId: string): boolean {
+    const connection = this.connections.get(connectionId);
+    if (!connection || connection.state !== 'open' || connection.closing) return false;
+    this.end(connection, CloseCode.normal, '');
+    return true;
+  }
+
+  private sendToSocket(connection: Connection, data: string | Buffer): boolean {
+    const ws = connection.socket;
+    if (!ws || ws.readyState !== ws.OPEN) return false;
+    const binary = typeof data !== 'string' && !isUtf8(data);
+    ws.send(data, { binary });
+    return true;
+  }
+
+  /** The gateway closes the connection; `$disconnect` follows when the socket has closed. */
+  private end(connection: Connection, code: number, reason: string): void {
+    if (connection.state !== 'open' || connection.closing) return;
+    connection.closing = { code, reason };
+    connection.socket?.close(code, reason);
+    // A peer that never answers the close frame still gets cut off.
+    const cutoff = setTimeout(() => connection.socket?.terminate(), 2000);
+    cutoff.unref();
+  }
+
+  private finish(connection: Connection, code: number, reason: string): Promise<void> {
+    if (connection.state === 'closed') return Promise.resolve();
+    connection.state = 'closed';
+    clearTimeout(connection.idleTimer);
+    clearTimeout(connection.lifetimeTimer);
+    this.connections.delete(connection.facts.connectionId);
+    const route = this.options.stack.routes.get('$disconnect');
+    if (!route) return Promise.resolve();
+    const { connectionId } = connection.facts;
+    const running = this.options.lambda.invoke(route.functionName, disconnectEvent(connection.facts, code, reason)).then((outcome) => {
+      if (!outcome.ok) this.options.logger.error('disconnect_handler_failed', { connectionId, error: outcome.error });
+    });
+    this.disconnects.add(running);
+    void running.finally(() => this.disconnects.delete(running));
+    return running;
+  }
+
+  /** Closes every connection with 1001 and waits (up to 3 s) for their sockets to close and their `$disconnect` handlers to finish. */
+  async close(): Promise<void> {
+    const closing = [...this.connections.values()];
+    const socketsClosed = closing.map((connection) => (connection.socket ? once(connection.socket, 'close').catch(() => undefined) : undefined));
+    for (const connection of closing) this.end(connection, CloseCode.goingAway, 'Going away');
+    const deadline = new Promise((resolve) => setTimeout(resolve, 3000).unref());
+    await Promise.race([Promise.all(socketsClosed), deadline]);
+    await Promise.race([Promise.all(this.disconnects), deadline]);
+    for (const client of this.wss.clients) client.terminate();
+    this.wss.close();
+  }
+}
+
+function refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
+  if (socket.destroyed) return;
+  const extra = Object.entries(headers)
+    .filter(([name]) => !/^(content-length|connection|transfer-encoding)$/i.test(name))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n` +
+      `Connection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+function headerValue(headers: Record<string, string> | undefined, name: string): string | undefined {
+  if (!headers) return undefined;
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  return key === undefined ? undefined : headers[key];
+}
+
+function rawToBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -1,0 +1,217 @@
+/**
+ * The local AWS stack: API Gateway's WebSocket side and @connections API, the
+ * Lambda Invoke API, the BUILT handlers running as Lambda runs them, and a
+ * DynamoDB with the template's table, all read from infra/aws/template.yaml
+ * and served from one port: ws://127.0.0.1:PORT/STAGE.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
+import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-template.js';
+import { projectRoot } from '../build.js';
+import { sendJson } from './aws-responses.js';
+import { ensureTable, startDynamo } from './dynamo.js';
+import { PortInUseError } from './errors.js';
+import { Gateway } from './gateway.js';
+import { LambdaApi } from './lambda-api.js';
+import { LambdaRuntime } from './lambda-runtime.js';
+import { ManagementApi } from './management-api.js';
+import { readStack, type EmulatedStack } from './stack.js';
+import { TtlSweeper } from './ttl-sweeper.js';
+
+export interface EmulatorOptions {
+  /** Default 3001; 0 picks a free port. */
+  port?: number;
+  host?: string;
+  stage?: string;
+  region?: string;
+  templatePath?: string;
+  /** A parsed template, instead of reading templatePath. */
+  template?: Template;
+  /** Where the built handlers are (default dist/aws). */
+  distDir?: string;
+  /** API Gateway closes a connection without client frames for this long (default 10 min). */
+  idleTimeoutMs?: number;
+  /** API Gateway closes every connection after this long (default 2 h). */
+  maxConnectionMs?: number;
+  /** A DynamoDB to use instead of the embedded dynalite (default $AWS_ENDPOINT_URL_DYNAMODB). */
+  dynamoEndpoint?: string;
+  /** How often expired TTL items are deleted (default 60 s). */
+  ttlSweepMs?: number;
+  /** Extra environment variables for every function, over the template's own. */
+  functionEnv?: Record<string, string>;
+  /** Execution environments per function at most (default 4). */
+  maxEnvironments?: number;
+  logger?: Logger;
+  /** Each line a handler writes; by default its JSON log lines are re-logged with a `function` field. */
+  onLog?: (functionName: string, line: string) => void;
+}
+
+export interface RunningEmulator {
+  /** ws://HOST:PORT/STAGE */
+  url: string;
+  /** http://HOST:PORT, the Lambda endpoint; the management endpoint is httpUrl + '/' + stage. */
+  httpUrl: string;
+  port: number;
+  stage: string;
+  dynamoEndpoint: string;
+  stack: EmulatedStack;
+  /** Runs one TTL pass now; resolves to the number of expired items deleted. */
+  sweepTtl(): Promise<number>;
+  /** Closes every connection (1001, `$disconnect` for each), then everything else. */
+  stop(): Promise<void>;
+}
+
+const DEFAULTS = {
+  port: 3001,
+  host: '127.0.0.1',
+  stage: 'dev',
+  region: 'us-east-1',
+  idleTimeoutMs: 10 * 60_000,
+  maxConnectionMs: 2 * 60 * 60_000,
+  ttlSweepMs: 60_000,
+  maxEnvironments: 4,
+};
+
+export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const logger = options.logger ?? createLogger('info');
+  const template = options.template ?? (await loadTemplate(options.templatePath ?? DEFAULT_TEMPLATE_PATH));
+  const distDir = options.distDir ?? join(projectRoot, 'dist/aws');
+  const stack = readStack({ template, distDir, stage: settings.stage, region: settings.region });
+
+  const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);
+  const http = createServer();
+  try {
+    if (stack.table) await ensureTable(dynamo.client, stack.table);
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
+      http.listen(settings.port, settings.host, () => resolve());
+    });
+  } catch (error) {
+    await dynamo.stop();
+    throw error;
+  }
+  const { port } = http.address() as AddressInfo;
+  const httpUrl = `http://${settings.host}:${port}`;
+  const url = `ws://${settings.host}:${port}/${settings.stage}`;
+
+  const runtime = new LambdaRuntime({
+    functions: stack.functions,
+    maxEnvironments: settings.maxEnvironments,
+    logger,
+    onOutput: options.onLog ?? ((functionName, line) => relogLine(logger, functionName, line)),
+    environment: {
+      ...options.functionEnv,
+      AWS_REGION: settings.region,
+      AWS_DEFAULT_REGION: settings.region,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_SESSION_TOKEN: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`,
+      AWS_ENDPOINT_URL_LAMBDA: httpUrl,
+      // The functions declare a Lambda runtime newer than the Node running them here; its warning is noise locally.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
+  });
+  const gateway = new Gateway({
+    stack,
+    stage: settings.stage,
+    lambda: runtime,
+    logger,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    maxConnectionMs: settings.maxConnectionMs,
+    port: () => port,
+  });
+  const management = new ManagementApi(gateway, settings.stage, logger);
+  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId);
+  const sweeper = stack.table?.ttlAttribute ? new TtlSweeper(dynamo.client, stack.table.name, stack.table.ttlAttribute, logger) : undefined;
+  sweeper?.start(settings.ttlSweepMs);
+
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (!gateway.servesPath(pathname)) {
+      socket.on('error', () => undefined);
+      socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n{"message":"Forbidden"}`);
+      return;
+    }
+    gateway.handleUpgrade(req, socket, head).catch((error) => {
+      logger.error('upgrade_failed', { error });
+      socket.destroy();
+    });
+  });
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    serve(req, res).catch((error) => {
+      logger.error('request_failed', { url: req.url, error });
+      if (!res.headersSent) sendJson(res, 500, { message: 'Internal server error' });
+      else res.destroy();
+    });
+  });
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const pathname = (req.url ?? '/').split('?')[0]!;
+    const target = management.connectionIdOf(pathname);
+    if (target) return management.handle(req, res, target);
+    const functionName = lambdaApi.functionOf(pathname);
+    if (functionName !== undefined) return lambdaApi.handle(req, res, functionName);
+    if (req.method === 'GET' && (pathname === '/' || pathname === '/index.html')) {
+      const { loadPage } = await import('../page.js');
+      const html = await loadPage({ defaultUrl: url });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+      return;
+    }
+    sendJson(res, 404, { message: 'Not Found' });
+  }
+
+  logger.info('emulator_listening', {
+    url,
+    port,
+    stage: settings.stage,
+    dynamoEndpoint: dynamo.endpoint,
+    routes: [...stack.routes.keys()],
+    functions: [...stack.functions.keys()],
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    httpUrl,
+    port,
+    stage: settings.stage,
+    dynamoEndpoint: dynamo.endpoint,
+    stack,
+    sweepTtl: () => sweeper?.sweep() ?? Promise.resolve(0),
+    stop: () =>
+      (stopping ??= (async () => {
+        sweeper?.stop();
+        await gateway.close();
+        await runtime.stop();
+        await new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeAllConnections();
+        });
+        await dynamo.stop();
+      })()),
+  };
+}
+
+/** A handler's JSON log line keeps its level and fields, tagged with the function it came from. */
+function relogLine(logger: Logger, functionName: string, line: string): void {
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    if (value && typeof value === 'object' && !Array.isArray(value)) parsed = value as Record<string, unknown>;
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed) return logger.info('function_output', { function: functionName, line });
+  const { level, event, time: _time, ...fields } = parsed;
+  const at = LOG_LEVELS.includes(level as LogLevel) && level !== 'silent' ? (level as Exclude<LogLevel, 'silent'>) : 'info';
+  logger[at](typeof event === 'string' ? event : 'function_output', { function: functionName, ...fields });
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

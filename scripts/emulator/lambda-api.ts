@@ -1,0 +1,73 @@
+/**
+ * Lambda's Invoke API (POST /2015-03-31/functions/{name}/invocations), the
+ * endpoint AWS_ENDPOINT_URL_LAMBDA points the handlers' SDK at. `Event`
+ * answers 202 and runs the function afterwards, `RequestResponse` runs it and
+ * answers with its result (a failure is still 200, flagged by
+ * X-Amz-Function-Error, as Lambda does), `DryRun` only checks.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody, sendAwsError, sendJson } from './aws-responses.js';
+import type { LambdaRuntime } from './lambda-runtime.js';
+
+/** Lambda's payload limits: asynchronous and synchronous invocations. */
+const MAX_EVENT_PAYLOAD = 256 * 1024;
+const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
+
+const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
+
+export class LambdaApi {
+  constructor(
+    private readonly runtime: LambdaRuntime,
+    private readonly region: string,
+    private readonly accountId: string,
+  ) {}
+
+  /** The function named in an Invoke path; undefined for any other path. */
+  functionOf(pathname: string): string | undefined {
+    const match = INVOKE_PATH.exec(pathname);
+    if (!match) return undefined;
+    try {
+      return decodeURIComponent(match[1]!);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, requested: string): Promise<void> {
+    if (req.method !== 'POST') return sendAwsError(res, 405, 'MethodNotAllowedException', 'only POST invokes a function');
+    const name = this.runtime.resolve(requested);
+    if (!name) {
+      const arn = requested.startsWith('arn:') ? requested : `arn:aws:lambda:${this.region}:${this.accountId}:function:${requested}`;
+      return sendAwsError(res, 404, 'ResourceNotFoundException', `Function not found: ${arn}`, { Type: 'User', Message: `Function not found: ${arn}` });
+    }
+    const invocationType = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
+    if (!['Event', 'RequestResponse', 'DryRun'].includes(invocationType)) {
+      return sendAwsError(res, 400, 'InvalidParameterValueException', `InvocationType ${invocationType} is not one of Event, RequestResponse, DryRun`);
+    }
+    const limit = invocationType === 'Event' ? MAX_EVENT_PAYLOAD : MAX_SYNC_PAYLOAD;
+    const body = await readBody(req, limit);
+    if (body === undefined) {
+      return sendAwsError(res, 413, 'RequestEntityTooLargeException', `Request must be smaller than ${limit} bytes for the ${invocationType} invocation type`);
+    }
+    let event: unknown = {};
+    if (body.length > 0) {
+      try {
+        event = JSON.parse(body.toString('utf8'));
+      } catch {
+        return sendAwsError(res, 400, 'InvalidRequestContentException', 'Could not parse request body into json');
+      }
+    }
+    if (invocationType === 'DryRun') {
+      res.writeHead(204).end();
+      return;
+    }
+    if (invocationType === 'Event') {
+      this.runtime.invokeLater(name, event);
+      res.writeHead(202, { 'content-length': '0' }).end();
+      return;
+    }
+    const outcome = await this.runtime.invoke(name, event);
+    if (outcome.ok) return sendJson(res, 200, outcome.result, { 'x-amz-executed-version': '$LATEST' });
+    return sendJson(res, 200, outcome.error, { 'x-amz-executed-version': '$LATEST', 'x-amz-function-error': 'Unhandled' });
+  }
+}

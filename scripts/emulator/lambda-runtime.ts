@@ -1,0 +1,228 @@
+/**
+ * Runs the built handlers the way Lambda does. Each function gets execution
+ * environments (worker threads) with a private process.env: the template's
+ * variables plus Lambda's own and the local endpoints. An environment serves
+ * one invocation at a time and stays warm for the next; concurrent
+ * invocations get more environments, up to a cap, then wait their turn.
+ * A timed-out or crashed environment is discarded, so the next invocation
+ * starts cold, as on Lambda.
+ */
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../../shared/log.js';
+import type { FunctionSpec } from './stack.js';
+
+export interface FunctionError {
+  errorType: string;
+  errorMessage: string;
+  trace: string[];
+}
+
+export type Outcome = { ok: true; result: unknown } | { ok: false; error: FunctionError };
+
+export interface LambdaRuntimeOptions {
+  functions: Map<string, FunctionSpec>;
+  /** Variables every environment gets on top of the function's own (endpoints, region, credentials). */
+  environment: Record<string, string>;
+  /** Environments per function at most. */
+  maxEnvironments: number;
+  logger: Logger;
+  /** Each line a handler writes to stdout or stderr. */
+  onOutput: (functionName: string, line: string) => void;
+}
+
+const WORKER_URL = new URL('./lambda-worker.mjs', import.meta.url);
+
+interface Pending {
+  event: unknown;
+  resolve: (outcome: Outcome) => void;
+}
+
+class ExecutionEnvironment {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  private current: { id: string; resolve: (outcome: Outcome) => void; timer: NodeJS.Timeout } | undefined;
+  dead = false;
+
+  constructor(
+    private readonly spec: FunctionSpec,
+    environment: Record<string, string>,
+    onOutput: (line: string) => void,
+    private readonly onDead: (environment: ExecutionEnvironment) => void,
+  ) {
+    const logStreamName = `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[$LATEST]${randomUUID().replace(/-/g, '')}`;
+    const logGroupName = `/aws/lambda/${spec.name}`;
+    this.worker = new Worker(WORKER_URL, {
+      env: { ...environment, AWS_LAMBDA_LOG_GROUP_NAME: logGroupName, AWS_LAMBDA_LOG_STREAM_NAME: logStreamName },
+      workerData: {
+        file: spec.file,
+        exportName: spec.exportName,
+        functionName: spec.name,
+        functionVersion: '$LATEST',
+        invokedFunctionArn: spec.arn,
+        memoryLimitInMB: spec.memoryMb,
+        logGroupName,
+        logStreamName,
+      },
+      stdout: true,
+      stderr: true,
+    });
+    for (const stream of [this.worker.stdout, this.worker.stderr]) createInterface({ input: stream }).on('line', onOutput);
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('message', () => resolve());
+      this.worker.once('error', reject);
+      this.worker.once('exit', () => reject(new Error('the environment exited during init')));
+    });
+    this.ready.catch(() => undefined);
+    this.worker.on('message', (message: { type: string; id?: string; ok?: boolean; result?: unknown; error?: FunctionError }) => {
+      if (message.type !== 'result' || !this.current || message.id !== this.current.id) return;
+      this.finish(message.ok ? { ok: true, result: message.result } : { ok: false, error: message.error! });
+    });
+    this.worker.on('error', (error) => this.die({ errorType: 'Runtime.ExitError', errorMessage: error.message, trace: String(error.stack ?? '').split('\n') }));
+    this.worker.on('exit', (code) => this.die({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: the environment exited with code ${code}`, trace: [] }));
+  }
+
+  async invoke(event: unknown): Promise<Outcome> {
+    try {
+      await this.ready;
+    } catch (error) {
+      return { ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: (error as Error).message, trace: [] } };
+    }
+    return new Promise((resolve) => {
+      const id = randomUUID();
+      const { timeoutMs } = this.spec;
+      const timer = setTimeout(() => {
+        this.die({ errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`, trace: [] });
+      }, timeoutMs);
+      this.current = { id, resolve, timer };
+      this.worker.postMessage({ id, event, awsRequestId: id, deadline: Date.now() + timeoutMs });
+    });
+  }
+
+  private finish(outcome: Outcome): void {
+    const current = this.current;
+    this.current = undefined;
+    if (!current) return;
+    clearTimeout(current.timer);
+    current.resolve(outcome);
+  }
+
+  /** Fails the invocation in flight (if any) and throws the environment away. */
+  die(error: FunctionError): void {
+    this.finish({ ok: false, error });
+    if (this.dead) return;
+    this.dead = true;
+    void this.worker.terminate();
+    this.onDead(this);
+  }
+}
+
+class FunctionPool {
+  private readonly idle: ExecutionEnvironment[] = [];
+  private readonly all = new Set<ExecutionEnvironment>();
+  private readonly queue: Pending[] = [];
+
+  constructor(
+    private readonly spec: FunctionSpec,
+    private readonly environment: Record<string, string>,
+    private readonly maxEnvironments: number,
+    private readonly onOutput: (line: string) => void,
+  ) {}
+
+  invoke(event: unknown): Promise<Outcome> {
+    return new Promise((resolve) => {
+      this.queue.push({ event, resolve });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let environment = this.idle.pop();
+      if (!environment) {
+        if (this.all.size >= this.maxEnvironments) return;
+        environment = new ExecutionEnvironment(this.spec, this.environment, this.onOutput, (dead) => {
+          this.all.delete(dead);
+          const at = this.idle.indexOf(dead);
+          if (at >= 0) this.idle.splice(at, 1);
+          this.dispatch();
+        });
+        this.all.add(environment);
+      }
+      const pending = this.queue.shift()!;
+      const chosen = environment;
+      void chosen.invoke(pending.event).then((outcome) => {
+        pending.resolve(outcome);
+        if (!chosen.dead) this.idle.push(chosen);
+        this.dispatch();
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.queue.splice(0);
+    await Promise.all([...this.all].map((environment) => environment.worker.terminate()));
+    this.all.clear();
+    this.idle.splice(0);
+  }
+}
+
+export class LambdaRuntime {
+  private readonly pools = new Map<string, FunctionPool>();
+  private readonly inFlightEvents = new Set<Promise<unknown>>();
+  private stopped = false;
+
+  constructor(private readonly options: LambdaRuntimeOptions) {
+    for (const spec of options.functions.values()) {
+      const environment: Record<string, string> = {
+        ...spec.environment,
+        ...options.environment,
+        AWS_LAMBDA_FUNCTION_NAME: spec.name,
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memoryMb),
+        AWS_EXECUTION_ENV: `AWS_Lambda_${spec.runtime}`,
+        _HANDLER: `${spec.file.replace(/^.*[\\/]/, '').replace(/\.[cm]?js$/, '')}.${spec.exportName}`,
+        LAMBDA_TASK_ROOT: spec.file.replace(/[\\/][^\\/]*$/, ''),
+      };
+      this.pools.set(spec.name, new FunctionPool(spec, environment, options.maxEnvironments, (line) => options.onOutput(spec.name, line)));
+    }
+  }
+
+  /** A function by name, full ARN or partial ARN, as Lambda's Invoke accepts; undefined when unknown. */
+  resolve(nameOrArn: string): string | undefined {
+    let name: string | undefined;
+    if (nameOrArn.startsWith('arn:')) name = nameOrArn.split(':')[6];
+    else if (nameOrArn.includes(':function:')) name = nameOrArn.split(':function:')[1]!.split(':')[0];
+    else name = nameOrArn.split(':')[0];
+    return name !== undefined && this.pools.has(name) ? name : undefined;
+  }
+
+  /** A synchronous (RequestResponse) invocation. */
+  invoke(functionName: string, event: unknown): Promise<Outcome> {
+    const pool = this.pools.get(functionName);
+    if (!pool || this.stopped) {
+      return Promise.resolve({ ok: false, error: { errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${functionName}`, trace: [] } });
+    }
+    return pool.invoke(event);
+  }
+
+  /**
+   * An asynchronous (Event) invocation: queued and run after the caller got
+   * its 202, failures only logged. Lambda would retry twice; we do not.
+   */
+  invokeLater(functionName: string, event: unknown): void {
+    const run = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.invoke(functionName, event))
+      .then((outcome) => {
+        if (!outcome.ok && !this.stopped) this.options.logger.error('async_invocation_failed', { functionName, error: outcome.error });
+      });
+    this.inFlightEvents.add(run);
+    void run.finally(() => this.inFlightEvents.delete(run));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.pools.values()].map((pool) => pool.stop()));
+  }
+}

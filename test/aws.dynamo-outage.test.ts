@@ -1,0 +1,109 @@
+/**
+ * DynamoDB going away under the running stack: the handlers' DynamoDB is a
+ * TCP relay to dynalite, which the test takes down (refusing connections on
+ * its port) and brings back on the same port.
+ */
+import { EventEmitter, once } from 'node:events';
+import { createServer, type Server, type Socket, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { RunningEmulator } from '../scripts/emulator/index.js';
+import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { startDynalite, type RunningDynalite } from './support/dynalite.js';
+import { startAwsEmulator } from './support/emulator.js';
+
+/** A TCP relay that can be stopped (its port then refuses connections) and restarted on the same port. */
+class Relay {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  async start(): Promise<void> {
+    const server = createServer((inbound) => {
+      const outbound = connect(this.target.port, this.target.host);
+      for (const socket of [inbound, outbound]) {
+        this.sockets.add(socket);
+        socket.on('close', () => this.sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = undefined;
+  }
+}
+
+let dynalite: RunningDynalite;
+let relay: Relay;
+let emulator: RunningEmulator;
+/** Emits 'function-log' (functionName, parsed line) for handler output and 'gateway-warn' (event, fields) for the emulator's warnings. */
+const logs = new EventEmitter();
+
+beforeAll(async () => {
+  dynalite = await startDynalite();
+  const target = new URL(dynalite.endpoint);
+  relay = new Relay({ host: target.hostname, port: Number(target.port) });
+  await relay.start();
+  emulator = await startAwsEmulator({
+    dynamoEndpoint: `http://127.0.0.1:${relay.port}`,
+    // Handlers log JSON lines; stderr also carries Node's own warnings, which are not.
+    onLog: (functionName, line) => line.startsWith('{') && logs.emit('function-log', functionName, JSON.parse(line)),
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (event, fields) => logs.emit('gateway-warn', event, fields),
+      error: () => undefined,
+    },
+  });
+});
+
+afterAll(async () => {
+  await emulator?.stop();
+  await relay?.stop();
+  await dynalite?.stop();
+});
+
+/** The next emission of `name` whose first argument (an event name or a function name) passes `match`. */
+async function next(name: string, match: (...args: any[]) => boolean): Promise<any[]> {
+  for (;;) {
+    const args = await once(logs, name);
+    if (match(...args)) return args;
+  }
+}
+
+it('answers 500 and logs while DynamoDB is unreachable, leaks nothing to the client, and recovers when it is back', async () => {
+  const room = uniqueName('room');
+  const { client } = await TestClient.join(withQuery(emulator.url, { clientId: uniqueName('o'), room }));
+  client.send({ type: 'chat', content: 'before' });
+  expect((await client.next('chat')).message).toBe('before');
+
+  await relay.stop();
+  const failureLogged = next('function-log', (_name, line) => line.event === 'message_failed');
+  const status = next('gateway-warn', (event) => event === 'message_handler_status');
+  client.send({ type: 'chat', content: 'during' });
+  const [functionName, line] = await failureLogged;
+  expect(functionName).toBe('cloudsocket-message');
+  expect(line).toMatchObject({ level: 'error', event: 'message_failed' });
+  const [, fields] = await status;
+  expect(fields).toMatchObject({ routeKey: '$default', statusCode: 500 });
+  expect(client.socketOpen()).toBe(true);
+
+  await relay.start();
+  client.send({ type: 'chat', content: 'after' });
+  expect((await client.next('chat')).message).toBe('after');
+  // Nothing the client received during the outage carried an error's insides.
+  expect(client.frames.map((frame) => frame.message)).not.toContain('during');
+  expect(JSON.stringify(client.frames)).not.toMatch(/\s+at\s|ECONNREFUSED|stack/i);
+  await client.close();
+});

@@ -1,0 +1,211 @@
+/**
+ * The AWS handlers imported from source and invoked directly with events
+ * shaped like captured real ones (test/fixtures/aws-events), against dynalite
+ * and the emulator's management API, next to real clients connected through
+ * the emulator: so a handler's sends reach real sockets, and a connection the
+ * emulator never opened answers 410 as a vanished one would in the cloud.
+ */
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as connect } from '../functions/aws/connect.js';
+import { handler as disconnect } from '../functions/aws/disconnect.js';
+import { handler as message } from '../functions/aws/message.js';
+import { DynamoDbRegistry } from '../shared/dynamodb-registry.js';
+import { freshRateState } from '../shared/rate-limit.js';
+import type { RunningEmulator } from '../scripts/emulator/index.js';
+import { dynamoClient } from './support/dynalite.js';
+import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { startAwsEmulator } from './support/emulator.js';
+import connectFixture from './fixtures/aws-events/connect.json' with { type: 'json' };
+import disconnectFixture from './fixtures/aws-events/disconnect.json' with { type: 'json' };
+import messageFixture from './fixtures/aws-events/message.json' with { type: 'json' };
+
+let emulator: RunningEmulator;
+let registry: DynamoDbRegistry;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  emulator = await startAwsEmulator();
+  // What Lambda would give these handlers; read once, when the first of them runs.
+  Object.assign(process.env, {
+    CONNECTIONS_TABLE: emulator.stack.table!.name,
+    WELCOME_FUNCTION: 'cloudsocket-welcome',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
+    AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/${emulator.stage}`,
+    AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
+    LOG_LEVEL: process.env.TEST_LOGS ? 'debug' : 'silent',
+  });
+  registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+});
+
+afterAll(async () => {
+  await Promise.all(open.map((client) => client.close().catch(() => undefined)));
+  await emulator?.stop();
+});
+
+/** A connection id like API Gateway's, which the emulator has never seen. */
+function ghostId(): string {
+  return `${uniqueName('G').replace(/_/g, '').slice(0, 15).padEnd(15, 'x')}=`;
+}
+
+function connectEvent(connectionId: string, query: Record<string, string> | null, headers: Record<string, string> = {}) {
+  const event = structuredClone(connectFixture) as any;
+  event.requestContext.connectionId = connectionId;
+  event.queryStringParameters = query;
+  event.multiValueQueryStringParameters = query && Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]]));
+  Object.assign(event.headers, headers);
+  for (const [name, value] of Object.entries(headers)) event.multiValueHeaders[name] = [value];
+  return event;
+}
+
+function messageEvent(connectionId: string, body: string) {
+  const event = structuredClone(messageFixture) as any;
+  event.requestContext.connectionId = connectionId;
+  event.body = body;
+  return event;
+}
+
+function disconnectEvent(connectionId: string) {
+  const event = structuredClone(disconnectFixture) as any;
+  event.requestContext.connectionId = connectionId;
+  return event;
+}
+
+/** A real client connected through the emulator, with its API Gateway connection id. */
+async function realClient(room: string) {
+  const clientId = uniqueName('real');
+  const joined = await TestClient.join(withQuery(emulator.url, { clientId, room }));
+  open.push(joined.client);
+  const record = await registry.findByClientId(clientId);
+  expect(record).toBeDefined();
+  return { ...joined, connectionId: record!.connectionId, clientId };
+}
+
+describe('connect', () => {
+  it('admits a captured CONNECT event and registers the connection', async () => {
+    const connectionId = ghostId();
+    const room = uniqueName('room');
+    const result = await connect(connectEvent(connectionId, { clientId: uniqueName('c'), room }));
+    expect(result.statusCode).toBe(200);
+    expect(await registry.get(connectionId)).toMatchObject({ connectionId, room, sourceIp: '203.0.113.7' });
+  });
+
+  it('admits the event without a query (queryStringParameters: null) into the lobby', async () => {
+    const connectionId = ghostId();
+    expect((await connect(connectEvent(connectionId, null))).statusCode).toBe(200);
+    expect(await registry.get(connectionId)).toMatchObject({ room: 'lobby', clientId: expect.stringMatching(/^client_/) });
+  });
+
+  it('refuses an invalid clientId with 400 and a {code, message} body, no stack trace', async () => {
+    const result = await connect(connectEvent(ghostId(), { clientId: 'not valid!' }));
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body!)).toMatchObject({ code: 'invalid_client_id' });
+    expect(result.body).not.toMatch(/\s+at\s/);
+  });
+
+  it('returns the first offered Sec-WebSocket-Protocol', async () => {
+    const result = await connect(connectEvent(ghostId(), null, { 'Sec-WebSocket-Protocol': 'chat.v2, chat.v1' }));
+    expect(result.headers?.['Sec-WebSocket-Protocol']).toBe('chat.v2');
+  });
+});
+
+describe('message and disconnect', () => {
+  it('answers a captured MESSAGE event through the management API to the real socket', async () => {
+    const a = await realClient(uniqueName('room'));
+    const result = await message(messageEvent(a.connectionId, '{"type":"ping"}'));
+    expect(result.statusCode).toBe(200);
+    expect(await a.client.next('pong')).toMatchObject({ type: 'pong' });
+  });
+
+  it('decodes an isBase64Encoded body', async () => {
+    const a = await realClient(uniqueName('room'));
+    const event = messageEvent(a.connectionId, Buffer.from('{"type":"ping"}').toString('base64'));
+    event.isBase64Encoded = true;
+    expect((await message(event)).statusCode).toBe(200);
+    await a.client.next('pong');
+  });
+
+  it('forgets the connection on a captured DISCONNECT event and tells the room', async () => {
+    const room = uniqueName('room');
+    const a = await realClient(room);
+    const b = await realClient(room);
+    await a.client.next('user_joined');
+    expect((await disconnect(disconnectEvent(b.connectionId))).statusCode).toBe(200);
+    expect(await a.client.next('user_left')).toMatchObject({ clientId: b.clientId, onlineCount: 1 });
+    expect(await registry.get(b.connectionId)).toBeUndefined();
+  });
+});
+
+describe('stale connections', () => {
+  it('removes a registry entry whose socket is gone when a broadcast meets 410, and the room gets user_left', async () => {
+    const room = uniqueName('room');
+    const a = await realClient(room);
+    // Registered, but no socket behind it: its $disconnect never came.
+    const ghost = ghostId();
+    const ghostClientId = uniqueName('ghost');
+    expect((await connect(connectEvent(ghost, { clientId: ghostClientId, room }))).statusCode).toBe(200);
+    expect(await registry.get(ghost)).toBeDefined();
+
+    a.client.send({ type: 'chat', content: 'anyone there?' });
+    expect(await a.client.next('chat')).toMatchObject({ message: 'anyone there?', onlineCount: 2 });
+    expect(await a.client.next('user_left')).toMatchObject({ clientId: ghostClientId, onlineCount: 1 });
+    expect(await registry.get(ghost)).toBeUndefined();
+
+    a.client.send({ type: 'users' });
+    expect((await a.client.next('users')).users).toEqual([a.clientId]);
+  });
+});
+
+describe('TTL', () => {
+  it("lets the emulator's sweeper delete entries whose TTL passed, and keeps live ones", async () => {
+    let reportExpired = () => undefined as void;
+    const expired = new Promise<void>((resolve) => (reportExpired = resolve));
+    const short = await startAwsEmulator({
+      ttlSweepMs: 100,
+      logger: {
+        debug: () => undefined,
+        info: (event) => event === 'ttl_expired' && reportExpired(),
+        warn: () => undefined,
+        error: () => undefined,
+      },
+    });
+    try {
+      const client = dynamoClient(short.dynamoEndpoint);
+      const tableName = short.stack.table!.name;
+      // An entry written three hours ago with the default 2 h TTL: its $disconnect never came.
+      const past = new DynamoDbRegistry({ client, tableName, ttlSeconds: 7200, clock: () => Date.now() - 3 * 3600_000 });
+      const stale = ghostId();
+      expect(await past.add(record(stale, uniqueName('old')))).toBe(true);
+      const fresh = ghostId();
+      const now = new DynamoDbRegistry({ client, tableName, ttlSeconds: 7200 });
+      expect(await now.add(record(fresh, uniqueName('new')))).toBe(true);
+
+      const rawItems = async () => JSON.stringify((await client.send(new ScanCommand({ TableName: tableName }))).Items);
+      expect(await rawItems()).toContain(stale);
+      // The sweeper runs every 100 ms; its pass that deletes something logs ttl_expired.
+      await expired;
+      const items = await rawItems();
+      expect(items).not.toContain(stale);
+      expect(items).toContain(fresh);
+    } finally {
+      await short.stop();
+    }
+  });
+});
+
+function record(connectionId: string, clientId: string) {
+  const now = Date.now();
+  return {
+    connectionId,
+    clientId,
+    room: 'lobby',
+    connectedAt: now,
+    lastActiveAt: now,
+    sourceIp: '203.0.113.7',
+    identity: {},
+    rate: freshRateState(now),
+  };
+}
