@@ -3,13 +3,17 @@
  * node_modules beside it, and zips it the way its platform expects.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build as esbuild, type BuildOptions } from 'esbuild';
 import yazl from 'yazl';
+import { loadPage } from './page.js';
 
 export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+/** Where builds go: dist/, unless CLOUDSOCKET_DIST_DIR says otherwise (tests build side by side). */
+export const distDir = process.env.CLOUDSOCKET_DIST_DIR ? resolve(process.env.CLOUDSOCKET_DIST_DIR) : join(projectRoot, 'dist');
 
 /** ESM bundles still meet CommonJS `require` inside dependencies (ws); give them one. */
 const REQUIRE_SHIM = "import { createRequire as __cloudsocketCreateRequire } from 'node:module'; const require = __cloudsocketCreateRequire(import.meta.url);";
@@ -58,7 +62,7 @@ export interface CloudbaseArtifact {
   zip: string;
 }
 
-export async function buildCloudbase(outDir = join(projectRoot, 'dist')): Promise<CloudbaseArtifact> {
+export async function buildCloudbase(outDir = distDir): Promise<CloudbaseArtifact> {
   const directory = join(outDir, 'cloudbase');
   await rm(directory, { recursive: true, force: true });
   await mkdir(join(directory, 'public'), { recursive: true });
@@ -68,7 +72,7 @@ export async function buildCloudbase(outDir = join(projectRoot, 'dist')): Promis
     entryPoints: [join(projectRoot, 'functions/cloudbase/main.ts')],
     outfile: join(directory, 'index.mjs'),
   });
-  await copyFile(join(projectRoot, 'functions/cloudbase/public/index.html'), join(directory, 'public/index.html'));
+  await writeFile(join(directory, 'public/index.html'), await loadPage());
   // CloudBase runs scf_bootstrap with bash; CRLF endings would break the shebang.
   const bootstrap = (await readFile(join(projectRoot, 'functions/cloudbase/scf_bootstrap'), 'utf8')).replace(/\r\n/g, '\n');
   await writeFile(join(directory, 'scf_bootstrap'), bootstrap);
@@ -80,6 +84,35 @@ export async function buildCloudbase(outDir = join(projectRoot, 'dist')): Promis
     { name: 'index.mjs', source: join(directory, 'index.mjs'), mode: 0o644 },
     { name: 'public/index.html', source: join(directory, 'public/index.html'), mode: 0o644 },
   ]);
+  return { directory, zip };
+}
+
+/** The Lambda handlers; the template's Handler strings are `<name>.handler`. */
+export const AWS_HANDLERS = ['connect', 'message', 'disconnect', 'welcome'] as const;
+
+export interface AwsArtifact {
+  /** dist/aws: one self-contained .mjs per handler. */
+  directory: string;
+  /** dist/aws/lambda.zip: those files at the zip's root, the code of every function in the template. */
+  zip: string;
+}
+
+export async function buildAws(outDir = distDir): Promise<AwsArtifact> {
+  const directory = join(outDir, 'aws');
+  await rm(directory, { recursive: true, force: true });
+  await mkdir(directory, { recursive: true });
+  // No code splitting: each function loads one file, and the zip holds exactly the handlers.
+  await esbuild({
+    ...BUNDLE_DEFAULTS,
+    entryPoints: AWS_HANDLERS.map((name) => ({ in: join(projectRoot, `functions/aws/${name}.ts`), out: name })),
+    outdir: directory,
+    outExtension: { '.js': '.mjs' },
+  });
+  const zip = join(directory, 'lambda.zip');
+  await writeZip(
+    zip,
+    AWS_HANDLERS.map((name) => ({ name: `${name}.mjs`, source: join(directory, `${name}.mjs`), mode: 0o644 })),
+  );
   return { directory, zip };
 }
 
@@ -107,4 +140,6 @@ export async function isStale(artifact: string): Promise<boolean> {
 export async function buildAll(outDir?: string, log: (line: string) => void = () => {}): Promise<void> {
   const cloudbase = await buildCloudbase(outDir);
   log(`built ${relative(process.cwd(), cloudbase.zip) || cloudbase.zip} (${(await stat(cloudbase.zip)).size} bytes)`);
+  const aws = await buildAws(outDir);
+  log(`built ${relative(process.cwd(), aws.zip) || aws.zip} (${(await stat(aws.zip)).size} bytes)`);
 }

@@ -4,10 +4,14 @@
  */
 import { CloudsocketError } from '../shared/errors.js';
 import { UsageError, type Command } from './cli-args.js';
+import { benchCommand } from './commands/bench.js';
 import { buildCommand } from './commands/build.js';
+import { chatCommand } from './commands/chat.js';
 import { devCommand } from './commands/dev.js';
+import { deployCommand } from './commands/deploy.js';
+import { removeCommand } from './commands/remove.js';
 
-const commands: Command[] = [devCommand, buildCommand];
+const commands: Command[] = [devCommand, buildCommand, deployCommand, removeCommand, chatCommand, benchCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

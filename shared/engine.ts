@@ -277,10 +277,19 @@ export class Engine {
     return members.length;
   }
 
-  /** Fan-out: one encoding, bounded concurrency, and gone connections forgotten afterwards. */
+  /** Fan-out: one encoding, one batch send where the transport has one, and gone connections forgotten afterwards. */
   private async deliver(recipients: readonly ConnectionRecord[], frame: ServerFrame): Promise<void> {
     if (recipients.length === 0) return;
     const data = encodeFrame(frame, new Date(this.clock()));
+    const gone = this.transport.sendMany
+      ? await this.transport.sendMany(recipients.map((recipient) => recipient.connectionId), data)
+      : await this.sendEach(recipients, data);
+    // After the fan-out, so one stale entry never holds up the others' messages.
+    for (const connectionId of gone) await this.disconnect(connectionId);
+  }
+
+  /** Fan-out for a transport with no batch send (a remote API): bounded concurrency, failures logged. */
+  private async sendEach(recipients: readonly ConnectionRecord[], data: string): Promise<string[]> {
     const gone: string[] = [];
     await forEachLimited(
       recipients,
@@ -290,8 +299,7 @@ export class Engine {
       },
       (error, recipient) => this.logger.warn('send_failed', { connectionId: recipient.connectionId, error }),
     );
-    // After the fan-out, so one stale entry never holds up the others' messages.
-    for (const connectionId of gone) await this.disconnect(connectionId);
+    return gone;
   }
 
   private async send(connectionId: string, frame: ServerFrame): Promise<'sent' | 'gone'> {

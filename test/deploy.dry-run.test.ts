@@ -11,13 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../scripts/build.js';
 
 let home: string;
+/** Its own build output, so these runs never rebuild a dist/ another test is reading. */
+let dist: string;
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'cloudsocket-home-'));
+  dist = await mkdtemp(join(tmpdir(), 'cloudsocket-deploy-dist-'));
 });
 
 afterAll(async () => {
   await rm(home, { recursive: true, force: true });
+  await rm(dist, { recursive: true, force: true });
 });
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -26,7 +30,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     if (!/^(AWS_|TENCENTCLOUD_|TCB_)/.test(key)) env[key] = value;
   }
   // No shared config files, and no instance metadata service to wait for.
-  return { ...env, HOME: home, AWS_EC2_METADATA_DISABLED: 'true', ...extra };
+  return { ...env, HOME: home, CLOUDSOCKET_DIST_DIR: dist, AWS_EC2_METADATA_DISABLED: 'true', ...extra };
 }
 
 interface Run {

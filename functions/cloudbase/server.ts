@@ -51,8 +51,11 @@ export class CloudbaseServer {
         void this.verify(info.req, accept),
     });
     this.http = createServer((req, res) => this.serveHttp(req, res));
+    // Made once, outside the upgrade handler: a listener created there would share its closure
+    // scope, which holds `req`, and keep every request's headers alive as long as the socket.
+    const onSocketError = (error: Error) => logger.debug('socket_error', { error });
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      socket.on('error', (error) => logger.debug('socket_error', { error }));
+      socket.on('error', onSocketError);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, req));
     });
     this.http.on('clientError', (error, socket) => {
@@ -116,11 +119,12 @@ export class CloudbaseServer {
         const { status, code, message } = admission.error;
         return accept(false, status, jsonBody(code, message), JSON_HEADERS);
       }
-      pendingConnectionIds.set(req, request.connectionId);
       // ws drops the upgrade without a callback if the client left meanwhile; forget it then.
-      req.socket.once('close', () => {
-        if (!this.transport.sockets.has(request.connectionId)) void this.registry.remove(request.connectionId);
-      });
+      // It keeps the id only, not the whole handshake, and onOpen removes it.
+      const { connectionId } = request;
+      const forgetUnopened = () => void this.registry.remove(connectionId);
+      pendingConnectionIds.set(req, { connectionId, forgetUnopened });
+      req.socket.once('close', forgetUnopened);
       accept(true);
     } catch (error) {
       this.options.logger.error('handshake_failed', { connectionId: request.connectionId, error });
@@ -129,8 +133,11 @@ export class CloudbaseServer {
   }
 
   private onOpen(ws: WebSocket, req: IncomingMessage): void {
-    const connectionId = pendingConnectionIds.get(req);
-    if (connectionId === undefined) return void ws.terminate();
+    const pending = pendingConnectionIds.get(req);
+    if (pending === undefined) return void ws.terminate();
+    // From here the socket's own close event does the forgetting.
+    req.socket.off('close', pending.forgetUnopened);
+    const { connectionId } = pending;
     const { logger } = this.options;
     this.transport.sockets.set(connectionId, ws);
     this.alive.add(ws);
@@ -187,7 +194,7 @@ export class CloudbaseServer {
   }
 }
 
-const pendingConnectionIds = new WeakMap<IncomingMessage, string>();
+const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; forgetUnopened: () => void }>();
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
 function jsonBody(code: string, message: string): string {

@@ -12,6 +12,31 @@ export class WsTransport implements Transport {
   ) {}
 
   async send(connectionId: string, data: string): Promise<SendOutcome> {
+    return this.write(connectionId, data);
+  }
+
+  /**
+   * A broadcast: the frame is turned into bytes once (`ws` would encode a
+   * string again for every socket) and written in one synchronous loop.
+   */
+  async sendMany(connectionIds: readonly string[], data: string): Promise<string[]> {
+    const bytes = Buffer.from(data);
+    const gone: string[] = [];
+    for (const connectionId of connectionIds) {
+      try {
+        if (this.write(connectionId, bytes) === 'gone') gone.push(connectionId);
+      } catch (error) {
+        this.logger.warn('send_failed', { connectionId, error });
+      }
+    }
+    return gone;
+  }
+
+  async close(connectionId: string, code: number, reason: string): Promise<void> {
+    this.sockets.get(connectionId)?.close(code, reason);
+  }
+
+  private write(connectionId: string, data: string | Buffer): SendOutcome {
     const socket = this.sockets.get(connectionId);
     if (!socket || socket.readyState !== WebSocket.OPEN) return 'gone';
     if (socket.bufferedAmount > this.maxBufferedBytes) {
@@ -20,11 +45,8 @@ export class WsTransport implements Transport {
       socket.terminate();
       return 'gone';
     }
-    socket.send(data);
+    // Text frames even from bytes: the protocol closes binary frames with 1003.
+    socket.send(data, { binary: false });
     return 'sent';
-  }
-
-  async close(connectionId: string, code: number, reason: string): Promise<void> {
-    this.sockets.get(connectionId)?.close(code, reason);
   }
 }

@@ -9,6 +9,8 @@ export const buildCommand: Command = {
 Bundles each target into one file that needs no node_modules, and zips it:
   dist/cloudbase/       the CloudBase function folder (scf_bootstrap, index.mjs, public/)
   dist/cloudbase.zip    the same, ready to upload
+  dist/aws/*.mjs        the Lambda handlers (connect, message, disconnect, welcome)
+  dist/aws/lambda.zip   those four files, the code of every function in infra/aws/template.yaml
 
 Options:
   --out DIR    write to DIR instead of dist/

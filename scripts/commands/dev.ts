@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
-import { buildAll, isStale, projectRoot } from '../build.js';
+import { buildAll, distDir, isStale } from '../build.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { runArtifact, type RunningArtifact } from '../run-artifact.js';
@@ -73,8 +73,8 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
 
     const artifacts = [
-      ...(runsCloudbase ? [join(projectRoot, 'dist/cloudbase.zip')] : []),
-      ...(runsAws ? [join(projectRoot, 'dist/aws/lambda.zip')] : []),
+      ...(runsCloudbase ? [join(distDir, 'cloudbase.zip')] : []),
+      ...(runsAws ? [join(distDir, 'aws/lambda.zip')] : []),
     ];
     if (!values['no-build'] && (await anyStale(artifacts))) {
       console.log('building dist/ ...');
@@ -84,7 +84,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     let cloudbase: RunningArtifact | undefined;
     let aws: RunningEmulator | undefined;
     try {
-      if (runsCloudbase) cloudbase = await runArtifact(join(projectRoot, 'dist/cloudbase'), { port, onLine: (line) => console.log(line) });
+      if (runsCloudbase) cloudbase = await runArtifact(join(distDir, 'cloudbase'), { port, onLine: (line) => console.log(line) });
       if (runsAws) {
         const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
         const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');

@@ -3,7 +3,7 @@
  * rejects), the paths of the infra files, and the build step.
  */
 import { join } from 'node:path';
-import { buildAll, buildCloudbase, projectRoot } from '../build.js';
+import { buildAll, buildCloudbase, distDir, projectRoot } from '../build.js';
 import { UsageError } from '../cli-args.js';
 import { checkEnvId } from './cloudbase-target.js';
 import type { Reporter } from './aws-stack.js';
@@ -38,7 +38,7 @@ export function reporter(say: (line: string) => void, pollIntervalMs: number): R
 
 export async function buildForAws(say: (line: string) => void): Promise<string> {
   await buildAll(undefined, say);
-  return join(projectRoot, 'dist/aws/lambda.zip');
+  return join(distDir, 'aws/lambda.zip');
 }
 
 export async function buildForCloudbase(say: (line: string) => void): Promise<string> {

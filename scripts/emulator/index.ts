@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-template.js';
-import { projectRoot } from '../build.js';
+import { distDir } from '../build.js';
 import { sendJson } from './aws-responses.js';
 import { ensureTable, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
@@ -79,8 +79,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const settings = { ...DEFAULTS, ...definedOnly(options) };
   const logger = options.logger ?? createLogger('info');
   const template = options.template ?? (await loadTemplate(options.templatePath ?? DEFAULT_TEMPLATE_PATH));
-  const distDir = options.distDir ?? join(projectRoot, 'dist/aws');
-  const stack = readStack({ template, distDir, stage: settings.stage, region: settings.region });
+  const handlersDir = options.distDir ?? join(distDir, 'aws');
+  const stack = readStack({ template, distDir: handlersDir, stage: settings.stage, region: settings.region });
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);
   const http = createServer();

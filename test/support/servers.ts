@@ -11,6 +11,7 @@ import { createLogger, silentLogger } from '../../shared/log.js';
 import { CloudbaseServer } from '../../functions/cloudbase/server.js';
 import { readCloudbaseSettings, type CloudbaseSettings } from '../../functions/cloudbase/settings.js';
 import { buildCloudbase, writeZip } from '../../scripts/build.js';
+import { loadPage } from '../../scripts/page.js';
 import { runArtifact, type RunningArtifact } from '../../scripts/run-artifact.js';
 
 export interface SourceServer {
@@ -20,11 +21,14 @@ export interface SourceServer {
   stop(): Promise<void>;
 }
 
-/** The CloudBase server from source on a random port; `env` is read like the real environment. */
+/**
+ * The CloudBase server from source, on a random port unless `env.PORT` names one (to restart
+ * a server where its clients will look for it); `env` is read like the real environment.
+ */
 export async function startSourceServer(env: Record<string, string> = {}, app?: App): Promise<SourceServer> {
-  const settings: CloudbaseSettings = { ...readCloudbaseSettings({ ...env, PORT: '0', HOST: '127.0.0.1' }) };
+  const settings: CloudbaseSettings = { ...readCloudbaseSettings({ PORT: '0', ...env, HOST: '127.0.0.1' }) };
   const logger = process.env.TEST_LOGS ? createLogger('debug') : silentLogger;
-  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: settings.authToken }), settings, logger, page: '<!doctype html><title>cloudsocket</title>' });
+  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: settings.authToken }), settings, logger, page: await loadPage() });
   const { port } = await server.listen();
   return { server, port, url: `ws://127.0.0.1:${port}/`, stop: () => server.shutdown() };
 }

@@ -1,0 +1,371 @@
+/**
+ * The chat client both the browser page and the `cloudsocket chat` command
+ * use: one connection that keeps itself alive (heartbeat pings, round-trip
+ * times) and comes back by itself after a drop, with the identity and room it
+ * had. It runs in browsers and in Node alike because it is handed the
+ * WebSocket class to use (the browser's own, or `ws`) and touches no other
+ * platform API.
+ */
+import { CloudsocketError } from '../shared/errors.js';
+import type { ServerFrame } from '../shared/protocol.js';
+
+/**
+ * A listener type checked bivariantly: the browser's and ws's event classes
+ * differ, but both carry the few fields read here, and TypeScript accepts
+ * either only when the parameter is declared through a method.
+ */
+type Listener<E> = { handle(event: E): void }['handle'];
+
+/** The part of the WebSocket API (the browser's or `ws`'s) this client uses. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  /** Drops the connection without a closing handshake, where the implementation can (ws). */
+  terminate?(): void;
+  onopen: Listener<unknown> | null;
+  onmessage: Listener<{ data: unknown }> | null;
+  onclose: Listener<{ code: number; reason: string }> | null;
+  onerror: Listener<unknown> | null;
+}
+
+export type SocketConstructor = new (url: string) => SocketLike;
+
+type KnownFrameType = 'welcome' | 'chat' | 'private' | 'user_joined' | 'user_left' | 'pong' | 'users' | 'error';
+
+/** A frame from the server, as protocol v1 defines it. */
+export type ChatFrame = Extract<ServerFrame, { type: KnownFrameType }> & { timestamp: string };
+
+export type ClientFrame =
+  | { type: 'chat'; content: string }
+  | { type: 'ping'; timestamp?: string }
+  | { type: 'private'; to: string; content: string }
+  | { type: 'join'; room: string }
+  | { type: 'users' };
+
+export type ConnectionState =
+  /** `attempt` is 0 for the first connection, then the reconnect attempt being made. */
+  | { status: 'connecting'; attempt: number }
+  | { status: 'open' }
+  /** Waiting `delayMs` (until `retryAt`, epoch ms) before reconnect `attempt` of `maxAttempts`. */
+  | { status: 'reconnecting'; attempt: number; maxAttempts: number; delayMs: number; retryAt: number; code: number; reason: string }
+  /** `gaveUp`: the reconnect attempts ran out, as opposed to a close that is final by its code. */
+  | { status: 'closed'; code: number; reason: string; gaveUp: boolean };
+
+export interface ClientEvents {
+  state: ConnectionState;
+  frame: ChatFrame;
+  /** Milliseconds between a ping (heartbeat or asked for) and its pong. */
+  rtt: number;
+}
+
+export interface ReconnectingClientOptions {
+  /** ws:// or wss:// URL of the server; may carry a path and other query parameters (token). */
+  url: string;
+  WebSocket: SocketConstructor;
+  /** Asked for on the first connection; afterwards the one the first welcome assigned. */
+  clientId?: string;
+  room?: string;
+  /** First reconnect delay; each further attempt doubles it. Default 3000. */
+  reconnectDelayMs?: number;
+  /** Reconnect attempts after a drop before giving up; 0 never reconnects. Default 5. */
+  reconnectAttempts?: number;
+  /** Ceiling of the doubling. Default 30000. */
+  maxReconnectDelayMs?: number;
+  /** Each delay is spread uniformly over ±this fraction so clients dropped together do not return together. Default 0.2. */
+  jitter?: number;
+  /** How often to ping; a ping still unanswered at the next one means the connection is dead. 0 disables. Default 30000. */
+  heartbeatIntervalMs?: number;
+  /** Source of randomness for the jitter, in [0, 1). */
+  random?: () => number;
+}
+
+export const DEFAULT_RECONNECT_DELAY_MS = 3000;
+export const DEFAULT_RECONNECT_ATTEMPTS = 5;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+
+/** The close code this client uses (and reports) when the heartbeat finds the connection dead. */
+export const HEARTBEAT_LOST_CLOSE_CODE = 4000;
+
+/** Closes that mean "do not come back": a normal goodbye, or the server's policy (auth, abuse). */
+const FINAL_CLOSE_CODES = new Set([1000, 1008]);
+
+const OPEN = 1;
+
+export class InvalidServerUrlError extends CloudsocketError {
+  constructor(url: string) {
+    super('invalid_url', `server URL must start with ws:// or wss://, got ${JSON.stringify(url.slice(0, 200))}`);
+  }
+}
+
+/** The delay before reconnect `attempt` (1-based): doubling from `baseMs`, capped, then jittered. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, jitter: number, random: () => number): number {
+  const nominal = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return Math.round(nominal * (1 - jitter + 2 * jitter * random()));
+}
+
+interface PendingPing {
+  sentAt: number;
+  resolve(rtt: number): void;
+  reject(error: Error): void;
+}
+
+export class ReconnectingClient {
+  private readonly baseUrl: URL;
+  private readonly settings: Required<Omit<ReconnectingClientOptions, 'url' | 'clientId' | 'room'>>;
+  private readonly listeners: { [K in keyof ClientEvents]: Set<(value: ClientEvents[K]) => void> } = {
+    state: new Set(),
+    frame: new Set(),
+    rtt: new Set(),
+  };
+  private socket: SocketLike | undefined;
+  private currentState: ConnectionState = { status: 'closed', code: 1000, reason: 'not connected yet', gaveUp: false };
+  private attempt = 0;
+  private pendingPings: PendingPing[] = [];
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly requestedClientId: string | undefined;
+  /** The clientId of the first welcome: who this client is, and asks to be again on every reconnect. */
+  private ownClientId: string | undefined;
+  private assignedClientId: string | undefined;
+  private wantedRoom: string | undefined;
+  private latestRtt: number | undefined;
+
+  constructor(options: ReconnectingClientOptions) {
+    this.baseUrl = parseServerUrl(options.url);
+    this.requestedClientId = options.clientId || undefined;
+    this.wantedRoom = options.room || undefined;
+    this.settings = {
+      WebSocket: options.WebSocket,
+      reconnectDelayMs: options.reconnectDelayMs ?? DEFAULT_RECONNECT_DELAY_MS,
+      reconnectAttempts: options.reconnectAttempts ?? DEFAULT_RECONNECT_ATTEMPTS,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 30_000,
+      jitter: options.jitter ?? 0.2,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      random: options.random ?? Math.random,
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  get isOpen(): boolean {
+    return this.currentState.status === 'open';
+  }
+
+  /** The clientId of the current connection's welcome (before any welcome: the one asked for). */
+  get clientId(): string | undefined {
+    return this.assignedClientId ?? this.identity;
+  }
+
+  /**
+   * The clientId asked for on every reconnect: the one the first welcome assigned. A
+   * reconnect that races the server's cleanup of the dropped connection can be handed
+   * a variant (`alice-2`) while the old record lingers; asking for the original again
+   * next time, rather than for the variant, keeps the identity from drifting.
+   */
+  get identity(): string | undefined {
+    return this.ownClientId ?? this.requestedClientId;
+  }
+
+  /** The room of the last welcome (or the one asked for, before any welcome). */
+  get room(): string | undefined {
+    return this.wantedRoom;
+  }
+
+  get lastRtt(): number | undefined {
+    return this.latestRtt;
+  }
+
+  /** The URL the next connection will use: the server URL plus the identity to resume. */
+  get connectUrl(): string {
+    const url = new URL(this.baseUrl.href);
+    if (this.identity) url.searchParams.set('clientId', this.identity);
+    if (this.wantedRoom) url.searchParams.set('room', this.wantedRoom);
+    return url.href;
+  }
+
+  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void {
+    this.listeners[event].add(listener);
+    return () => void this.listeners[event].delete(listener);
+  }
+
+  /** Starts connecting; does nothing while already connected or trying to. */
+  connect(): void {
+    if (this.currentState.status !== 'closed') return;
+    this.attempt = 0;
+    this.openSocket();
+  }
+
+  /** Says goodbye (1000) and stops reconnecting. */
+  close(reason = 'closed by client'): void {
+    if (this.currentState.status === 'closed') return;
+    clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    this.dropSocket();
+    socket?.close(1000, reason);
+    this.setState({ status: 'closed', code: 1000, reason, gaveUp: false });
+  }
+
+  /** Sends a frame when connected; false when there is no open connection to send it on. */
+  send(frame: ClientFrame): boolean {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  chat(content: string): boolean {
+    return this.send({ type: 'chat', content });
+  }
+
+  privateMessage(to: string, content: string): boolean {
+    return this.send({ type: 'private', to, content });
+  }
+
+  join(room: string): boolean {
+    return this.send({ type: 'join', room });
+  }
+
+  requestUsers(): boolean {
+    return this.send({ type: 'users' });
+  }
+
+  /** Resolves with the round-trip time of a ping; rejects when not connected or the connection ends first. */
+  ping(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const sentAt = now();
+      if (!this.send({ type: 'ping', timestamp: new Date().toISOString() })) return reject(new Error('not connected'));
+      this.pendingPings.push({ sentAt, resolve, reject });
+    });
+  }
+
+  private openSocket(): void {
+    this.setState({ status: 'connecting', attempt: this.attempt });
+    let socket: SocketLike;
+    try {
+      socket = new this.settings.WebSocket(this.connectUrl);
+    } catch (error) {
+      // Refused before any network traffic (a browser's mixed-content rule, say): retrying cannot help.
+      const reason = `cannot connect: ${error instanceof Error ? error.message : String(error)}`;
+      return this.setState({ status: 'closed', code: 1006, reason, gaveUp: false });
+    }
+    this.socket = socket;
+    socket.onopen = () => {
+      this.setState({ status: 'open' });
+      this.startHeartbeat();
+    };
+    socket.onmessage = (event) => this.receive(event.data);
+    socket.onclose = (event) => this.lost(event.code, event.reason);
+    // A failed connection reports its error and then closes; the close decides what happens.
+    socket.onerror = () => {};
+  }
+
+  private receive(data: unknown): void {
+    const frame = parseServerFrame(data);
+    if (!frame) return;
+    if (frame.type === 'welcome') {
+      this.ownClientId ??= frame.clientId;
+      this.assignedClientId = frame.clientId;
+      this.wantedRoom = frame.room;
+      // Only a welcomed connection counts as a success; one that opens and dies at once keeps backing off.
+      this.attempt = 0;
+    } else if (frame.type === 'pong') {
+      const pending = this.pendingPings.shift();
+      if (pending) {
+        const rtt = Math.round(now() - pending.sentAt);
+        this.latestRtt = rtt;
+        pending.resolve(rtt);
+        this.emit('rtt', rtt);
+      }
+    }
+    this.emit('frame', frame);
+  }
+
+  private startHeartbeat(): void {
+    const interval = this.settings.heartbeatIntervalMs;
+    if (interval <= 0) return;
+    this.heartbeat = setInterval(() => {
+      const oldest = this.pendingPings[0];
+      if (oldest && now() - oldest.sentAt >= interval) {
+        // No close frame will come from a peer that vanished; stop waiting for one.
+        const socket = this.socket;
+        this.dropSocket();
+        if (socket?.terminate) socket.terminate();
+        else socket?.close(HEARTBEAT_LOST_CLOSE_CODE, 'no answer to heartbeat');
+        this.lost(HEARTBEAT_LOST_CLOSE_CODE, 'no answer to heartbeat');
+        return;
+      }
+      this.ping().catch(() => {});
+    }, interval);
+  }
+
+  /** Forgets the current socket: its late events must not touch the state any more. */
+  private dropSocket(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) {
+      // No-ops rather than null: ws throws on an 'error' event nobody listens to.
+      socket.onopen = () => {};
+      socket.onmessage = () => {};
+      socket.onclose = () => {};
+      socket.onerror = () => {};
+    }
+    const pings = this.pendingPings;
+    this.pendingPings = [];
+    for (const ping of pings) ping.reject(new Error('connection closed'));
+  }
+
+  private lost(code: number, reason: string): void {
+    this.dropSocket();
+    if (FINAL_CLOSE_CODES.has(code)) return this.setState({ status: 'closed', code, reason, gaveUp: false });
+    const { reconnectAttempts, reconnectDelayMs, maxReconnectDelayMs, jitter, random } = this.settings;
+    if (this.attempt >= reconnectAttempts) return this.setState({ status: 'closed', code, reason, gaveUp: reconnectAttempts > 0 });
+    this.attempt += 1;
+    const delayMs = backoffDelay(this.attempt, reconnectDelayMs, maxReconnectDelayMs, jitter, random);
+    this.retryTimer = setTimeout(() => this.openSocket(), delayMs);
+    this.setState({ status: 'reconnecting', attempt: this.attempt, maxAttempts: reconnectAttempts, delayMs, retryAt: Date.now() + delayMs, code, reason });
+  }
+
+  private setState(state: ConnectionState): void {
+    this.currentState = state;
+    this.emit('state', state);
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
+    for (const listener of [...this.listeners[event]]) listener(value);
+  }
+}
+
+function parseServerUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.trim());
+  } catch {
+    throw new InvalidServerUrlError(url);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new InvalidServerUrlError(url);
+  return parsed;
+}
+
+/** A server frame, or undefined for anything that is not a JSON object with a string `type`. */
+export function parseServerFrame(data: unknown): ChatFrame | undefined {
+  if (typeof data !== 'string') return undefined;
+  try {
+    const value: unknown = JSON.parse(data);
+    if (value && typeof value === 'object' && !Array.isArray(value) && typeof (value as { type?: unknown }).type === 'string') {
+      return value as ChatFrame;
+    }
+  } catch {
+    // Not JSON: nothing in protocol v1 sends that.
+  }
+  return undefined;
+}
+
+/** Monotonic milliseconds where available, so a clock change cannot bend a round-trip time. */
+function now(): number {
+  return typeof performance === 'undefined' ? Date.now() : performance.now();
+}

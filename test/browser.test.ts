@@ -1,0 +1,309 @@
+/**
+ * The chat page in a real Chromium (Debian's, at /usr/bin/chromium; .ci/run
+ * installs it), driven the way a person uses it.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../scripts/build.js';
+import { loadPage } from '../scripts/page.js';
+import { ChatProcess } from './support/chat-process.js';
+import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { startAwsEmulator } from './support/emulator.js';
+import { untilPresent } from './support/presence.js';
+import { startArtifactServer, startSourceServer } from './support/servers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(projectRoot, 'test-artifacts');
+
+interface RunningTarget {
+  /** Where the page is served. */
+  pageUrl: string;
+  /** The WebSocket URL the page should fill in by itself. */
+  socketUrl: string;
+  port: number;
+  stop(): Promise<unknown>;
+}
+
+interface Target {
+  name: string;
+  start(port?: number): Promise<RunningTarget>;
+}
+
+const targets: Target[] = [
+  {
+    // The built zip, unpacked and started through scf_bootstrap: the page is the one the build wrote.
+    name: 'the CloudBase target (built artifact)',
+    start: async () => {
+      const server = await startArtifactServer();
+      return { pageUrl: server.url.replace(/^ws/, 'http'), socketUrl: server.url, port: server.running.port, stop: () => server.stop() };
+    },
+  },
+  {
+    name: 'the AWS emulator',
+    start: async (port = 0) => {
+      const emulator = await startAwsEmulator({ port });
+      return { pageUrl: `${emulator.httpUrl}/`, socketUrl: emulator.url, port: emulator.port, stop: () => emulator.stop() };
+    },
+  },
+];
+
+/** The CloudBase target from source, restartable on the same port. */
+const restartable: Target = {
+  name: 'the CloudBase target',
+  start: async (port = 0) => {
+    const server = await startSourceServer({ PORT: String(port) });
+    return { pageUrl: server.url.replace(/^ws/, 'http'), socketUrl: server.url, port: server.port, stop: () => server.stop() };
+  },
+};
+
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not at ${CHROMIUM}; install it with \`apt-get install -y chromium\` (.ci/run does this) — the browser tests do not run without it`);
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+afterEach(async () => {
+  for (const context of contexts.splice(0)) await context.close();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+});
+
+async function start(target: Target, port?: number): Promise<RunningTarget> {
+  const running = await target.start(port);
+  cleanups.push(() => running.stop());
+  return running;
+}
+
+async function openPage(url: string, viewport = { width: 1100, height: 720 }): Promise<Page> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  await page.goto(url);
+  return page;
+}
+
+async function connectAs(page: Page, clientId: string, room?: string): Promise<void> {
+  await page.fill('#clientId', clientId);
+  if (room) await page.fill('#room', room);
+  await page.click('#connect');
+  await page.locator('#status[data-status="open"]').waitFor();
+  await message(page, 'li.system', `Welcome to ${room ?? 'lobby'}, ${clientId}!`).waitFor();
+}
+
+function message(page: Page, selector: string, text: string) {
+  return page.locator(`#messages ${selector}`, { hasText: text }).last();
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+describe.each(targets)('the chat page served by $name', (target) => {
+  it('fills in its own server, and two pages chat, see each other, ping, and talk in private', async () => {
+    const server = await start(target);
+    const alice = uniqueName('alice');
+    const bob = uniqueName('bob');
+    const pageA = await openPage(server.pageUrl);
+    expect(await pageA.inputValue('#url')).toBe(server.socketUrl);
+    const pageB = await openPage(server.pageUrl);
+    await connectAs(pageA, alice);
+    await connectAs(pageB, bob);
+    await message(pageA, 'li.system', `${bob} joined lobby`).waitFor();
+
+    await say(pageA, 'hello bob');
+    const received = message(pageB, 'li.others', 'hello bob');
+    await received.waitFor();
+    expect(await received.locator('.from').textContent()).toBe(alice);
+    await message(pageA, 'li.own', 'hello bob').waitFor();
+    expect(await pageB.textContent('#online')).toBe('2');
+    await pageA.locator('#users button', { hasText: bob }).waitFor();
+    await pageB.locator('#users button.me', { hasText: bob }).waitFor();
+
+    // A private message, picked from the user list; a third party must not see it.
+    const { client: carol } = await TestClient.join(withQuery(server.socketUrl, { clientId: uniqueName('carol') }));
+    await pageA.click(`#users button:has-text("${bob}")`);
+    expect(await pageA.inputValue('#recipient')).toBe(bob);
+    await say(pageA, 'just for you');
+    await message(pageB, 'li.private.others', 'just for you').waitFor();
+    await message(pageA, 'li.private.own', `private to ${bob}`).waitFor();
+    await pageA.selectOption('#recipient', '');
+    await say(pageA, 'for everyone again');
+    expect(await carol.next('chat')).toMatchObject({ message: 'for everyone again' });
+    expect(carol.all('private')).toEqual([]);
+    await carol.close();
+
+    await pageB.click('#ping');
+    await message(pageB, 'li.system', 'Pong in').waitFor();
+    expect(await pageB.textContent('#rtt')).toMatch(/\d+ ms/);
+
+    await pageA.click('#connect');
+    await pageA.locator('#status[data-status="closed"]').waitFor();
+    await message(pageB, 'li.system', `${alice} left lobby`).waitFor();
+  });
+
+  it('talks with the terminal client both ways', async () => {
+    const server = await start(target);
+    const ivy = uniqueName('ivy');
+    const jon = uniqueName('jon');
+    const terminal = ChatProcess.start([server.socketUrl, jon]);
+    cleanups.push(async () => terminal.kill());
+    await terminal.line(new RegExp(`Welcome to lobby, ${jon}!`));
+    const page = await openPage(server.pageUrl);
+    await connectAs(page, ivy);
+    await terminal.line(new RegExp(`${ivy} joined lobby`));
+
+    await say(page, 'hi from the browser');
+    await terminal.line(new RegExp(`${ivy}: hi from the browser$`));
+    terminal.write('hi from the terminal');
+    await message(page, 'li.others', 'hi from the terminal').waitFor();
+    terminal.write(`/msg ${ivy} a private word`);
+    await message(page, 'li.private.others', 'a private word').waitFor();
+    terminal.write('/quit');
+    expect(await terminal.exited).toBe(0);
+    await message(page, 'li.system', `${jon} left lobby`).waitFor();
+  });
+
+  it('shows an HTML payload as text and never runs it', async () => {
+    const server = await start(target);
+    const payload = '<img src=x onerror="window.__xss=(window.__xss||0)+1"><script>window.__xss=1</script><b>bold?</b>';
+    const pageA = await openPage(server.pageUrl);
+    const pageB = await openPage(server.pageUrl);
+    await connectAs(pageA, uniqueName('mallory'));
+    await connectAs(pageB, uniqueName('victim'));
+
+    await say(pageA, payload);
+    const shown = message(pageB, 'li.others', 'onerror');
+    await shown.waitFor();
+    expect(await shown.locator('.text').textContent()).toBe(payload);
+    await message(pageA, 'li.own', 'onerror').waitFor();
+    for (const page of [pageA, pageB]) {
+      expect(await page.locator('#messages img, #messages script, #messages b').count()).toBe(0);
+      expect(await page.evaluate(() => (window as { __xss?: number }).__xss)).toBeUndefined();
+    }
+  });
+});
+
+describe.each([restartable, targets[1]!])('the chat page with $name', (target) => {
+  it('reconnects by itself after the server restarts, as the same clientId in the same room', async () => {
+    const first = await start(target);
+    const frank = uniqueName('frank');
+    const page = await openPage(`${first.pageUrl}?reconnectDelay=0.2&reconnectAttempts=30`);
+    await connectAs(page, frank, 'den');
+    await say(page, '/join attic');
+    await message(page, 'li.system', `Welcome to attic, ${frank}!`).waitFor();
+
+    await first.stop();
+    // 1012 from the CloudBase target, 1001 from API Gateway: both mean "come back".
+    await page.locator('#messages li.system', { hasText: /^Connection lost \(10(01|12) [^)]+\); reconnecting in/ }).waitFor();
+    const second = await start(target, first.port);
+    const { client: listener } = await TestClient.join(withQuery(second.socketUrl, { room: 'attic' }));
+    await untilPresent(listener, frank);
+    await page.locator('#status[data-status="open"]').waitFor();
+    await page.locator('#messages li.system', { hasText: `Welcome to attic, ${frank}!` }).nth(1).waitFor();
+    await say(page, 'made it back');
+    expect(await listener.next('chat')).toMatchObject({ clientId: frank, room: 'attic', message: 'made it back' });
+    await listener.close();
+  });
+});
+
+describe('the chat page', () => {
+  it('shows that it is reconnecting, counting down, and gives up after the set attempts', async () => {
+    const server = await start(restartable);
+    const page = await openPage(`${server.pageUrl}?reconnectDelay=3&reconnectAttempts=1`);
+    await connectAs(page, uniqueName('gina'));
+    await server.stop();
+    await page.locator('#status[data-status="reconnecting"]', { hasText: /^reconnecting in [1-4] s$/ }).waitFor();
+    await page.locator('#status[data-status="closed"]').waitFor({ timeout: 20_000 });
+    await message(page, 'li.system.error', 'Gave up reconnecting').waitFor();
+    expect(await page.locator('#send').isDisabled()).toBe(true);
+  });
+
+  it('works opened from disk (file://), with the local CloudBase target as its default', async () => {
+    const server = await start(restartable);
+    const directory = await mkdtemp(join(tmpdir(), 'cloudsocket-page-'));
+    cleanups.push(() => rm(directory, { recursive: true, force: true }));
+    const file = join(directory, 'chat.html');
+    await writeFile(file, await loadPage());
+    const page = await openPage(pathToFileURL(file).href);
+    expect(await page.inputValue('#url')).toBe('ws://127.0.0.1:9000/');
+
+    const { client: peer } = await TestClient.join(server.socketUrl);
+    await page.fill('#url', server.socketUrl);
+    const henry = uniqueName('henry');
+    await connectAs(page, henry);
+    await say(page, 'from a file');
+    expect(await peer.next('chat')).toMatchObject({ clientId: henry, message: 'from a file' });
+    await peer.close();
+  });
+
+  it('rejects a bad server URL or clientId with a message instead of connecting', async () => {
+    const server = await start(restartable);
+    const page = await openPage(server.pageUrl);
+    await page.fill('#clientId', 'not valid!');
+    await page.click('#connect');
+    await message(page, 'li.system.error', 'Client ID: 1-32 letters').waitFor();
+    await page.fill('#clientId', '');
+    await page.fill('#url', 'http://example.com/');
+    await page.click('#connect');
+    await message(page, 'li.system.error', 'server URL must start with ws:// or wss://').waitFor();
+    expect(await page.getAttribute('#status', 'data-status')).toBe('closed');
+  });
+
+  it('fits a 360 px wide phone screen and leaves a screenshot of a live conversation', async () => {
+    // Its own server, so short readable names cannot clash.
+    const server = await start(restartable);
+    const desktop = await openPage(server.pageUrl, { width: 1100, height: 640 });
+    const phone = await openPage(server.pageUrl, { width: 360, height: 740 });
+    await connectAs(desktop, 'ana');
+    await connectAs(phone, 'ben');
+    const { client: chris } = await TestClient.join(withQuery(server.socketUrl, { clientId: 'chris' }));
+    await message(desktop, 'li.system', 'chris joined lobby').waitFor();
+
+    await say(desktop, 'Morning! Is the deploy to staging done?');
+    await message(phone, 'li.others', 'Morning!').waitFor();
+    await say(phone, 'Yes, all green. The page reconnected by itself during the restart.');
+    await message(desktop, 'li.others', 'all green').waitFor();
+    chris.send({ type: 'chat', content: 'Nice. <b>Markup</b> shows as text, by the way.' });
+    await message(desktop, 'li.others', 'Markup').waitFor();
+    await message(phone, 'li.others', 'Markup').waitFor();
+    await desktop.click('#users button:has-text("ben")');
+    await say(desktop, 'Lunch at 12?');
+    await message(phone, 'li.private', 'Lunch at 12?').waitFor();
+    await desktop.selectOption('#recipient', '');
+    await desktop.click('#ping');
+    await message(desktop, 'li.system', 'Pong in').waitFor();
+
+    // Nothing wider than the phone's screen: no sideways scrolling.
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    for (const id of ['#text', '#send', '#connect', '#url']) expect(await phone.locator(id).isVisible()).toBe(true);
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    const shots = { desktop: join(ARTIFACTS, 'chat.png'), phone: join(ARTIFACTS, 'chat-phone.png') };
+    await desktop.screenshot({ path: shots.desktop });
+    await phone.screenshot({ path: shots.phone });
+    for (const shot of Object.values(shots)) {
+      const png = await readFile(shot);
+      expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    }
+    await chris.close();
+  });
+});
