@@ -36,6 +36,11 @@ export class MemoryRegistry implements ConnectionRegistry {
     return members ? Array.from(members.values(), (record) => ({ ...record })) : [];
   }
 
+  async listRoomIds(room: string): Promise<string[]> {
+    const members = this.rooms.get(room);
+    return members ? Array.from(members.keys()) : [];
+  }
+
   async countRoom(room: string): Promise<number> {
     return this.rooms.get(room)?.size ?? 0;
   }

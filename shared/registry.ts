@@ -36,6 +36,12 @@ export interface ConnectionRegistry {
   get(connectionId: string): Promise<ConnectionRecord | undefined>;
   findByClientId(clientId: string): Promise<ConnectionRecord | undefined>;
   listRoom(room: string): Promise<ConnectionRecord[]>;
+  /**
+   * Optional: the connection ids of a room, all a broadcast needs. A store
+   * that can list them without building a copy of every record implements it;
+   * without it the core takes the ids from listRoom.
+   */
+  listRoomIds?(room: string): Promise<string[]>;
   countRoom(room: string): Promise<number>;
   /** Moves a connection to another room; undefined when it is gone. */
   moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined>;

@@ -2,6 +2,9 @@ import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { SendOutcome, Transport } from '../../shared/transport.js';
 
+/** Text frames even from bytes: the protocol closes binary frames with 1003. One object, not one per send. */
+const TEXT_FRAME = { binary: false } as const;
+
 /** The Transport of a process that owns its sockets. */
 export class WsTransport implements Transport {
   readonly sockets = new Map<string, WebSocket>();
@@ -45,8 +48,7 @@ export class WsTransport implements Transport {
       socket.terminate();
       return 'gone';
     }
-    // Text frames even from bytes: the protocol closes binary frames with 1003.
-    socket.send(data, { binary: false });
+    socket.send(data, TEXT_FRAME);
     return 'sent';
   }
 }

@@ -1,0 +1,106 @@
+/**
+ * Scenario 3, second half: the Lambda handlers' size and cold-start import
+ * time (a fresh Node process importing the bundle, as a new Lambda container
+ * does), as shipped (minified, AWS SDK bundled) against the same handlers
+ * bundled unminified and with the AWS SDK left external (resolved from
+ * node_modules at import time, as a Lambda layer or the runtime's own SDK would be).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { build as esbuild, type BuildOptions } from 'esbuild';
+import { AWS_HANDLERS, BUNDLE_DEFAULTS, buildAws, projectRoot } from '../scripts/build.js';
+
+const run = promisify(execFile);
+
+export type HandlerVariant = 'shipped' | 'unminified' | 'sdk-external';
+
+export interface ColdStartRun {
+  variant: HandlerVariant;
+  description: string;
+  /** dist/aws/message.mjs of this variant. */
+  messageBytes: number;
+  /** All four handlers. */
+  totalBytes: number;
+  /** Median import time of message.mjs in a fresh process, and every sample. */
+  importMedianMs: number;
+  importSamplesMs: number[];
+}
+
+const DESCRIPTIONS: Record<HandlerVariant, string> = {
+  shipped: 'minified, AWS SDK bundled (what `cloudsocket build` ships)',
+  unminified: 'unminified, AWS SDK bundled',
+  'sdk-external': 'minified, AWS SDK external (loaded from node_modules, not counted in the size)',
+};
+
+export interface BuiltVariants {
+  /** dist/aws of the shipped build, for the emulator. */
+  shippedDirectory: string;
+  directories: Record<HandlerVariant, string>;
+  remove(): Promise<void>;
+}
+
+export async function buildVariants(): Promise<BuiltVariants> {
+  const out = await mkdtemp(join(tmpdir(), 'cloudsocket-bench-aws-'));
+  const entryPoints = AWS_HANDLERS.map((name) => ({ in: join(projectRoot, `functions/aws/${name}.ts`), out: name }));
+  const variant = async (name: HandlerVariant, options: BuildOptions) => {
+    const directory = join(out, name);
+    await esbuild({ ...BUNDLE_DEFAULTS, entryPoints, outdir: directory, outExtension: { '.js': '.mjs' }, ...options });
+    return directory;
+  };
+  const [shipped, unminified, external] = await Promise.all([
+    buildAws(join(out, 'shipped-dist')).then((artifact) => artifact.directory),
+    variant('unminified', { minify: false }),
+    variant('sdk-external', { external: [...(BUNDLE_DEFAULTS.external ?? []), '@aws-sdk/*'] }),
+  ]);
+  // Bare imports of the external variant resolve upwards from its folder.
+  await symlink(join(projectRoot, 'node_modules'), join(out, 'node_modules'), 'dir');
+  return {
+    shippedDirectory: shipped,
+    directories: { shipped, unminified, 'sdk-external': external },
+    remove: () => rm(out, { recursive: true, force: true }),
+  };
+}
+
+/** Samples are taken round-robin over the variants so a noisy moment hurts them all alike. */
+export async function measureColdStarts(variants: BuiltVariants, samples: number): Promise<ColdStartRun[]> {
+  const names = Object.keys(variants.directories) as HandlerVariant[];
+  const times = new Map<HandlerVariant, number[]>(names.map((name) => [name, []]));
+  for (let round = 0; round < samples; round++) {
+    for (const name of names) times.get(name)!.push(await importTime(join(variants.directories[name], 'message.mjs')));
+  }
+  return Promise.all(
+    names.map(async (name) => {
+      const sizes = await Promise.all(AWS_HANDLERS.map(async (handler) => (await stat(join(variants.directories[name], `${handler}.mjs`))).size));
+      const sorted = [...times.get(name)!].sort((a, b) => a - b);
+      return {
+        variant: name,
+        description: DESCRIPTIONS[name],
+        messageBytes: sizes[AWS_HANDLERS.indexOf('message')]!,
+        totalBytes: sizes.reduce((a, b) => a + b, 0),
+        importMedianMs: Math.round(sorted[Math.floor((sorted.length - 1) / 2)]! * 10) / 10,
+        importSamplesMs: times.get(name)!.map((ms) => Math.round(ms * 10) / 10),
+      };
+    }),
+  );
+}
+
+const IMPORT_SCRIPT = 'const t = performance.now(); await import(process.env.BENCH_IMPORT); process.stdout.write(String(performance.now() - t));';
+
+async function importTime(file: string): Promise<number> {
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', IMPORT_SCRIPT], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      BENCH_IMPORT: pathToFileURL(file).href,
+      // What the handler reads at import; the values are never used to reach anything.
+      CONNECTIONS_TABLE: 'bench',
+      WELCOME_FUNCTION: 'bench-welcome',
+      AWS_REGION: 'us-east-1',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
+  });
+  return Number(stdout);
+}

@@ -1,0 +1,69 @@
+/**
+ * Counts the HTTP requests the AWS handlers make, where they arrive: at the
+ * embedded dynalite (by DynamoDB operation, from X-Amz-Target) and at the
+ * emulator's @connections and Lambda APIs (by method). Both servers run in
+ * the bench process, so node:diagnostics_channel sees every request they
+ * receive without a proxy in front and without touching either.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+
+const CHANNEL = 'http.server.request.start';
+
+export interface RequestCounts {
+  /** DynamoDB operation name → requests. */
+  dynamo: Record<string, number>;
+  /** HTTP method → @connections requests (POST is PostToConnection, GET GetConnection, DELETE DeleteConnection). */
+  management: Record<string, number>;
+  lambdaInvokes: number;
+}
+
+export class RequestCounter {
+  private counts: RequestCounts = emptyCounts();
+  private readonly listener = (message: unknown) => this.count((message as { request: IncomingMessage }).request);
+
+  start(): void {
+    subscribe(CHANNEL, this.listener);
+  }
+
+  stop(): void {
+    unsubscribe(CHANNEL, this.listener);
+  }
+
+  reset(): void {
+    this.counts = emptyCounts();
+  }
+
+  snapshot(): RequestCounts {
+    return structuredClone(this.counts);
+  }
+
+  /** All requests counted so far, of every kind; stops moving once the handlers are done. */
+  get total(): number {
+    return sum(Object.values(this.counts.dynamo)) + sum(Object.values(this.counts.management)) + this.counts.lambdaInvokes;
+  }
+
+  private count(request: IncomingMessage): void {
+    const target = request.headers['x-amz-target'];
+    if (typeof target === 'string' && target.startsWith('DynamoDB_')) {
+      const operation = target.slice(target.indexOf('.') + 1);
+      this.counts.dynamo[operation] = (this.counts.dynamo[operation] ?? 0) + 1;
+      return;
+    }
+    const path = request.url ?? '';
+    if (path.includes('/@connections/') || path.includes('/%40connections/')) {
+      const method = request.method ?? 'GET';
+      this.counts.management[method] = (this.counts.management[method] ?? 0) + 1;
+    } else if (/\/functions\/[^/]+\/invocations/.test(path)) {
+      this.counts.lambdaInvokes++;
+    }
+  }
+}
+
+function emptyCounts(): RequestCounts {
+  return { dynamo: {}, management: {}, lambdaInvokes: 0 };
+}
+
+export function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}

@@ -1,0 +1,159 @@
+/**
+ * Scenario 3: what one chat message costs on the AWS target, run through the
+ * emulator (the built Lambda handlers, the @connections API, dynalite):
+ * DynamoDB requests and management-API calls per message, counted where they
+ * arrive, for rooms of several sizes; and the fan-out time, from the send to
+ * the last recipient, at the default FANOUT_CONCURRENCY.
+ *
+ * Joining N clients one by one would announce each to the room (N²/2
+ * PostToConnection calls, minutes for N = 1000), so each client connects
+ * alone in its own room and the bench then moves the connection items into
+ * the measured room directly in DynamoDB, and out again before the clients
+ * leave. Only the messages are counted.
+ */
+import { ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { silentLogger } from '../shared/log.js';
+import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
+import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { RequestCounter, sum, type RequestCounts } from './aws-counter.js';
+import type { LoadPool } from './load/pool.js';
+
+export interface AwsRoomRun {
+  roomSize: number;
+  messages: number;
+  dynamoRequestsPerMessage: number;
+  /** Per message, by operation. */
+  dynamoOperationsPerMessage: Record<string, number>;
+  scans: number;
+  managementCallsPerMessage: number;
+  managementMethodsPerMessage: Record<string, number>;
+  lambdaInvokesPerMessage: number;
+  /** From the send to the last recipient, median and worst over the messages. */
+  fanoutMedianMs: number | null;
+  fanoutMaxMs: number | null;
+  incompleteMessages: number;
+}
+
+export interface AwsRoomOptions {
+  roomSizes: readonly number[];
+  messagesPerRoom: number;
+  distDir: string;
+}
+
+const CONTENT_BYTES = 64;
+const FANOUT_TIMEOUT_MS = 60_000;
+
+export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Promise<AwsRoomRun[]> {
+  const counter = new RequestCounter();
+  const emulator = await startEmulator({ port: 0, distDir: options.distDir, logger: silentLogger, onLog: () => {} });
+  const dynamo = new DynamoDBClient({ endpoint: emulator.dynamoEndpoint, region: emulator.stack.region, credentials: LOCAL_CREDENTIALS });
+  counter.start();
+  try {
+    const runs: AwsRoomRun[] = [];
+    for (const roomSize of options.roomSizes) {
+      const result = await pool.connect({ url: emulator.url, dialect: 'chat', count: roomSize, roomSize: 1, concurrency: 20 });
+      if (result.connected !== roomSize) throw new Error(`aws: ${result.connected}/${roomSize} clients connected (${result.firstError ?? 'no error'})`);
+      const room = `bench${roomSize}`;
+      await gatherInto(dynamo, emulator, room);
+      await quiet(counter);
+      counter.reset();
+      const fanout = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+      await quiet(counter);
+      runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout));
+      // Leaving one by one would announce each departure to the rest of the room: N²/2 calls again.
+      await scatter(dynamo, emulator);
+      await pool.closeClients();
+      await waitUntilEmpty(dynamo, emulator);
+    }
+    return runs;
+  } finally {
+    counter.stop();
+    dynamo.destroy();
+    await emulator.stop();
+  }
+}
+
+function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }): AwsRoomRun {
+  const perMessage = (value: number) => round(value / messages);
+  const perMessageRecord = (record: Record<string, number>) => Object.fromEntries(Object.entries(record).map(([key, value]) => [key, perMessage(value)]));
+  const sorted = [...fanout.completionsMs].sort((a, b) => a - b);
+  return {
+    roomSize,
+    messages,
+    dynamoRequestsPerMessage: perMessage(sum(Object.values(counts.dynamo))),
+    dynamoOperationsPerMessage: perMessageRecord(counts.dynamo),
+    scans: counts.dynamo.Scan ?? 0,
+    managementCallsPerMessage: perMessage(sum(Object.values(counts.management))),
+    managementMethodsPerMessage: perMessageRecord(counts.management),
+    lambdaInvokesPerMessage: perMessage(counts.lambdaInvokes),
+    fanoutMedianMs: sorted.length ? round(sorted[Math.floor((sorted.length - 1) / 2)]!) : null,
+    fanoutMaxMs: sorted.length ? round(sorted[sorted.length - 1]!) : null,
+    incompleteMessages: fanout.incomplete,
+  };
+}
+
+/** Every live connection item: the bench's own clients, each alone in its room so far. */
+async function connectionItems(dynamo: DynamoDBClient, emulator: RunningEmulator): Promise<Array<Record<string, AttributeValue>>> {
+  const items: Array<Record<string, AttributeValue>> = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    // A Scan is fine here: this is the bench arranging the table, not a request path, and it is not counted.
+    const page = await dynamo.send(new ScanCommand({ TableName: tableName(emulator), ExclusiveStartKey: startKey }));
+    items.push(...(page.Items ?? []).filter((item) => item.pk?.S?.startsWith('conn#')));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+async function gatherInto(dynamo: DynamoDBClient, emulator: RunningEmulator, room: string): Promise<void> {
+  for (const item of await connectionItems(dynamo, emulator)) await moveItem(dynamo, emulator, item, room);
+}
+
+/** Every connection back alone in a room of its own. */
+async function scatter(dynamo: DynamoDBClient, emulator: RunningEmulator): Promise<void> {
+  let index = 0;
+  for (const item of await connectionItems(dynamo, emulator)) await moveItem(dynamo, emulator, item, `alone${index++}`);
+}
+
+async function moveItem(dynamo: DynamoDBClient, emulator: RunningEmulator, item: Record<string, AttributeValue>, room: string): Promise<void> {
+  await dynamo.send(
+    new UpdateItemCommand({
+      TableName: tableName(emulator),
+      Key: { pk: item.pk! },
+      UpdateExpression: 'SET #room = :room',
+      ExpressionAttributeNames: { '#room': 'room' },
+      ExpressionAttributeValues: { ':room': { S: room } },
+    }),
+  );
+}
+
+/** The previous room's `$disconnect`s must be done, or their items would join the next room. */
+async function waitUntilEmpty(dynamo: DynamoDBClient, emulator: RunningEmulator, maxMs = 60_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  while ((await connectionItems(dynamo, emulator)).length > 0) {
+    if (Date.now() > deadline) throw new Error('aws: connections were still registered a minute after their clients closed');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Waits until no request has arrived for a while: the handlers are done with the last message. */
+async function quiet(counter: RequestCounter, quietMs = 400, maxMs = 30_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = counter.total;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    if (counter.total === last) return;
+    last = counter.total;
+  }
+}
+
+function tableName(emulator: RunningEmulator): string {
+  const table = emulator.stack.table;
+  if (!table) throw new Error('aws: the template defines no table');
+  return table.name;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,47 @@
+/** How much each scenario does in a full run and in a quick one. */
+import type { BroadcastCase } from './broadcast.js';
+
+export type ScenarioName = 'broadcast' | 'idle' | 'aws';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws'];
+
+export interface BenchPlan {
+  mode: 'full' | 'quick';
+  broadcast: BroadcastCase[];
+  /** Each broadcast case runs this many times per server, in rotating order; the median run counts. */
+  broadcastRounds: number;
+  idleConnections: number;
+  aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
+  /** Said in the output, so a quick run's figures are never mistaken for a full run's. */
+  notes: string[];
+}
+
+/**
+ * Offered rates are 50,000 deliveries/s in every case: a load every server
+ * sustains on a 2-core machine, and each client stays under cloudsocket's
+ * default rate limit (10 frames/s), so no setting is changed for the run.
+ */
+export const FULL_PLAN: BenchPlan = {
+  mode: 'full',
+  broadcast: [
+    { clients: 100, ratePerClient: 5, durationMs: 10_000, warmupMs: 2_000, contentBytes: 64 },
+    { clients: 1000, ratePerClient: 0.05, durationMs: 10_000, warmupMs: 2_000, contentBytes: 64 },
+  ],
+  broadcastRounds: 3,
+  idleConnections: 10_000,
+  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
+  notes: [],
+};
+
+export const QUICK_PLAN: BenchPlan = {
+  mode: 'quick',
+  broadcast: [
+    { clients: 100, ratePerClient: 5, durationMs: 2_500, warmupMs: 500, contentBytes: 64 },
+    { clients: 300, ratePerClient: 0.5, durationMs: 2_500, warmupMs: 500, contentBytes: 64 },
+  ],
+  broadcastRounds: 1,
+  idleConnections: 5_000,
+  aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
+  notes: [
+    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000); run `npm run bench` for the full figures',
+  ],
+};

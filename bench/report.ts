@@ -1,0 +1,107 @@
+/** The stdout table of a bench run. */
+import type { BenchReport } from './run.js';
+
+type Cell = string | number | null | undefined;
+
+function table(header: string[], rows: Cell[][]): string {
+  const text = [header, ...rows.map((row) => row.map(cell))];
+  const widths = header.map((_, column) => Math.max(...text.map((row) => row[column]!.length)));
+  return text.map((row) => row.map((value, column) => value.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
+}
+
+function cell(value: Cell): string {
+  if (value === null || value === undefined) return 'n/a';
+  if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
+  return value;
+}
+
+const times = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)}×`);
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+export function formatReport(report: BenchReport): string {
+  const { machine } = report;
+  const out: string[] = [];
+  out.push(
+    `cloudsocket bench (${report.mode}), ${report.durationSeconds} s: ${machine.cpuModel}, ${machine.cores} cores, ` +
+      `${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${machine.node}, ${machine.os}; ` +
+      `load average ${machine.loadAverage} at start, ${report.loadAverageAtEnd} at end`,
+  );
+  for (const note of report.notes) out.push(`note: ${note}`);
+
+  if (report.broadcast) {
+    const offered = [...new Set(report.broadcast.runs.map((run) => run.offeredPerSecond))].map((n) => n.toLocaleString('en-US')).join(', ');
+    out.push('', `Broadcast: one room, each message to every member, sender included; offered ${offered} deliveries/s`);
+    out.push(
+      table(
+        ['clients', 'server', 'delivered/s', 'CPU µs/delivery', 'capacity/CPU-s', 'p50 ms', 'p99 ms', 'received/expected'],
+        report.broadcast.runs.map((run) => [
+          run.clients,
+          run.server,
+          run.deliveredPerSecond,
+          run.cpuMicrosPerDelivery === null ? null : Number(run.cpuMicrosPerDelivery.toFixed(2)),
+          run.capacityPerCpuSecond,
+          run.p50Ms,
+          run.p99Ms,
+          `${run.received}/${run.expected}`,
+        ]),
+      ),
+    );
+    out.push('', 'Ratios, cloudsocket ÷ baseline (capacity: higher is better; latency: lower is better)');
+    out.push(
+      table(
+        ['clients', 'vs', 'capacity', 'p50', 'p99'],
+        report.broadcast.ratios.flatMap((r) => [
+          [r.clients, 'raw ws', times(r.capacityVsRawWs), times(r.p50VsRawWs), times(r.p99VsRawWs)],
+          [r.clients, 'Socket.IO', times(r.capacityVsSocketio), times(r.p50VsSocketio), times(r.p99VsSocketio)],
+        ]),
+      ),
+    );
+  }
+
+  if (report.idle) {
+    out.push('', 'Idle connections (rooms of 10): growth after a full GC ÷ connections');
+    out.push(
+      table(
+        ['server', 'connections', 'RSS/conn', 'heap/conn'],
+        report.idle.runs.map((run) => [run.server, run.connections, kib(run.rssBytesPerConnection), kib(run.heapBytesPerConnection)]),
+      ),
+    );
+    out.push(`Ratio cloudsocket ÷ raw ws: RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);
+  }
+
+  if (report.aws) {
+    out.push('', 'AWS target through the emulator and dynalite, per chat message (counted at the servers)');
+    out.push(
+      table(
+        ['room', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes', 'fan-out median ms', 'fan-out max ms'],
+        report.aws.rooms.map((room) => [
+          room.roomSize,
+          room.dynamoRequestsPerMessage,
+          Object.entries(room.dynamoOperationsPerMessage).map(([op, n]) => `${op} ${n}`).join(', '),
+          Object.entries(room.managementMethodsPerMessage).map(([method, n]) => `${method} ${n}`).join(', ') || '0',
+          room.lambdaInvokesPerMessage,
+          room.fanoutMedianMs,
+          room.fanoutMaxMs,
+        ]),
+      ),
+    );
+    out.push('', 'AWS handlers: size and cold-start import of message.mjs in a fresh process');
+    out.push(
+      table(
+        ['variant', 'message.mjs', '4 handlers', 'import median ms', 'build'],
+        report.aws.coldStart.map((run) => [run.variant, kib(run.messageBytes), kib(run.totalBytes), run.importMedianMs, run.description]),
+      ),
+    );
+  }
+
+  const failures = Object.entries(report.failures);
+  if (failures.length > 0) {
+    out.push('', 'Not run:');
+    for (const [scenario, reason] of failures) out.push(`  ${scenario}: ${reason}`);
+  }
+  if (report.targets.length > 0) {
+    out.push('', 'Targets');
+    for (const check of report.targets) out.push(`  ${check.met ? 'met    ' : 'NOT MET'}  ${check.target}: ${check.measured}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,225 @@
+/**
+ * Runs the scenarios of a plan one after another, each server alone on the
+ * machine while it is measured, and gathers the figures and their ratios.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { buildVariants, measureColdStarts, type ColdStartRun } from './aws-cold-start.js';
+import { runAwsRooms, type AwsRoomRun } from './aws.js';
+import { BROADCAST_SERVERS, runBroadcastCase, type BroadcastRun } from './broadcast.js';
+import { IDLE_SERVERS, runIdleCase, type IdleRun } from './idle.js';
+import { LoadPool } from './load/pool.js';
+import { machineInfo, type MachineInfo } from './machine.js';
+import type { BenchPlan, ScenarioName } from './plan.js';
+import { buildPrograms } from './programs.js';
+
+export interface BroadcastRatios {
+  clients: number;
+  /** Capacity (deliveries per server CPU-second), ours ÷ theirs: above 1 is better. */
+  capacityVsRawWs: number | null;
+  capacityVsSocketio: number | null;
+  /** Latency, ours ÷ theirs: below 1 is better. */
+  p50VsRawWs: number | null;
+  p99VsRawWs: number | null;
+  p50VsSocketio: number | null;
+  p99VsSocketio: number | null;
+}
+
+export interface IdleRatios {
+  rssVsRawWs: number | null;
+  heapVsRawWs: number | null;
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface BenchReport {
+  generatedAt: string;
+  mode: BenchPlan['mode'];
+  machine: MachineInfo;
+  loadAverageAtEnd: number;
+  durationSeconds: number;
+  notes: string[];
+  /** `runs`: per case and server, the round with the median capacity; `rounds`: every round. */
+  broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
+  idle?: { runs: IdleRun[]; ratios: IdleRatios };
+  aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
+  /** Scenarios that could not run, and why. */
+  failures: Partial<Record<ScenarioName, string>>;
+  targets: TargetCheck[];
+}
+
+export interface RunOptions {
+  plan: BenchPlan;
+  scenarios: readonly ScenarioName[];
+  /** Writes each broadcast run's server CPU profile (.cpuprofile) here. */
+  profileDir?: string;
+  progress: (line: string) => void;
+}
+
+export async function runBench(options: RunOptions): Promise<BenchReport> {
+  const { plan, progress } = options;
+  const startedAt = Date.now();
+  const report: BenchReport = {
+    generatedAt: new Date().toISOString(),
+    mode: plan.mode,
+    machine: machineInfo(),
+    loadAverageAtEnd: 0,
+    durationSeconds: 0,
+    notes: [...plan.notes],
+    failures: {},
+    targets: [],
+  };
+  progress(`building the CloudBase artifact and the bench programs ...`);
+  const programs = await buildPrograms();
+  const pool = await LoadPool.start(programs.loadWorker, 2);
+  try {
+    if (options.scenarios.includes('broadcast')) {
+      await attempt(report, 'broadcast', async () => {
+        const runs: BroadcastRun[] = [];
+        const rounds: BroadcastRun[] = [];
+        for (const spec of plan.broadcast) {
+          const caseRuns: BroadcastRun[] = [];
+          for (let round = 0; round < plan.broadcastRounds; round++) {
+            for (const server of rotate(BROADCAST_SERVERS, round)) {
+              progress(`broadcast: ${server}, ${spec.clients} clients × ${spec.ratePerClient}/s for ${spec.durationMs / 1000} s (round ${round + 1}/${plan.broadcastRounds}) ...`);
+              const profileFile = options.profileDir ? join(options.profileDir, `broadcast-${spec.clients}-${server}-${round + 1}.cpuprofile`) : undefined;
+              if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
+              caseRuns.push(await runBroadcastCase(programs, pool, spec, server, {}, profileFile));
+            }
+          }
+          rounds.push(...caseRuns);
+          for (const server of BROADCAST_SERVERS) runs.push(medianRun(caseRuns.filter((run) => run.server === server)));
+        }
+        report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, spec.clients)) };
+      });
+    }
+    if (options.scenarios.includes('idle')) {
+      await attempt(report, 'idle', async () => {
+        const connections = idleConnectionsWithinLimits(plan.idleConnections, report);
+        const runs: IdleRun[] = [];
+        for (const server of IDLE_SERVERS) {
+          progress(`idle: ${connections} connections to ${server} ...`);
+          runs.push(await runIdleCase(programs, pool, connections, server));
+        }
+        report.idle = { runs, ratios: idleRatios(runs) };
+      });
+    }
+    if (options.scenarios.includes('aws')) {
+      await attempt(report, 'aws', async () => {
+        progress('aws: building the handlers (shipped, unminified, SDK external) ...');
+        const variants = await buildVariants();
+        try {
+          progress('aws: cold-start imports ...');
+          const coldStart = await measureColdStarts(variants, plan.aws.coldStartSamples);
+          progress(`aws: rooms of ${plan.aws.roomSizes.join(', ')} through the emulator ...`);
+          const awsPool = await LoadPool.start(programs.loadWorker, 1);
+          try {
+            const rooms = await runAwsRooms(awsPool, { roomSizes: plan.aws.roomSizes, messagesPerRoom: plan.aws.messagesPerRoom, distDir: variants.shippedDirectory });
+            report.aws = { rooms, coldStart };
+          } finally {
+            await awsPool.stop();
+          }
+        } finally {
+          await variants.remove();
+        }
+      });
+    }
+  } finally {
+    await pool.stop();
+    await programs.remove();
+  }
+  report.targets = checkTargets(report);
+  report.loadAverageAtEnd = Math.round(loadavg()[0]! * 100) / 100;
+  report.durationSeconds = Math.round((Date.now() - startedAt) / 100) / 10;
+  return report;
+}
+
+export async function writeReport(report: BenchReport, file: string): Promise<void> {
+  await mkdir(join(file, '..'), { recursive: true });
+  await writeFile(file, JSON.stringify(report, null, 2) + '\n');
+}
+
+async function attempt(report: BenchReport, scenario: ScenarioName, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    report.failures[scenario] = error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Each connection is a file descriptor in the server and in a load process; leave room for the rest. */
+function idleConnectionsWithinLimits(wanted: number, report: BenchReport): number {
+  const limit = report.machine.openFileLimit;
+  const headroom = 256;
+  if (limit === null || wanted + headroom <= limit) return wanted;
+  const connections = Math.max(100, limit - headroom);
+  report.notes.push(`idle: the open-file limit (ulimit -n = ${limit}) allows ${connections} connections, not ${wanted}; raise it with \`ulimit -n ${wanted + headroom}\` before the run`);
+  return connections;
+}
+
+/** Round r starts at server r, so no server is always measured first (or right after the same one). */
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const shift = by % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
+/** A whole measured run, not a mix of figures from different rounds. */
+function medianRun(runs: BroadcastRun[]): BroadcastRun {
+  const sorted = [...runs].sort((a, b) => (a.capacityPerCpuSecond ?? 0) - (b.capacityPerCpuSecond ?? 0));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function ratio(ours: number | null | undefined, theirs: number | null | undefined): number | null {
+  if (ours == null || theirs == null || theirs === 0) return null;
+  return Math.round((ours / theirs) * 100) / 100;
+}
+
+function broadcastRatios(runs: BroadcastRun[], clients: number): BroadcastRatios {
+  const of = (server: BroadcastRun['server']) => runs.find((run) => run.server === server && run.clients === clients);
+  const ours = of('cloudsocket');
+  const raw = of('raw-ws');
+  const socketio = of('socketio');
+  return {
+    clients,
+    capacityVsRawWs: ratio(ours?.capacityPerCpuSecond, raw?.capacityPerCpuSecond),
+    capacityVsSocketio: ratio(ours?.capacityPerCpuSecond, socketio?.capacityPerCpuSecond),
+    p50VsRawWs: ratio(ours?.p50Ms, raw?.p50Ms),
+    p99VsRawWs: ratio(ours?.p99Ms, raw?.p99Ms),
+    p50VsSocketio: ratio(ours?.p50Ms, socketio?.p50Ms),
+    p99VsSocketio: ratio(ours?.p99Ms, socketio?.p99Ms),
+  };
+}
+
+function idleRatios(runs: IdleRun[]): IdleRatios {
+  const ours = runs.find((run) => run.server === 'cloudsocket');
+  const raw = runs.find((run) => run.server === 'raw-ws');
+  return { rssVsRawWs: ratio(ours?.rssBytesPerConnection, raw?.rssBytesPerConnection), heapVsRawWs: ratio(ours?.heapBytesPerConnection, raw?.heapBytesPerConnection) };
+}
+
+function checkTargets(report: BenchReport): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const worst = (values: Array<number | null>) => (values.some((v) => v === null) || values.length === 0 ? null : Math.min(...(values as number[])));
+  if (report.broadcast) {
+    const vsRaw = worst(report.broadcast.ratios.map((r) => r.capacityVsRawWs));
+    const vsSocketio = worst(report.broadcast.ratios.map((r) => r.capacityVsSocketio));
+    checks.push({ target: 'broadcast capacity ≥ 0.9× raw ws', measured: `${vsRaw ?? 'n/a'}× (worst case)`, met: vsRaw !== null && vsRaw >= 0.9 });
+    checks.push({ target: 'broadcast capacity ≥ 2× Socket.IO', measured: `${vsSocketio ?? 'n/a'}× (worst case)`, met: vsSocketio !== null && vsSocketio >= 2 });
+  }
+  if (report.idle) {
+    const { rssVsRawWs, heapVsRawWs } = report.idle.ratios;
+    checks.push({ target: 'memory per idle connection ≤ 1.25× raw ws (RSS)', measured: `${rssVsRawWs ?? 'n/a'}× (V8 heap ${heapVsRawWs ?? 'n/a'}×)`, met: rssVsRawWs !== null && rssVsRawWs <= 1.25 });
+  }
+  if (report.aws) {
+    const scans = report.aws.rooms.reduce((total, room) => total + room.scans, 0);
+    const most = Math.max(...report.aws.rooms.map((room) => room.dynamoRequestsPerMessage));
+    const largest = Math.max(...report.aws.rooms.map((room) => room.roomSize));
+    checks.push({ target: 'AWS: no Scan per chat message', measured: `${scans} Scans`, met: scans === 0 });
+    checks.push({ target: 'AWS: ≤ 2 DynamoDB requests per chat message', measured: `${most} at most (rooms up to ${largest})`, met: most <= 2 });
+  }
+  return checks;
+}

@@ -1,0 +1,127 @@
+/**
+ * Starts a server under test as a child process with the memory probe
+ * preloaded: ours from the built CloudBase artifact through its own
+ * scf_bootstrap (what ships), the baselines from their bundles.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { parseLogLine, runArtifact } from '../../scripts/run-artifact.js';
+import type { BenchPrograms } from '../programs.js';
+import type { Dialect } from '../load/messages.js';
+
+export type ServerName = 'cloudsocket' | 'raw-ws' | 'socketio';
+
+export interface MemoryUsage {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+export interface ServerUnderTest {
+  name: ServerName;
+  dialect: Dialect;
+  url: string;
+  /** Memory after a full GC, as the server process reports it. */
+  memory(): Promise<MemoryUsage>;
+  /** CPU time the server process has used so far, in microseconds (user + system). */
+  cpuMicros(): Promise<number>;
+  /** Writes a heap snapshot in the server's temp dir; resolves to its path. */
+  heapSnapshot(): Promise<string>;
+  startProfile(): Promise<void>;
+  /** Stops the CPU profiler and returns the .cpuprofile JSON text. */
+  stopProfile(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  /** Extra environment of the server (cloudsocket settings such as RATE_LIMIT). */
+  env?: Record<string, string>;
+}
+
+const START_TIMEOUT_MS = 15_000;
+
+export async function launchServer(name: ServerName, programs: BenchPrograms, options: LaunchOptions = {}): Promise<ServerUnderTest> {
+  const nodeOptions = `--expose-gc --import=${programs.probeUrl}`;
+  const env = { ...options.env, NODE_OPTIONS: nodeOptions };
+  let onProbe: (port: number) => void = () => {};
+  const probeSeen = new Promise<number>((resolve) => (onProbe = resolve));
+  const onLine = (line: string) => {
+    const event = parseLogLine(line);
+    if (event?.event === 'bench_probe' && typeof event.port === 'number') onProbe(event.port);
+  };
+
+  let port: number;
+  let child: ChildProcess;
+  if (name === 'cloudsocket') {
+    const running = await runArtifact(programs.cloudbaseDirectory, {
+      port: 0,
+      env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+      onLine,
+      startTimeoutMs: START_TIMEOUT_MS,
+    });
+    port = running.port;
+    child = running.child;
+  } else {
+    child = spawn(process.execPath, [name === 'raw-ws' ? programs.rawWs : programs.socketio], {
+      env: { ...process.env, ...env, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    port = await waitForListening(child, onLine);
+  }
+  const probePort = await withTimeout(probeSeen, START_TIMEOUT_MS, `${name}: the memory probe did not start`);
+
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    name,
+    dialect: name === 'socketio' ? 'socketio' : 'chat',
+    url: `ws://127.0.0.1:${port}/`,
+    memory: async () => {
+      const response = await fetch(`http://127.0.0.1:${probePort}/memory`);
+      return (await response.json()) as MemoryUsage;
+    },
+    heapSnapshot: async () => ((await (await fetch(`http://127.0.0.1:${probePort}/heap-snapshot`)).json()) as { path: string }).path,
+    startProfile: async () => {
+      await fetch(`http://127.0.0.1:${probePort}/profile/start`).then((response) => response.text());
+    },
+    stopProfile: async () => (await fetch(`http://127.0.0.1:${probePort}/profile/stop`)).text(),
+    cpuMicros: async () => {
+      const response = await fetch(`http://127.0.0.1:${probePort}/cpu`);
+      const { user, system } = (await response.json()) as { user: number; system: number };
+      return user + system;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function waitForListening(child: ChildProcess, onLine: (line: string) => void): Promise<number> {
+  return withTimeout(
+    new Promise<number>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`server exited with code ${code} before listening`)));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        onLine(line);
+        const event = parseLogLine(line);
+        if (event?.event === 'listening' && typeof event.port === 'number') resolve(event.port);
+      });
+    }),
+    START_TIMEOUT_MS,
+    'server did not start',
+  );
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]);
+}
