@@ -127,6 +127,18 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
         expect(await registry.countRoom('kitchen')).toBe(1);
       });
 
+      it('lists the same connection ids through listRoomIds, where a registry has it', async () => {
+        const alice = await added('alice', 'lobby');
+        const bob = await added('bob', 'lobby');
+        await added('carol', 'kitchen');
+        const ids = registry.listRoomIds
+          ? await registry.listRoomIds('lobby')
+          : (await registry.listRoom('lobby')).map((record) => record.connectionId);
+        expect([...ids].sort()).toEqual([alice.connectionId, bob.connectionId].sort());
+        await registry.moveToRoom(bob.connectionId, 'kitchen');
+        expect(await (registry.listRoomIds?.('lobby') ?? registry.listRoom('lobby').then((rs) => rs.map((r) => r.connectionId)))).toEqual([alice.connectionId]);
+      });
+
       it('returns whole records from a room listing', async () => {
         const alice = await added('alice', 'lobby', { identity: { user: 'a' } });
         expect(await registry.listRoom('lobby')).toEqual([alice]);

@@ -28,7 +28,7 @@ Options:
   --quick           smaller rooms, fewer connections, shorter runs (under a minute)
   --only NAME       run only these scenarios (comma-separated: ${SCENARIOS.join(', ')})
   --out FILE        where the JSON goes (default bench/results/latest.json)
-  --idle N          idle connections (default 10000, quick 2000)
+  --idle N          idle connections (default 10000, quick 5000)
   --profile DIR     write each broadcast server's CPU profile (.cpuprofile) to DIR
   -h, --help        show this help
 
