@@ -19,6 +19,29 @@ export interface Command {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** A command whose first argument picks a cloud (`deploy aws`, `remove cloudbase`). */
+export function perTargetCommand(
+  name: string,
+  summary: string,
+  help: string,
+  targets: Record<'aws' | 'cloudbase', (argv: string[]) => Promise<number>>,
+): Command {
+  return {
+    name,
+    summary,
+    help,
+    async run(argv) {
+      const [target, ...rest] = argv;
+      if (target === 'aws' || target === 'cloudbase') return targets[target](rest);
+      if (target === undefined || target === '--help' || target === '-h') {
+        console.log(help);
+        return target === undefined ? 2 : 0;
+      }
+      throw new UsageError(`${name}: unknown target "${target.slice(0, 40)}"; use aws or cloudbase (see cloudsocket ${name} --help)`);
+    },
+  };
+}
+
 /** node:util parseArgs, with its errors turned into one-line UsageErrors. */
 export function parseFlags<T extends Options>(command: string, argv: string[], options: T, allowPositionals = false) {
   try {

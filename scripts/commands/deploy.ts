@@ -1,4 +1,4 @@
-import { parseFlags, UsageError, type Command } from '../cli-args.js';
+import { parseFlags, perTargetCommand, type Command } from '../cli-args.js';
 import { deployAws } from '../deploy/aws.js';
 import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
 import { deployCloudbase } from '../deploy/cloudbase.js';
@@ -122,22 +122,13 @@ async function deployToCloudbase(argv: string[]): Promise<number> {
   return 0;
 }
 
-export const deployCommand: Command = {
-  name: 'deploy',
-  summary: 'deploy to AWS (CloudFormation) or Tencent CloudBase and print the wss:// URL',
-  help: `Usage: cloudsocket deploy aws|cloudbase [options]
+export const deployCommand: Command = perTargetCommand(
+  'deploy',
+  'deploy to AWS (CloudFormation) or Tencent CloudBase and print the wss:// URL',
+  `Usage: cloudsocket deploy aws|cloudbase [options]
 
 ${AWS_HELP}
 
 ${CLOUDBASE_HELP}`,
-  async run(argv) {
-    const [target, ...rest] = argv;
-    if (target === 'aws') return deployToAws(rest);
-    if (target === 'cloudbase') return deployToCloudbase(rest);
-    if (target === undefined || target === '--help' || target === '-h') {
-      console.log(deployCommand.help);
-      return target === undefined ? 2 : 0;
-    }
-    throw new UsageError(`deploy: unknown target "${target.slice(0, 40)}"; use aws or cloudbase (see cloudsocket deploy --help)`);
-  },
-};
+  { aws: deployToAws, cloudbase: deployToCloudbase },
+);

@@ -1,4 +1,4 @@
-import { parseFlags, UsageError, type Command } from '../cli-args.js';
+import { parseFlags, perTargetCommand, type Command } from '../cli-args.js';
 import { removeAws } from '../deploy/aws-remove.js';
 import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
 import { loadFunctionConfig, removeCloudbase } from '../deploy/cloudbase.js';
@@ -86,22 +86,13 @@ async function removeFromCloudbase(argv: string[]): Promise<number> {
   return 0;
 }
 
-export const removeCommand: Command = {
-  name: 'remove',
-  summary: 'tear down what `deploy` made on AWS or CloudBase',
-  help: `Usage: cloudsocket remove aws|cloudbase [options]
+export const removeCommand: Command = perTargetCommand(
+  'remove',
+  'tear down what `deploy` made on AWS or CloudBase',
+  `Usage: cloudsocket remove aws|cloudbase [options]
 
 ${AWS_HELP}
 
 ${CLOUDBASE_HELP}`,
-  async run(argv) {
-    const [target, ...rest] = argv;
-    if (target === 'aws') return removeFromAws(rest);
-    if (target === 'cloudbase') return removeFromCloudbase(rest);
-    if (target === undefined || target === '--help' || target === '-h') {
-      console.log(removeCommand.help);
-      return target === undefined ? 2 : 0;
-    }
-    throw new UsageError(`remove: unknown target "${target.slice(0, 40)}"; use aws or cloudbase (see cloudsocket remove --help)`);
-  },
-};
+  { aws: removeFromAws, cloudbase: removeFromCloudbase },
+);
