@@ -42,6 +42,14 @@ export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; er
 /** How many suffixed names (alice-2 … alice-9) are tried before a random suffix. */
 const NUMBERED_CANDIDATES = 8;
 
+/**
+ * How long after its admission a connection may still be opening. API Gateway
+ * answers PostToConnection with 410 for a connection whose `$connect` has not
+ * returned yet just as for one that is gone, and `$connect` runs for at most
+ * its 29 s integration timeout; only after that does 'gone' mean gone.
+ */
+const OPENING_WINDOW_MS = 30_000;
+
 export class Engine {
   readonly settings: CoreSettings;
   private readonly app: App;
@@ -217,7 +225,7 @@ export class Engine {
       message: `Welcome to ${record.room}, ${record.clientId}!`,
       onlineCount,
     });
-    await this.deliver(others, {
+    await this.deliver(others.map((member) => member.connectionId), {
       type: 'user_joined',
       clientId: record.clientId,
       room: record.room,
@@ -270,42 +278,61 @@ export class Engine {
   }
 
   private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
-    const members = await this.registry.listRoom(room);
+    const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
-    const recipients = options.except ? members.filter((m) => m.connectionId !== options.except) : members;
+    const recipients = options.except ? members.filter((id) => id !== options.except) : members;
     await this.deliver(recipients, frame);
     return members.length;
   }
 
+  private async roomConnectionIds(room: string): Promise<string[]> {
+    if (this.registry.listRoomIds) return this.registry.listRoomIds(room);
+    return (await this.registry.listRoom(room)).map((member) => member.connectionId);
+  }
+
   /** Fan-out: one encoding, one batch send where the transport has one, and gone connections forgotten afterwards. */
-  private async deliver(recipients: readonly ConnectionRecord[], frame: ServerFrame): Promise<void> {
+  private async deliver(recipients: readonly string[], frame: ServerFrame): Promise<void> {
     if (recipients.length === 0) return;
     const data = encodeFrame(frame, new Date(this.clock()));
-    const gone = this.transport.sendMany
-      ? await this.transport.sendMany(recipients.map((recipient) => recipient.connectionId), data)
-      : await this.sendEach(recipients, data);
+    const gone = this.transport.sendMany ? await this.transport.sendMany(recipients, data) : await this.sendEach(recipients, data);
     // After the fan-out, so one stale entry never holds up the others' messages.
-    for (const connectionId of gone) await this.disconnect(connectionId);
+    for (const connectionId of gone) await this.forgetGone(connectionId);
   }
 
   /** Fan-out for a transport with no batch send (a remote API): bounded concurrency, failures logged. */
-  private async sendEach(recipients: readonly ConnectionRecord[], data: string): Promise<string[]> {
+  private async sendEach(recipients: readonly string[], data: string): Promise<string[]> {
     const gone: string[] = [];
     await forEachLimited(
       recipients,
       this.settings.fanoutConcurrency,
-      async (recipient) => {
-        if ((await this.transport.send(recipient.connectionId, data)) === 'gone') gone.push(recipient.connectionId);
+      async (connectionId) => {
+        if ((await this.transport.send(connectionId, data)) === 'gone') gone.push(connectionId);
       },
-      (error, recipient) => this.logger.warn('send_failed', { connectionId: recipient.connectionId, error }),
+      (error, connectionId) => this.logger.warn('send_failed', { connectionId, error }),
     );
     return gone;
   }
 
   private async send(connectionId: string, frame: ServerFrame): Promise<'sent' | 'gone'> {
     const outcome = await this.transport.send(connectionId, encodeFrame(frame, new Date(this.clock())));
-    if (outcome === 'gone') await this.disconnect(connectionId);
+    if (outcome === 'gone') await this.forgetGone(connectionId);
     return outcome;
+  }
+
+  /**
+   * Forgets a connection the transport could not reach, unless it was admitted
+   * so recently that it may not be open yet: it is then kept for its own
+   * welcome, and if it never opens, its disconnect or the registry's expiry
+   * forgets it. Forgetting it would leave it open but unknown, never welcomed.
+   */
+  private async forgetGone(connectionId: string): Promise<void> {
+    const record = await this.registry.get(connectionId);
+    if (!record) return;
+    if (this.clock() - record.connectedAt < OPENING_WINDOW_MS) {
+      this.logger.debug('unreachable_while_opening', { connectionId, clientId: record.clientId });
+      return;
+    }
+    await this.disconnect(connectionId);
   }
 
   private async sendError(connectionId: string, error: ProtocolError): Promise<void> {

@@ -143,11 +143,11 @@ describe('stale connections', () => {
   it('removes a registry entry whose socket is gone when a broadcast meets 410, and the room gets user_left', async () => {
     const room = uniqueName('room');
     const a = await realClient(room);
-    // Registered, but no socket behind it: its $disconnect never came.
+    // Admitted an hour ago, no socket behind it any more: its $disconnect never came.
     const ghost = ghostId();
     const ghostClientId = uniqueName('ghost');
-    expect((await connect(connectEvent(ghost, { clientId: ghostClientId, room }))).statusCode).toBe(200);
-    expect(await registry.get(ghost)).toBeDefined();
+    const anHourAgo = Date.now() - 3600_000;
+    expect(await registry.add({ ...record(ghost, ghostClientId), room, connectedAt: anHourAgo, lastActiveAt: anHourAgo })).toBe(true);
 
     a.client.send({ type: 'chat', content: 'anyone there?' });
     expect(await a.client.next('chat')).toMatchObject({ message: 'anyone there?', onlineCount: 2 });
@@ -156,6 +156,23 @@ describe('stale connections', () => {
 
     a.client.send({ type: 'users' });
     expect((await a.client.next('users')).users).toEqual([a.clientId]);
+  });
+
+  it('keeps a connection admitted moments ago that API Gateway has not opened yet, though a broadcast meets 410', async () => {
+    const room = uniqueName('room');
+    const a = await realClient(room);
+    // $connect has returned 200, but API Gateway has not opened the socket: PostToConnection answers 410 meanwhile.
+    const opening = ghostId();
+    const openingClientId = uniqueName('opening');
+    expect((await connect(connectEvent(opening, { clientId: openingClientId, room }))).statusCode).toBe(200);
+
+    // Invoked here rather than through the socket, so the fan-out and whatever it forgets are over when it returns.
+    expect((await message(messageEvent(a.connectionId, JSON.stringify({ type: 'chat', content: 'anyone there?' })))).statusCode).toBe(200);
+    expect(await a.client.next('chat')).toMatchObject({ message: 'anyone there?', onlineCount: 2 });
+    // Still registered, so its welcome will find it once it opens.
+    expect(await registry.get(opening)).toMatchObject({ clientId: openingClientId, room });
+    a.client.send({ type: 'users' });
+    expect((await a.client.next('users')).users).toEqual(expect.arrayContaining([a.clientId, openingClientId]));
   });
 });
 
