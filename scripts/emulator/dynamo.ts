@@ -20,27 +20,49 @@ export interface LocalDynamo {
 /** Credentials DynamoDB Local and dynalite accept; they are never checked. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-export async function startDynamo(endpoint: string | undefined, region: string): Promise<LocalDynamo> {
-  let server: Server | undefined;
-  if (!endpoint) {
-    server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-    await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
-      server!.listen(0, '127.0.0.1', () => resolve());
+export interface EmbeddedDynalite {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** dynalite on a random loopback port. */
+export async function startDynalite(): Promise<EmbeddedDynalite> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  server.on('request', (_request, response) => {
+    inFlight++;
+    response.once('close', () => {
+      if (--inFlight === 0) drained?.();
     });
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
-  const client = new DynamoDBClient({ endpoint, region, credentials: LOCAL_CREDENTIALS });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
   return {
-    endpoint,
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // dynalite closes its database once the server has closed; a request cut off halfway would
+      // then write to a closed database and throw where nobody can catch it. So let those finish.
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+      // Idle keep-alive sockets of SDK clients would hold the close open.
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+export async function startDynamo(endpoint: string | undefined, region: string): Promise<LocalDynamo> {
+  const embedded = endpoint ? undefined : await startDynalite();
+  const client = new DynamoDBClient({ endpoint: endpoint ?? embedded!.endpoint, region, credentials: LOCAL_CREDENTIALS });
+  return {
+    endpoint: endpoint ?? embedded!.endpoint,
     client,
     stop: async () => {
       client.destroy();
-      if (!server) return;
-      const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
-      // Keep-alive sockets of the functions' SDK clients would hold the close open.
-      server.closeAllConnections();
-      await closed;
+      await embedded?.stop();
     },
   };
 }

@@ -3,32 +3,10 @@
  * from infra/aws/template.yaml so a test table cannot differ from the deployed one.
  */
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { loadTemplate, tableDefinition } from '../../scripts/aws-template.js';
 
-// dynalite ships no types; this is the one call we make.
-const dynalite = createRequire(import.meta.url)('dynalite') as (options: Record<string, number>) => Server;
-
-export interface RunningDynalite {
-  endpoint: string;
-  stop(): Promise<void>;
-}
-
-export async function startDynalite(): Promise<RunningDynalite> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+export { startDynalite, type EmbeddedDynalite as RunningDynalite } from '../../scripts/emulator/dynamo.js';
 
 /**
  * A DynamoDB client for `endpoint`. When `sent` is given, the name of every
