@@ -1,10 +1,10 @@
 import { parseFlags, perTargetCommand, type Command } from '../cli-args.js';
 import { deployAws } from '../deploy/aws.js';
-import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
 import { deployCloudbase } from '../deploy/cloudbase.js';
-import { createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit } from '../deploy/cloudbase-target.js';
 import {
+  awsTargetFor,
   buildForAws,
+  cloudbaseManagerFor,
   buildForCloudbase,
   checkAccessPath,
   checkBucket,
@@ -72,17 +72,11 @@ async function deployToAws(argv: string[]): Promise<number> {
   const stage = checkStage('deploy aws', values.stage ?? 'dev');
   const bucket = values.bucket === undefined ? undefined : checkBucket('deploy aws', values.bucket);
   const dryRun = values['dry-run'] === true;
-  let target;
-  if (dryRun) {
-    const region = await resolveRegion(values.region);
-    say(DRY_RUN_NOTE);
-    if (!region) say('no region configured: showing us-east-1; the real run needs --region or AWS_REGION');
-    say('AWS credentials: the SDK default chain (not resolved in a dry run)');
-    say(AWS_POLL_NOTE);
-    target = createDryRunAwsTarget(region ?? 'us-east-1', say);
-  } else {
-    target = await createAwsTarget(values.region);
-  }
+  const target = await awsTargetFor(
+    values.region,
+    say,
+    dryRun ? { notes: [DRY_RUN_NOTE, 'AWS credentials: the SDK default chain (not resolved in a dry run)', AWS_POLL_NOTE], assumeExisting: false } : undefined,
+  );
   await deployAws(target, {
     ...reporter(say, dryRun ? 0 : 5000),
     stack,
@@ -109,15 +103,7 @@ async function deployToCloudbase(argv: string[]): Promise<number> {
   const envId = requireEnvId('deploy cloudbase', values.env);
   const name = values.name === undefined ? undefined : checkFunctionName('deploy cloudbase', values.name);
   const path = checkAccessPath('deploy cloudbase', values.path ?? '/chat');
-  let manager;
-  if (values['dry-run']) {
-    say(DRY_RUN_NOTE);
-    say(CLOUDBASE_POLL_NOTE);
-    say(describeManagerInit(envId));
-    manager = createDryRunCloudbaseManager(envId, say);
-  } else {
-    manager = createCloudbaseManager(envId);
-  }
+  const manager = cloudbaseManagerFor(envId, say, values['dry-run'] ? { notes: [DRY_RUN_NOTE, CLOUDBASE_POLL_NOTE], assumeExisting: false } : undefined);
   await deployCloudbase(manager, { envId, name, path, configPath: CLOUDBASERC_PATH, build: () => buildForCloudbase(say), say });
   return 0;
 }

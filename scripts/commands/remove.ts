@@ -1,9 +1,7 @@
 import { parseFlags, perTargetCommand, type Command } from '../cli-args.js';
 import { removeAws } from '../deploy/aws-remove.js';
-import { createAwsTarget, createDryRunAwsTarget, resolveRegion } from '../deploy/aws-target.js';
 import { loadFunctionConfig, removeCloudbase } from '../deploy/cloudbase.js';
-import { createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit } from '../deploy/cloudbase-target.js';
-import { checkBucket, checkFunctionName, checkStack, CLOUDBASERC_PATH, reporter, requireEnvId } from '../deploy/flags.js';
+import { awsTargetFor, checkBucket, checkFunctionName, checkStack, cloudbaseManagerFor, CLOUDBASERC_PATH, reporter, requireEnvId } from '../deploy/flags.js';
 
 const AWS_HELP = `Usage: cloudsocket remove aws [--stack NAME] [--region R] [--delete-bucket] [--bucket B] [--dry-run]
 
@@ -48,15 +46,7 @@ async function removeFromAws(argv: string[]): Promise<number> {
   const stack = checkStack('remove aws', values.stack ?? 'cloudsocket');
   const bucket = values.bucket === undefined ? undefined : checkBucket('remove aws', values.bucket);
   const dryRun = values['dry-run'] === true;
-  let target;
-  if (dryRun) {
-    const region = await resolveRegion(values.region);
-    say(DRY_RUN_NOTE);
-    if (!region) say('no region configured: showing us-east-1; the real run needs --region or AWS_REGION');
-    target = createDryRunAwsTarget(region ?? 'us-east-1', say, true);
-  } else {
-    target = await createAwsTarget(values.region);
-  }
+  const target = await awsTargetFor(values.region, say, dryRun ? { notes: [DRY_RUN_NOTE], assumeExisting: true } : undefined);
   await removeAws(target, { ...reporter(say, dryRun ? 0 : 5000), stack, bucket, deleteBucket: values['delete-bucket'] === true });
   return 0;
 }
@@ -74,14 +64,7 @@ async function removeFromCloudbase(argv: string[]): Promise<number> {
   const say = (line: string) => console.log(line);
   const envId = requireEnvId('remove cloudbase', values.env);
   const name = values.name === undefined ? (await loadFunctionConfig(CLOUDBASERC_PATH)).name : checkFunctionName('remove cloudbase', values.name);
-  let manager;
-  if (values['dry-run']) {
-    say(DRY_RUN_NOTE);
-    say(describeManagerInit(envId));
-    manager = createDryRunCloudbaseManager(envId, say, true);
-  } else {
-    manager = createCloudbaseManager(envId);
-  }
+  const manager = cloudbaseManagerFor(envId, say, values['dry-run'] ? { notes: [DRY_RUN_NOTE], assumeExisting: true } : undefined);
   await removeCloudbase(manager, { envId, name, say });
   return 0;
 }

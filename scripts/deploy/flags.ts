@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import { buildAll, buildCloudbase, distDir, projectRoot } from '../build.js';
 import { UsageError } from '../cli-args.js';
-import { checkEnvId } from './cloudbase-target.js';
+import { createAwsTarget, createDryRunAwsTarget, resolveRegion, type AwsTarget } from './aws-target.js';
+import { checkEnvId, createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit, type CloudbaseManager } from './cloudbase-target.js';
 import type { Reporter } from './aws-stack.js';
 
 export const TEMPLATE_PATH = join(projectRoot, 'infra/aws/template.yaml');
@@ -30,6 +31,32 @@ export const checkAccessPath = (command: string, value: string) =>
 export function requireEnvId(command: string, value: string | undefined): string {
   if (!value) throw new UsageError(`${command}: --env ENV_ID is required (the environment id from the CloudBase console)`);
   return checkEnvId(value);
+}
+
+export interface DryRun {
+  /** Printed first, before anything else the dry run says. */
+  notes: string[];
+  /** Whether the printed plan assumes what deploy makes already exists (a removal) or nothing does (a first deploy). */
+  assumeExisting: boolean;
+}
+
+/** The real AWS clients, or with `dryRun` a stand-in that prints each call instead of sending it. */
+export async function awsTargetFor(regionFlag: string | undefined, say: (line: string) => void, dryRun?: DryRun): Promise<AwsTarget> {
+  if (!dryRun) return createAwsTarget(regionFlag);
+  const region = await resolveRegion(regionFlag);
+  const [first, ...rest] = dryRun.notes;
+  if (first) say(first);
+  if (!region) say('no region configured: showing us-east-1; the real run needs --region or AWS_REGION');
+  rest.forEach(say);
+  return createDryRunAwsTarget(region ?? 'us-east-1', say, dryRun.assumeExisting);
+}
+
+/** The real CloudBase manager, or with `dryRun` a stand-in that prints each call instead of sending it. */
+export function cloudbaseManagerFor(envId: string, say: (line: string) => void, dryRun?: DryRun): CloudbaseManager {
+  if (!dryRun) return createCloudbaseManager(envId);
+  dryRun.notes.forEach(say);
+  say(describeManagerInit(envId));
+  return createDryRunCloudbaseManager(envId, say, dryRun.assumeExisting);
 }
 
 export function reporter(say: (line: string) => void, pollIntervalMs: number): Reporter {
