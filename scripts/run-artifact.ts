@@ -13,6 +13,8 @@ export interface RunningArtifact {
   port: number;
   /** Every stdout line so far (the function's JSON logs). */
   lines: string[];
+  /** Resolves with the first stdout line, past or future, that `matches` accepts. */
+  waitForLine(matches: (line: string) => boolean, timeoutMs?: number): Promise<string>;
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
@@ -35,12 +37,14 @@ export async function runArtifact(directory: string, options: RunOptions): Promi
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
+  const lineWaiters = new Set<(line: string) => void>();
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
   createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(line);
     options.onLine?.(line);
+    for (const waiter of lineWaiters) waiter(line);
   });
 
   // Readiness is the port accepting connections, not a log line: LOG_LEVEL may hide every line.
@@ -60,6 +64,22 @@ export async function runArtifact(directory: string, options: RunOptions): Promi
     child,
     port,
     lines,
+    waitForLine: (matches, timeoutMs = 5000) =>
+      new Promise((resolve, reject) => {
+        const seen = lines.find(matches);
+        if (seen !== undefined) return resolve(seen);
+        const timer = setTimeout(() => {
+          lineWaiters.delete(waiter);
+          reject(new Error(`no matching output line within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = (line: string) => {
+          if (!matches(line)) return;
+          clearTimeout(timer);
+          lineWaiters.delete(waiter);
+          resolve(line);
+        };
+        lineWaiters.add(waiter);
+      }),
     exited,
     stop: (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -97,8 +97,11 @@ describe('the unzipped artifact, started by bash scf_bootstrap in an empty direc
     const clientId = uniqueName('logged');
     const { client } = await TestClient.join(withQuery(artifact.url, { clientId }));
     await client.close();
-    const connectLine = await waitForLine(artifact.running.lines, (entry) => entry.event === 'connect' && entry.clientId === clientId);
-    expect(connectLine).toMatchObject({ level: 'info', time: expect.stringMatching(/Z$/) });
+    const connectLine = await artifact.running.waitForLine((line) => {
+      const entry = parseLogLine(line);
+      return entry?.event === 'connect' && entry.clientId === clientId;
+    });
+    expect(parseLogLine(connectLine)).toMatchObject({ level: 'info', time: expect.stringMatching(/Z$/) });
     for (const line of artifact.running.lines) expect(parseLogLine(line), line).toMatchObject({ level: expect.any(String), event: expect.any(String) });
   });
 
@@ -144,17 +147,3 @@ describe('settings', () => {
     await expect(badNumber).rejects.toThrow(/HEARTBEAT_TIMEOUT="soon" must be a number/);
   });
 });
-
-function waitForLine(lines: string[], predicate: (entry: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  return withTimeout(
-    (async () => {
-      for (;;) {
-        const match = lines.map(parseLogLine).find((entry) => entry && predicate(entry));
-        if (match) return match;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    })(),
-    5000,
-    'log line',
-  );
-}
