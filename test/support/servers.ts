@@ -2,15 +2,16 @@
  * Starting the CloudBase target for tests: from source in this process, or
  * from the built artifact as a child process through its own scf_bootstrap.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { createChatApp } from '../../shared/chat.js';
 import type { App } from '../../shared/app.js';
 import { createLogger, silentLogger } from '../../shared/log.js';
 import { CloudbaseServer } from '../../functions/cloudbase/server.js';
 import { readCloudbaseSettings, type CloudbaseSettings } from '../../functions/cloudbase/settings.js';
-import { buildCloudbase, writeZip } from '../../scripts/build.js';
+import { buildCloudbase } from '../../scripts/build.js';
 import { loadPage } from '../../scripts/page.js';
 import { runArtifact, type RunningArtifact } from '../../scripts/run-artifact.js';
 
@@ -43,8 +44,7 @@ export interface ArtifactServer {
 
 /** Builds the zip, unpacks it into an empty temp dir and starts `bash scf_bootstrap` there. */
 export async function startArtifactServer(env: Record<string, string> = {}): Promise<ArtifactServer> {
-  const { zip, directory } = await buildArtifactOnce();
-  void directory;
+  const { zip } = await buildArtifactOnce();
   const unpacked = await mkdtemp(join(tmpdir(), 'cloudsocket-fn-'));
   await unzip(zip, unpacked);
   const running = await runArtifact(unpacked, { port: 0, env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env } });
@@ -70,17 +70,14 @@ export function buildArtifactOnce(): Promise<{ zip: string; directory: string }>
 
 /** Unpacks with yauzl, keeping the Unix mode of each entry as the zip states it. */
 export async function unzip(zipPath: string, into: string): Promise<Map<string, number>> {
-  const yauzl = (await import('yauzl')).default;
-  const { mkdir, writeFile, chmod } = await import('node:fs/promises');
-  const { dirname } = await import('node:path');
   const modes = new Map<string, number>();
-  const zipfile = await new Promise<import('yauzl').ZipFile>((resolve, reject) =>
+  const zipfile = await new Promise<ZipFile>((resolve, reject) =>
     yauzl.open(zipPath, { lazyEntries: true }, (error, file) => (error ? reject(error) : resolve(file))),
   );
   await new Promise<void>((resolve, reject) => {
     zipfile.on('error', reject);
     zipfile.on('end', () => resolve());
-    zipfile.on('entry', (entry: import('yauzl').Entry) => {
+    zipfile.on('entry', (entry: Entry) => {
       const mode = (entry.externalFileAttributes >>> 16) & 0o7777;
       modes.set(entry.fileName, mode);
       zipfile.openReadStream(entry, async (error, stream) => {
@@ -99,4 +96,3 @@ export async function unzip(zipPath: string, into: string): Promise<Map<string, 
   return modes;
 }
 
-export { writeZip };
