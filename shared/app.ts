@@ -49,10 +49,14 @@ export interface Context {
   close(code: number, reason: string): Promise<void>;
 }
 
-/** A typed message route: `parse` validates the frame's fields, `handle` acts on the result. */
+/**
+ * A typed message route: `parse` validates the frame's fields, `handle` acts
+ * on the result. Handlers and hooks may return a promise (it is awaited); any
+ * value they resolve to is ignored, so `return ctx.broadcast(...)` reads fine.
+ */
 export interface Route<Message> {
   parse(fields: Readonly<Record<string, unknown>>): Message;
-  handle(ctx: Context, message: Message): void | Promise<void>;
+  handle(ctx: Context, message: Message): unknown;
 }
 
 export interface App {
@@ -60,16 +64,16 @@ export interface App {
   /** Runs on the handshake; a refusal is HTTP 401. Absent: everyone is let in. */
   authenticate?(request: HandshakeRequest): AuthDecision | Promise<AuthDecision>;
   /** After the core has sent `welcome` and announced `user_joined`. */
-  onConnect?(ctx: Context): void | Promise<void>;
+  onConnect?(ctx: Context): unknown;
   /** Commands by their `type` (or `action`, for AWS-style clients). */
   routes: Readonly<Record<string, Route<any>>>;
   /**
    * Frames no route takes: plain text, and commands of unknown type. Absent,
    * text is `invalid_message` and unknown commands `unknown_type`.
    */
-  onMessage?(ctx: Context, frame: InboundFrame): void | Promise<void>;
+  onMessage?(ctx: Context, frame: InboundFrame): unknown;
   /** After the connection left its room and `user_left` went out. */
-  onDisconnect?(ctx: Context): void | Promise<void>;
+  onDisconnect?(ctx: Context): unknown;
 }
 
 /** Identity functions that exist for type inference at the call site. */
