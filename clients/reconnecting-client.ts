@@ -76,6 +76,13 @@ export interface ReconnectingClientOptions {
   jitter?: number;
   /** How often to ping; a ping still unanswered at the next one means the connection is dead. 0 disables. Default 30000. */
   heartbeatIntervalMs?: number;
+  /**
+   * How long an open connection may go without its welcome before it is given
+   * up and replaced. On AWS the welcome comes from a separate invocation that
+   * can fail on its own; a socket that is open but unknown to the server would
+   * otherwise sit silent forever. 0 disables. Default 10000.
+   */
+  welcomeTimeoutMs?: number;
   /** Source of randomness for the jitter, in [0, 1). */
   random?: () => number;
 }
@@ -83,9 +90,12 @@ export interface ReconnectingClientOptions {
 export const DEFAULT_RECONNECT_DELAY_MS = 3000;
 export const DEFAULT_RECONNECT_ATTEMPTS = 5;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+export const DEFAULT_WELCOME_TIMEOUT_MS = 10_000;
 
 /** The close code this client uses (and reports) when the heartbeat finds the connection dead. */
 export const HEARTBEAT_LOST_CLOSE_CODE = 4000;
+/** The close code this client uses (and reports) when an open connection never got its welcome. */
+export const NO_WELCOME_CLOSE_CODE = 4002;
 
 /** Closes that mean "do not come back": a normal goodbye, or the server's policy (auth, abuse). */
 const FINAL_CLOSE_CODES = new Set([1000, 1008]);
@@ -123,6 +133,7 @@ export class ReconnectingClient {
   private attempt = 0;
   private pendingPings: PendingPing[] = [];
   private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private welcomeDeadline: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly requestedClientId: string | undefined;
   /** The clientId of the first welcome: who this client is, and asks to be again on every reconnect. */
@@ -142,6 +153,7 @@ export class ReconnectingClient {
       maxReconnectDelayMs: options.maxReconnectDelayMs ?? 30_000,
       jitter: options.jitter ?? 0.2,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      welcomeTimeoutMs: options.welcomeTimeoutMs ?? DEFAULT_WELCOME_TIMEOUT_MS,
       random: options.random ?? Math.random,
     };
   }
@@ -255,6 +267,7 @@ export class ReconnectingClient {
     socket.onopen = () => {
       this.setState({ status: 'open' });
       this.startHeartbeat();
+      this.awaitWelcome();
     };
     socket.onmessage = (event) => this.receive(event.data);
     socket.onclose = (event) => this.lost(event.code, event.reason);
@@ -266,6 +279,7 @@ export class ReconnectingClient {
     const frame = parseServerFrame(data);
     if (!frame) return;
     if (frame.type === 'welcome') {
+      clearTimeout(this.welcomeDeadline);
       this.ownClientId ??= frame.clientId;
       this.assignedClientId = frame.clientId;
       this.wantedRoom = frame.room;
@@ -290,21 +304,34 @@ export class ReconnectingClient {
       const oldest = this.pendingPings[0];
       if (oldest && now() - oldest.sentAt >= interval) {
         // No close frame will come from a peer that vanished; stop waiting for one.
-        const socket = this.socket;
-        this.dropSocket();
-        if (socket?.terminate) socket.terminate();
-        else socket?.close(HEARTBEAT_LOST_CLOSE_CODE, 'no answer to heartbeat');
-        this.lost(HEARTBEAT_LOST_CLOSE_CODE, 'no answer to heartbeat');
+        this.abandon(HEARTBEAT_LOST_CLOSE_CODE, 'no answer to heartbeat');
         return;
       }
       this.ping().catch(() => {});
     }, interval);
   }
 
+  private awaitWelcome(): void {
+    const timeoutMs = this.settings.welcomeTimeoutMs;
+    if (timeoutMs <= 0) return;
+    this.welcomeDeadline = setTimeout(() => this.abandon(NO_WELCOME_CLOSE_CODE, 'no welcome from the server'), timeoutMs);
+  }
+
+  /** Gives up on a socket that is open but useless, closing it without waiting for the peer. */
+  private abandon(code: number, reason: string): void {
+    const socket = this.socket;
+    this.dropSocket();
+    if (socket?.terminate) socket.terminate();
+    else socket?.close(code, reason);
+    this.lost(code, reason);
+  }
+
   /** Forgets the current socket: its late events must not touch the state any more. */
   private dropSocket(): void {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+    clearTimeout(this.welcomeDeadline);
+    this.welcomeDeadline = undefined;
     const socket = this.socket;
     this.socket = undefined;
     if (socket) {

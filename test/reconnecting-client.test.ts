@@ -5,6 +5,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import {
   backoffDelay,
   HEARTBEAT_LOST_CLOSE_CODE,
+  NO_WELCOME_CLOSE_CODE,
   InvalidServerUrlError,
   ReconnectingClient,
   type ChatFrame,
@@ -286,6 +287,19 @@ describe('ReconnectingClient close handling', () => {
     const reconnecting = await events.state('reconnecting');
     expect(reconnecting).toMatchObject({ code: HEARTBEAT_LOST_CLOSE_CODE, reason: 'no answer to heartbeat' });
     await events.until(() => connections >= 2 || undefined, 'a second connection');
+  });
+
+  it('replaces a connection that opens but is never welcomed', async () => {
+    let connections = 0;
+    // The first connection is accepted and then ignored, as when a welcome invocation failed; the second is greeted.
+    const url = await scriptedServer((socket) => {
+      connections += 1;
+      if (connections >= 2) socket.send(JSON.stringify({ type: 'welcome', clientId: 'late', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: new Date().toISOString() }));
+    });
+    const { events } = startClient({ url, welcomeTimeoutMs: 100, heartbeatIntervalMs: 0, reconnectDelayMs: 10 });
+    expect(await events.state('reconnecting')).toMatchObject({ code: NO_WELCOME_CLOSE_CODE, reason: 'no welcome from the server' });
+    expect(await events.welcomeNumber(1)).toMatchObject({ clientId: 'late' });
+    expect(connections).toBe(2);
   });
 
   it('close() during the wait cancels the pending reconnect', async () => {
