@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { build as esbuild, type BuildOptions } from 'esbuild';
-import { AWS_HANDLERS, BUNDLE_DEFAULTS, buildAws, projectRoot } from '../scripts/build.js';
+import { AWS_HANDLERS, awsBundleOptions, BUNDLE_DEFAULTS, buildAws, builtInProject } from '../scripts/build.js';
+import { packageRoot as projectRoot } from '../scripts/package-root.js';
 
 const run = promisify(execFile);
 
@@ -45,10 +46,10 @@ export interface BuiltVariants {
 
 export async function buildVariants(): Promise<BuiltVariants> {
   const out = await mkdtemp(join(tmpdir(), 'cloudsocket-bench-aws-'));
-  const entryPoints = AWS_HANDLERS.map((name) => ({ in: join(projectRoot, `functions/aws/${name}.ts`), out: name }));
+  const chat = awsBundleOptions(builtInProject());
   const variant = async (name: HandlerVariant, options: BuildOptions) => {
     const directory = join(out, name);
-    await esbuild({ ...BUNDLE_DEFAULTS, entryPoints, outdir: directory, outExtension: { '.js': '.mjs' }, ...options });
+    await esbuild({ ...chat, outdir: directory, ...options });
     return directory;
   };
   const [shipped, unminified, external] = await Promise.all([

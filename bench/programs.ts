@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build as esbuild } from 'esbuild';
-import { BUNDLE_DEFAULTS, buildCloudbase, projectRoot } from '../scripts/build.js';
+import { BUNDLE_DEFAULTS, buildCloudbase } from '../scripts/build.js';
+import { packageRoot as projectRoot } from '../scripts/package-root.js';
 
 export interface BenchPrograms {
   /** The unzipped-equivalent CloudBase function folder (scf_bootstrap, index.mjs). */

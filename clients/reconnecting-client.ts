@@ -7,7 +7,7 @@
  * platform API.
  */
 import { CloudsocketError } from '../shared/errors.js';
-import type { ServerFrame } from '../shared/protocol.js';
+import type { ChatServerFrame } from '../apps/chat/frames.js';
 
 /**
  * A listener type checked bivariantly: the browser's and ws's event classes
@@ -34,7 +34,7 @@ export type SocketConstructor = new (url: string) => SocketLike;
 type KnownFrameType = 'welcome' | 'chat' | 'private' | 'user_joined' | 'user_left' | 'pong' | 'users' | 'error';
 
 /** A frame from the server, as protocol v1 defines it. */
-export type ChatFrame = Extract<ServerFrame, { type: KnownFrameType }> & { timestamp: string };
+export type ChatFrame = Extract<ChatServerFrame, { type: KnownFrameType }> & { timestamp: string };
 
 export type ClientFrame =
   | { type: 'chat'; content: string }

@@ -1,25 +1,33 @@
 /**
- * `cloudsocket build`: bundles each target into one file that runs with no
- * node_modules beside it, and zips it the way its platform expects.
+ * `cloudsocket build`: bundles a project's app with each target's adapter
+ * into one file per function that runs with no node_modules beside it, and
+ * zips it the way its platform expects. The entries are generated here, so a
+ * project holds nothing but its app and its config.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build as esbuild, type BuildOptions } from 'esbuild';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import yazl from 'yazl';
+import { cloudbasercFor, awsTemplateFor } from './infra.js';
+import { packageRoot, selfResolvePlugin } from './package-root.js';
 import { loadPage } from './page.js';
+import { resolveProject, type Project } from './project.js';
 
-export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
-
-/** Where builds go: dist/, unless CLOUDSOCKET_DIST_DIR says otherwise (tests build side by side). */
-export const distDir = process.env.CLOUDSOCKET_DIST_DIR ? resolve(process.env.CLOUDSOCKET_DIST_DIR) : join(projectRoot, 'dist');
+/** The project of a folder without a config file: the built-in chat, built into `outDir`. */
+export function builtInProject(outDir?: string): Project {
+  const project = resolveProject(process.cwd(), undefined, {});
+  return outDir ? { ...project, outDir } : project;
+}
 
 /** ESM bundles still meet CommonJS `require` inside dependencies (ws); give them one. */
 const REQUIRE_SHIM = "import { createRequire as __cloudsocketCreateRequire } from 'node:module'; const require = __cloudsocketCreateRequire(import.meta.url);";
 
 export const BUNDLE_DEFAULTS: BuildOptions = {
   bundle: true,
+  // A stack trace names the app's own source lines (scf_bootstrap and the template turn source maps on).
+  sourcemap: 'linked',
+  sourcesContent: false,
   platform: 'node',
   format: 'esm',
   // node18 is the oldest runtime scf_bootstrap may pick on CloudBase.
@@ -60,86 +68,155 @@ export interface CloudbaseArtifact {
   directory: string;
   /** dist/cloudbase.zip: the same folder, zipped for upload. */
   zip: string;
+  /** Every source file the bundle was made from. */
+  inputs: string[];
 }
 
-export async function buildCloudbase(outDir = distDir): Promise<CloudbaseArtifact> {
-  const directory = join(outDir, 'cloudbase');
+const ENTRY_NAMESPACE = 'cloudsocket-entry';
+
+/**
+ * Resolves `cloudsocket-entry:NAME` to the generated entry of one function:
+ * the project's app module handed to an adapter factory.
+ */
+function generatedEntries(project: Project, entries: Record<string, (app: string) => string>): Plugin {
+  return {
+    name: 'cloudsocket-entries',
+    setup(build) {
+      build.onResolve({ filter: /^cloudsocket-entry:/ }, (args) => ({ path: args.path.slice(ENTRY_NAMESPACE.length + 1), namespace: ENTRY_NAMESPACE }));
+      build.onLoad({ filter: /.*/, namespace: ENTRY_NAMESPACE }, (args) => {
+        const make = entries[args.path];
+        if (!make) return { errors: [{ text: `no generated entry "${args.path}"` }] };
+        return { contents: make(JSON.stringify(project.appModule)), resolveDir: project.root, loader: 'js' };
+      });
+    },
+  };
+}
+
+const CLOUDBASE_ENTRY = (app: string) => `import * as appModule from ${app};
+import { appFromModule } from 'cloudsocket';
+import { startCloudbaseFunction } from 'cloudsocket/cloudbase';
+await startCloudbaseFunction({ app: appFromModule(appModule, ${app}) });
+`;
+
+const awsEntry = (handler: string) => (app: string) => `import * as appModule from ${app};
+import { appFromModule } from 'cloudsocket';
+import { createAwsHandlers } from 'cloudsocket/aws';
+export const handler = createAwsHandlers(appFromModule(appModule, ${app})).${handler};
+`;
+
+/** Esbuild options that bundle `project`'s app into the AWS handlers; also used by the cold-start bench. */
+export function awsBundleOptions(project: Project): BuildOptions {
+  return {
+    ...BUNDLE_DEFAULTS,
+    entryPoints: AWS_HANDLERS.map((name) => ({ in: `${ENTRY_NAMESPACE}:${name}`, out: name })),
+    outExtension: { '.js': '.mjs' },
+    plugins: [selfResolvePlugin(), generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)])))],
+    metafile: true,
+  };
+}
+
+export async function buildCloudbase(outDir?: string, project: Project = builtInProject(outDir)): Promise<CloudbaseArtifact> {
+  const out = outDir ?? project.outDir;
+  const directory = join(out, 'cloudbase');
   await rm(directory, { recursive: true, force: true });
   await mkdir(join(directory, 'public'), { recursive: true });
 
-  await esbuild({
+  const result = await esbuild({
     ...BUNDLE_DEFAULTS,
-    entryPoints: [join(projectRoot, 'functions/cloudbase/main.ts')],
+    entryPoints: [`${ENTRY_NAMESPACE}:cloudbase`],
     outfile: join(directory, 'index.mjs'),
+    plugins: [selfResolvePlugin(), generatedEntries(project, { cloudbase: CLOUDBASE_ENTRY })],
+    metafile: true,
   });
-  await writeFile(join(directory, 'public/index.html'), await loadPage());
-  // CloudBase runs scf_bootstrap with bash; CRLF endings would break the shebang.
-  const bootstrap = (await readFile(join(projectRoot, 'functions/cloudbase/scf_bootstrap'), 'utf8')).replace(/\r\n/g, '\n');
-  await writeFile(join(directory, 'scf_bootstrap'), bootstrap);
-  await chmod(join(directory, 'scf_bootstrap'), 0o755);
-
-  const zip = join(outDir, 'cloudbase.zip');
-  await writeZip(zip, [
+  const files: ZipEntry[] = [
     { name: 'scf_bootstrap', source: join(directory, 'scf_bootstrap'), mode: 0o755 },
     { name: 'index.mjs', source: join(directory, 'index.mjs'), mode: 0o644 },
-    { name: 'public/index.html', source: join(directory, 'public/index.html'), mode: 0o644 },
-  ]);
-  return { directory, zip };
+    { name: 'index.mjs.map', source: join(directory, 'index.mjs.map'), mode: 0o644 },
+  ];
+  if (project.page !== false) {
+    const page = project.page === 'chat' ? await loadPage() : await readFile(project.page, 'utf8');
+    await writeFile(join(directory, 'public/index.html'), page);
+    files.push({ name: 'public/index.html', source: join(directory, 'public/index.html'), mode: 0o644 });
+  }
+  // CloudBase runs scf_bootstrap with bash; CRLF endings would break the shebang.
+  const bootstrap = (await readFile(join(packageRoot, 'functions/cloudbase/scf_bootstrap'), 'utf8')).replace(/\r\n/g, '\n');
+  await writeFile(join(directory, 'scf_bootstrap'), bootstrap);
+  await chmod(join(directory, 'scf_bootstrap'), 0o755);
+  await writeFile(join(out, 'cloudbaserc.json'), JSON.stringify(cloudbasercFor(project), null, 2) + '\n');
+
+  const zip = join(out, 'cloudbase.zip');
+  await writeZip(zip, files);
+  return { directory, zip, inputs: sourceInputs(project, result.metafile) };
 }
 
 /** The Lambda handlers; the template's Handler strings are `<name>.handler`. */
 export const AWS_HANDLERS = ['connect', 'message', 'disconnect', 'welcome'] as const;
 
 export interface AwsArtifact {
-  /** dist/aws: one self-contained .mjs per handler. */
+  /** dist/aws: one self-contained .mjs per handler, and the stack's template.yaml. */
   directory: string;
-  /** dist/aws/lambda.zip: those files at the zip's root, the code of every function in the template. */
+  /** dist/aws/lambda.zip: the handlers at the zip's root, the code of every function in the template. */
   zip: string;
+  /** dist/aws/template.yaml: the CloudFormation template deploy and the emulator use. */
+  template: string;
+  inputs: string[];
 }
 
-export async function buildAws(outDir = distDir): Promise<AwsArtifact> {
-  const directory = join(outDir, 'aws');
+export async function buildAws(outDir?: string, project: Project = builtInProject(outDir)): Promise<AwsArtifact> {
+  const directory = join(outDir ?? project.outDir, 'aws');
   await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });
   // No code splitting: each function loads one file, and the zip holds exactly the handlers.
-  await esbuild({
-    ...BUNDLE_DEFAULTS,
-    entryPoints: AWS_HANDLERS.map((name) => ({ in: join(projectRoot, `functions/aws/${name}.ts`), out: name })),
-    outdir: directory,
-    outExtension: { '.js': '.mjs' },
-  });
+  const result = await esbuild({ ...awsBundleOptions(project), outdir: directory });
+  const template = join(directory, 'template.yaml');
+  await writeFile(template, await awsTemplateFor(project));
   const zip = join(directory, 'lambda.zip');
   await writeZip(
     zip,
-    AWS_HANDLERS.map((name) => ({ name: `${name}.mjs`, source: join(directory, `${name}.mjs`), mode: 0o644 })),
+    AWS_HANDLERS.flatMap((name) => [
+      { name: `${name}.mjs`, source: join(directory, `${name}.mjs`), mode: 0o644 },
+      { name: `${name}.mjs.map`, source: join(directory, `${name}.mjs.map`), mode: 0o644 },
+    ]),
   );
-  return { directory, zip };
+  return { directory, zip, template, inputs: sourceInputs(project, result.metafile) };
 }
 
-/** Source trees whose changes make a build stale. */
-const SOURCE_DIRS = ['shared', 'functions', 'clients', 'scripts', 'infra'];
+/** The project's own files among a bundle's inputs (packages excluded): what a watcher watches. */
+function sourceInputs(project: Project, metafile: Metafile | undefined): string[] {
+  const inputs = Object.keys(metafile?.inputs ?? {})
+    .filter((input) => !input.startsWith(`${ENTRY_NAMESPACE}:`) && !input.includes('node_modules/'))
+    .map((input) => join(process.cwd(), input));
+  return [...new Set([...inputs, ...(project.configPath ? [project.configPath] : []), ...(typeof project.page === 'string' && project.page !== 'chat' ? [project.page] : [])])];
+}
 
-/** True when some source file is newer than `artifact` (or it is missing). */
-export async function isStale(artifact: string): Promise<boolean> {
+const INPUTS_FILE = '.inputs.json';
+
+/** True when an input of the last build is newer than `artifact`, or when either is missing. */
+export async function isStale(project: Project, artifact: string): Promise<boolean> {
   const built = await stat(artifact).then((s) => s.mtimeMs, () => -1);
   if (built < 0) return true;
-  for (const dir of SOURCE_DIRS) {
-    const files = await readdir(join(projectRoot, dir), { recursive: true, withFileTypes: true }).catch(() => []);
-    for (const file of files) {
-      if (!file.isFile()) continue;
-      const path = join(file.parentPath, file.name);
-      if ((await stat(path)).mtimeMs > built) return true;
-    }
-  }
-  for (const file of ['package-lock.json']) {
-    if ((await stat(join(projectRoot, file)).then((s) => s.mtimeMs, () => 0)) > built) return true;
+  const inputs = await readFile(join(project.outDir, INPUTS_FILE), 'utf8').then((text) => JSON.parse(text) as string[], () => undefined);
+  if (!inputs) return true;
+  for (const input of inputs) {
+    if ((await stat(input).then((s) => s.mtimeMs, () => Infinity)) > built) return true;
   }
   return false;
 }
 
-export async function buildAll(outDir?: string, log: (line: string) => void = () => {}): Promise<void> {
-  const cloudbase = await buildCloudbase(outDir);
-  log(`built ${relative(process.cwd(), cloudbase.zip) || cloudbase.zip} (${(await stat(cloudbase.zip)).size} bytes)`);
-  const aws = await buildAws(outDir);
-  log(`built ${relative(process.cwd(), aws.zip) || aws.zip} (${(await stat(aws.zip)).size} bytes)`);
+export interface BuildResult {
+  cloudbase: CloudbaseArtifact;
+  aws: AwsArtifact;
+  /** Every source file either build was made from. */
+  inputs: string[];
 }
+
+export async function buildAll(project: Project, log: (line: string) => void = () => {}): Promise<BuildResult> {
+  const cloudbase = await buildCloudbase(project.outDir, project);
+  log(`built ${relative(process.cwd(), cloudbase.zip) || cloudbase.zip} (${(await stat(cloudbase.zip)).size} bytes)`);
+  const aws = await buildAws(project.outDir, project);
+  log(`built ${relative(process.cwd(), aws.zip) || aws.zip} (${(await stat(aws.zip)).size} bytes)`);
+  const inputs = [...new Set([...cloudbase.inputs, ...aws.inputs])];
+  await writeFile(join(project.outDir, INPUTS_FILE), JSON.stringify(inputs));
+  return { cloudbase, aws, inputs };
+}
+

@@ -1,9 +1,11 @@
 /**
  * The app API: what a user writes to get their own WebSocket backend on every
- * target. The chat room (chat.ts) is written with nothing but this.
+ * target. The built-in chat (apps/chat) is written with nothing but this.
  */
+import { ConfigError } from './errors.js';
 import type { InboundFrame, JsonObject, ServerFrame } from './protocol.js';
 import type { ConnectionRecord } from './registry.js';
+import type { CoreRouteName } from './routes.js';
 
 /** The handshake as the core sees it, whatever the platform. */
 export interface HandshakeRequest {
@@ -59,14 +61,40 @@ export interface Route<Message> {
   handle(ctx: Context, message: Message): unknown;
 }
 
+/** What the core tells an app's presence texts about the event it is announcing. */
+export interface PresenceEvent {
+  clientId: string;
+  room: string;
+  onlineCount: number;
+}
+
+/**
+ * Words for the presence frames the core sends; each text becomes the frame's
+ * `message` field. Absent, those frames carry no `message`.
+ */
+export interface PresenceText {
+  welcome?(event: PresenceEvent): string;
+  /** The `welcome` answering a `join` to the room the connection is already in. */
+  alreadyInRoom?(event: PresenceEvent): string;
+  joined?(event: PresenceEvent): string;
+  left?(event: PresenceEvent): string;
+}
+
 export interface App {
   name: string;
   /** Runs on the handshake; a refusal is HTTP 401. Absent: everyone is let in. */
   authenticate?(request: HandshakeRequest): AuthDecision | Promise<AuthDecision>;
   /** After the core has sent `welcome` and announced `user_joined`. */
   onConnect?(ctx: Context): unknown;
-  /** Commands by their `type` (or `action`, for AWS-style clients). */
-  routes: Readonly<Record<string, Route<any>>>;
+  /** Commands by their `type` (or `action`, for AWS-style clients). A route named like a core route replaces it. */
+  routes?: Readonly<Record<string, Route<any>>>;
+  /**
+   * Which of the core's routes (`ping`, `join`, `users`; shared/routes.ts)
+   * the app answers. Absent or true: all three. False: none, so those types
+   * are `unknown_type` unless the app routes them itself.
+   */
+  coreRoutes?: boolean | readonly CoreRouteName[];
+  presenceText?: PresenceText;
   /**
    * Frames no route takes: plain text, and commands of unknown type. Absent,
    * text is `invalid_message` and unknown commands `unknown_type`.
@@ -83,4 +111,18 @@ export function defineApp(app: App): App {
 
 export function route<Message>(definition: Route<Message>): Route<Message> {
   return definition;
+}
+
+/**
+ * The app a module exports: its default export, else an export named `app`.
+ * The entries `cloudsocket build` generates call this with the project's app module.
+ */
+export function appFromModule(module: Record<string, unknown>, source: string): App {
+  const candidate = module.default ?? module.app;
+  if (isApp(candidate)) return candidate;
+  throw new ConfigError(`${source} must export an app made with defineApp, as its default export or as "app"`);
+}
+
+function isApp(value: unknown): value is App {
+  return typeof value === 'object' && value !== null && typeof (value as { name?: unknown }).name === 'string';
 }

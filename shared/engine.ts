@@ -5,8 +5,8 @@
  * transport they hand it and in when they call `greet` (at once on CloudBase,
  * from an asynchronous invocation on AWS, where `$connect` cannot send).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest } from './app.js';
+import { randomBytes } from 'node:crypto';
+import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest, PresenceEvent, Route } from './app.js';
 import { forEachLimited } from './concurrency.js';
 import {
   CloseCode,
@@ -24,6 +24,7 @@ import { silentLogger, type Logger } from './log.js';
 import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, type ServerFrame } from './protocol.js';
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
+import { resolveRoutes } from './routes.js';
 import { DEFAULT_CORE_SETTINGS, normalizeOrigin, type CoreSettings } from './settings.js';
 import type { Transport } from './transport.js';
 
@@ -53,6 +54,7 @@ const OPENING_WINDOW_MS = 30_000;
 export class Engine {
   readonly settings: CoreSettings;
   private readonly app: App;
+  private readonly routes: Readonly<Record<string, Route<any>>>;
   private readonly registry: ConnectionRegistry;
   private readonly transport: Transport;
   private readonly logger: Logger;
@@ -60,6 +62,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.app = options.app;
+    this.routes = resolveRoutes(options.app);
     this.registry = options.registry;
     this.transport = options.transport;
     this.settings = { ...DEFAULT_CORE_SETTINGS, ...options.settings };
@@ -170,13 +173,7 @@ export class Engine {
     if (!record) return;
     this.logger.info('disconnect', { connectionId, clientId: record.clientId, room: record.room });
     const ctx = this.context(record);
-    await ctx.broadcast(record.room, ({ onlineCount }) => ({
-      type: 'user_left',
-      clientId: record.clientId,
-      room: record.room,
-      message: `${record.clientId} left ${record.room}`,
-      onlineCount,
-    }));
+    await ctx.broadcast(record.room, ({ onlineCount }) => this.presenceFrame('user_left', 'left', record.clientId, record.room, onlineCount));
     await this.app.onDisconnect?.(ctx);
   }
 
@@ -193,8 +190,8 @@ export class Engine {
 
   private async dispatch(ctx: Context, text: string): Promise<void> {
     const frame = parseFrame(text);
-    if (frame.kind === 'command' && Object.hasOwn(this.app.routes, frame.name)) {
-      const route = this.app.routes[frame.name]!;
+    if (frame.kind === 'command' && Object.hasOwn(this.routes, frame.name)) {
+      const route = this.routes[frame.name]!;
       await route.handle(ctx, route.parse(frame.fields));
       return;
     }
@@ -218,20 +215,24 @@ export class Engine {
     // A store's index may not show the newcomer yet; count it exactly once either way.
     const others = members.filter((member) => member.connectionId !== record.connectionId);
     const onlineCount = others.length + 1;
-    await this.send(record.connectionId, {
-      type: 'welcome',
-      clientId: record.clientId,
-      room: record.room,
-      message: `Welcome to ${record.room}, ${record.clientId}!`,
-      onlineCount,
-    });
-    await this.deliver(others.map((member) => member.connectionId), {
-      type: 'user_joined',
-      clientId: record.clientId,
-      room: record.room,
-      message: `${record.clientId} joined ${record.room}`,
-      onlineCount,
-    });
+    await this.send(record.connectionId, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, onlineCount));
+    await this.deliver(
+      others.map((member) => member.connectionId),
+      this.presenceFrame('user_joined', 'joined', record.clientId, record.room, onlineCount),
+    );
+  }
+
+  /** A presence frame, with the app's words for it as `message` when the app has any. */
+  private presenceFrame(
+    type: 'welcome' | 'user_joined' | 'user_left',
+    text: 'welcome' | 'alreadyInRoom' | 'joined' | 'left',
+    clientId: string,
+    room: string,
+    onlineCount: number,
+  ): ServerFrame {
+    const event: PresenceEvent = { clientId, room, onlineCount };
+    const message = this.app.presenceText?.[text]?.(event);
+    return message === undefined ? { type, clientId, room, onlineCount } : { type, clientId, room, message, onlineCount };
   }
 
   private context(record: ConnectionRecord): Context {
@@ -257,23 +258,11 @@ export class Engine {
     const moved = previousRoom === room ? record : await this.registry.moveToRoom(record.connectionId, room);
     if (!moved) return;
     if (previousRoom !== room) {
-      await this.broadcast(previousRoom, ({ onlineCount }) => ({
-        type: 'user_left',
-        clientId: record.clientId,
-        room: previousRoom,
-        message: `${record.clientId} left ${previousRoom}`,
-        onlineCount,
-      }));
+      await this.broadcast(previousRoom, ({ onlineCount }) => this.presenceFrame('user_left', 'left', record.clientId, previousRoom, onlineCount));
       await this.announceArrival(moved);
     } else {
       const onlineCount = await this.registry.countRoom(room);
-      await this.send(record.connectionId, {
-        type: 'welcome',
-        clientId: record.clientId,
-        room,
-        message: `You are already in ${room}, ${record.clientId}.`,
-        onlineCount,
-      });
+      await this.send(record.connectionId, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
     }
   }
 
@@ -357,8 +346,4 @@ function* clientIdCandidates(requested: string | undefined): Generator<string> {
 /** Keeps the result within 32 characters (code points) by shortening the base. */
 function withSuffix(base: string, suffix: string): string {
   return Array.from(base).slice(0, 32 - suffix.length).join('') + suffix;
-}
-
-export function newMessageId(): string {
-  return randomUUID();
 }

@@ -1,6 +1,7 @@
 /**
- * Every error a client or an operator can see has a class here with a stable
- * string `code`. docs/errors.md lists them all; keep the two in step.
+ * Every error of the core a client or an operator can see has a class here
+ * with a stable string `code`; an app declares its own by extending
+ * ProtocolError (the chat's are in apps/chat). docs/errors.md lists them all.
  */
 
 /** Close codes of RFC 6455 and the protocol, named so call sites read as intent. */
@@ -42,21 +43,9 @@ export class UnknownTypeError extends ProtocolError {
   }
 }
 
-export class MessageTooLargeError extends ProtocolError {
-  constructor(limit: number) {
-    super('message_too_large', `content is longer than ${limit} characters`);
-  }
-}
-
 export class RateLimitedError extends ProtocolError {
   constructor() {
     super('rate_limited', 'too many messages, slow down');
-  }
-}
-
-export class RecipientNotFoundError extends ProtocolError {
-  constructor(clientId: string) {
-    super('recipient_not_found', `no connected client "${clientId.slice(0, 64)}"`);
   }
 }
 

@@ -1,6 +1,6 @@
 /** The public surface of the core, for apps and adapters. */
 export * from './app.js';
-export * from './chat.js';
+export * from './routes.js';
 export * from './engine.js';
 export * from './errors.js';
 export * from './log.js';
@@ -10,3 +10,4 @@ export * from './rate-limit.js';
 export * from './registry.js';
 export * from './settings.js';
 export * from './transport.js';
+export * from './config.js';

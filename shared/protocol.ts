@@ -3,11 +3,10 @@
  * parsing of client frames and the shapes of server frames. Pure functions;
  * nothing here knows about sockets or platforms.
  */
-import { InvalidMessageError, MessageTooLargeError } from './errors.js';
+import { InvalidMessageError } from './errors.js';
 
 /** API Gateway's payload limit; the CloudBase target keeps it too so both behave alike. */
 export const MAX_FRAME_BYTES = 128 * 1024;
-export const MAX_CONTENT_CHARS = 4000;
 export const DEFAULT_ROOM = 'lobby';
 
 const NAME_PATTERN = /^[\p{L}\p{N}_-]{1,32}$/u;
@@ -22,7 +21,7 @@ export type JsonObject = { [key: string]: JsonValue };
 
 /**
  * What a text frame turns out to be. A JSON object is a command; anything else
- * is text (the protocol makes plain text a chat message). A frame that opens
+ * is text, which the app may take (the chat makes it a message). A frame that opens
  * like an object but does not parse is malformed rather than text, so a client
  * with a broken encoder hears about it instead of chatting garbage.
  */
@@ -63,28 +62,12 @@ export function stringField(fields: Readonly<Record<string, unknown>>, key: stri
   return value;
 }
 
-/** Chat content: a non-empty string of at most MAX_CONTENT_CHARS characters (code points). */
-export function checkContent(content: string): string {
-  if (content.length === 0) throw new InvalidMessageError('content must not be empty');
-  // Counting code points is only needed when UTF-16 units already exceed the limit.
-  if (content.length > MAX_CONTENT_CHARS && countCodePoints(content) > MAX_CONTENT_CHARS) {
-    throw new MessageTooLargeError(MAX_CONTENT_CHARS);
-  }
-  return content;
-}
-
-function countCodePoints(text: string): number {
-  let count = 0;
-  for (const _ of text) count++;
-  return count;
-}
-
-/** Server frames. Every one carries `type` and an ISO-8601 `timestamp`. */
+/**
+ * Server frames. Every one carries `type` and an ISO-8601 `timestamp`. The
+ * core sends the presence frames, `pong`, `users` and `error`; an app adds its own.
+ */
 export type ServerFrame =
-  | { type: 'welcome'; clientId: string; room: string; message: string; onlineCount: number }
-  | { type: 'chat'; id: string; clientId: string; room: string; message: string; onlineCount: number }
-  | { type: 'private'; id: string; clientId: string; to: string; message: string }
-  | { type: 'user_joined' | 'user_left'; clientId: string; room: string; message: string; onlineCount: number }
+  | { type: 'welcome' | 'user_joined' | 'user_left'; clientId: string; room: string; message?: string; onlineCount: number }
   | { type: 'pong' }
   | { type: 'users'; room: string; users: string[]; onlineCount: number }
   | { type: 'error'; code: string; message: string }

@@ -84,3 +84,16 @@ function readOrigins(raw: string | undefined): ReadonlySet<string> | null {
 export function normalizeOrigin(origin: string): string {
   return origin.trim().toLowerCase().replace(/\/+$/, '');
 }
+
+/** The fields that are set, so `{ ...defaults, ...definedOnly(overrides) }` keeps a default where an override is undefined. */
+export function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** What a caller of an adapter factory may set over the values read from the environment. */
+export type SettingsOverrides<T extends { core: CoreSettings }> = Partial<Omit<T, 'core'>> & { core?: Partial<CoreSettings> };
+
+export function withOverrides<T extends { core: CoreSettings }>(settings: T, overrides: SettingsOverrides<T> = {}): T {
+  const { core, ...rest } = overrides;
+  return { ...settings, ...definedOnly(rest), core: { ...settings.core, ...definedOnly(core ?? {}) } };
+}

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineApp, route, type App } from '../shared/app.js';
-import { coreRoutes } from '../shared/chat.js';
+import { coreRoutes } from '../shared/routes.js';
 import { InvalidMessageError } from '../shared/errors.js';
 import { handshakeStatus, TestClient, uniqueName, withQuery } from './support/client.js';
 import { startSourceServer, type SourceServer } from './support/servers.js';

@@ -7,10 +7,9 @@
  */
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as connect } from '../functions/aws/connect.js';
-import { handler as disconnect } from '../functions/aws/disconnect.js';
-import { handler as message } from '../functions/aws/message.js';
-import { DynamoDbRegistry } from '../shared/dynamodb-registry.js';
+import { createChatApp } from '../apps/chat/index.js';
+import { createAwsHandlers } from '../functions/aws/index.js';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { freshRateState } from '../shared/rate-limit.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { dynamoClient } from './support/dynalite.js';
@@ -20,6 +19,7 @@ import connectFixture from './fixtures/aws-events/connect.json' with { type: 'js
 import disconnectFixture from './fixtures/aws-events/disconnect.json' with { type: 'json' };
 import messageFixture from './fixtures/aws-events/message.json' with { type: 'json' };
 
+const { connect, disconnect, message } = createAwsHandlers(createChatApp());
 let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
 const open: TestClient[] = [];

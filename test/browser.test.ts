@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../scripts/build.js';
+import { packageRoot as projectRoot } from '../scripts/package-root.js';
 import { loadPage } from '../scripts/page.js';
 import { ChatProcess } from './support/chat-process.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';

@@ -40,8 +40,17 @@ async function nodeIn(directory: string, script: string): Promise<{ stdout: stri
 }
 
 describe('dist/aws/lambda.zip', () => {
-  it('holds exactly connect, message, disconnect and welcome .mjs at its root', () => {
-    expect([...entries.keys()].sort()).toEqual(['connect.mjs', 'disconnect.mjs', 'message.mjs', 'welcome.mjs']);
+  it('holds exactly connect, message, disconnect and welcome .mjs and their source maps at its root', () => {
+    expect([...entries.keys()].sort()).toEqual([
+      'connect.mjs',
+      'connect.mjs.map',
+      'disconnect.mjs',
+      'disconnect.mjs.map',
+      'message.mjs',
+      'message.mjs.map',
+      'welcome.mjs',
+      'welcome.mjs.map',
+    ]);
   });
 
   it('matches every Handler the template names', async () => {

@@ -23,8 +23,8 @@ describe('dist/cloudbase.zip', () => {
   });
   afterAll(() => rm(unpacked, { recursive: true, force: true }));
 
-  it('holds scf_bootstrap, the one bundled program and the page, at its root', () => {
-    expect([...modes.keys()].sort()).toEqual(['index.mjs', 'public/index.html', 'scf_bootstrap']);
+  it('holds scf_bootstrap, the one bundled program, its source map and the page, at its root', () => {
+    expect([...modes.keys()].sort()).toEqual(['index.mjs', 'index.mjs.map', 'public/index.html', 'scf_bootstrap']);
   });
 
   it('marks scf_bootstrap 0755 inside the zip', () => {

@@ -2,6 +2,7 @@
  * Liveness on the CloudBase target: peers that vanish, peers that stop
  * answering pings, idle peers, slow consumers, and SIGTERM.
  */
+import type { MemoryRegistry } from '../shared/memory-registry.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
 import { openRawWebSocket } from './support/raw-socket.js';
@@ -74,7 +75,7 @@ describe('idle timeout on the CloudBase target', () => {
     const { client } = await TestClient.join(withQuery(target.url, { room: uniqueName('quiet') }));
     const closed = await client.waitClosed(5000);
     expect(closed).toEqual({ code: 1001, reason: 'idle timeout' });
-    expect(target.server.registry.size).toBe(0);
+    expect((target.server.registry as MemoryRegistry).size).toBe(0);
   });
 });
 

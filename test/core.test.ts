@@ -3,8 +3,9 @@
  * easiest to pin down exactly.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, InvalidMessageError, MessageTooLargeError } from '../shared/errors.js';
-import { checkContent, isValidName, parseFrame } from '../shared/protocol.js';
+import { checkContent, MessageTooLargeError } from '../apps/chat/index.js';
+import { ConfigError, InvalidMessageError } from '../shared/errors.js';
+import { isValidName, parseFrame } from '../shared/protocol.js';
 import { consumeToken, freshRateState, type RateLimit, type RateState } from '../shared/rate-limit.js';
 import { readCoreSettings } from '../shared/settings.js';
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../scripts/build.js';
+import { packageRoot as projectRoot } from '../scripts/package-root.js';
 
 let home: string;
 /** Its own build output, so these runs never rebuild a dist/ another test is reading. */

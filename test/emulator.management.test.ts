@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDbRegistry } from '../shared/dynamodb-registry.js';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';

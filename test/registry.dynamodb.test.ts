@@ -1,6 +1,6 @@
 import { GetItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../shared/dynamodb-registry.js';
+import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';

@@ -3,7 +3,7 @@
  * the contract the emulator and the deploy rely on, and least privilege.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_ID_INDEX, PARTITION_KEY, ROOM_INDEX, TTL_ATTRIBUTE } from '../shared/dynamodb-registry.js';
+import { CLIENT_ID_INDEX, PARTITION_KEY, ROOM_INDEX, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import { loadTemplate, parseTemplate, tableDefinition, ttlAttribute, type Template, type TemplateResource } from '../scripts/aws-template.js';
 import { loadSpecification, validateTemplate, type CfnSpecification } from './support/cfn-spec.js';
 

@@ -9,6 +9,8 @@ import { ConfigError } from '../../shared/errors.js';
 import type { ConnectEvent, LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
 import { guarded, type Runtime } from './runtime.js';
 
+export type ConnectHandler = (event: ConnectEvent, context?: LambdaContext) => Promise<WebSocketResult>;
+
 /** A refused handshake carries `{code, message}` like every other refusal (docs/errors.md). */
 const HANDSHAKE_FAILED: WebSocketResult = {
   statusCode: 500,
@@ -16,9 +18,9 @@ const HANDSHAKE_FAILED: WebSocketResult = {
   body: JSON.stringify({ code: 'internal_error', message: 'internal server error' }),
 };
 
-export const handler = async (event: ConnectEvent, _context?: LambdaContext): Promise<WebSocketResult> => {
+export const createConnectHandler = (runtime: () => Runtime): ConnectHandler => async (event) => {
   const { requestContext } = event;
-  return guarded('connect', requestContext.connectionId, async (rt) => {
+  return guarded(runtime, 'connect', requestContext.connectionId, async (rt) => {
     const welcomeFunction = rt.settings.welcomeFunction;
     if (!welcomeFunction) throw new ConfigError('WELCOME_FUNCTION must name the function that greets new connections');
 

@@ -1,10 +1,12 @@
 /** `$disconnect`: best effort on API Gateway's side; the registry's TTL covers the ones that never come. */
 import type { DisconnectEvent, LambdaContext, WebSocketResult } from './events.js';
-import { guarded } from './runtime.js';
+import { guarded, type Runtime } from './runtime.js';
 
-export const handler = async (event: DisconnectEvent, _context?: LambdaContext): Promise<WebSocketResult> => {
+export type DisconnectHandler = (event: DisconnectEvent, context?: LambdaContext) => Promise<WebSocketResult>;
+
+export const createDisconnectHandler = (runtime: () => Runtime): DisconnectHandler => async (event) => {
   const { requestContext } = event;
-  return guarded('disconnect', requestContext.connectionId, async (rt) => {
+  return guarded(runtime, 'disconnect', requestContext.connectionId, async (rt) => {
     rt.logger.debug('disconnect_event', {
       connectionId: requestContext.connectionId,
       statusCode: requestContext.disconnectStatusCode,

@@ -1,10 +1,12 @@
 /** `$default`: every frame a client sends, routed by the core (not by API Gateway's route keys). */
 import type { LambdaContext, MessageEvent, WebSocketResult } from './events.js';
-import { guarded } from './runtime.js';
+import { guarded, type Runtime } from './runtime.js';
 
-export const handler = async (event: MessageEvent, _context?: LambdaContext): Promise<WebSocketResult> => {
+export type MessageHandler = (event: MessageEvent, context?: LambdaContext) => Promise<WebSocketResult>;
+
+export const createMessageHandler = (runtime: () => Runtime): MessageHandler => async (event) => {
   const { requestContext } = event;
-  return guarded('message', requestContext.connectionId, async (rt) => {
+  return guarded(runtime, 'message', requestContext.connectionId, async (rt) => {
     const body = event.body ?? '';
     const text = event.isBase64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;
     await rt.engine(requestContext).receive(requestContext.connectionId, text);

@@ -1,18 +1,22 @@
 /**
- * What every handler of a Lambda container shares: settings, SDK clients and
- * engines, created on first use and kept for the container's life. Built
- * lazily so a bad setting becomes a logged 500, not a failed cold start.
+ * What the handlers of one `createAwsHandlers` call share in a Lambda
+ * container: settings, SDK clients and engines, created on first use and kept
+ * for the container's life. Built lazily so a bad setting becomes a logged
+ * 500, not a failed cold start.
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { createChatApp } from '../../shared/chat.js';
-import { DynamoDbRegistry } from '../../shared/dynamodb-registry.js';
+import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
+import { ConfigError } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/log.js';
+import type { ConnectionRegistry } from '../../shared/registry.js';
+import { DynamoDbRegistry } from '../../registries/dynamodb-registry.js';
 import type { WebSocketResult } from './events.js';
 import { ManagementApiTransport } from './management-transport.js';
-import { readAwsSettings, type AwsSettings } from './settings.js';
+import { withOverrides } from '../../shared/settings.js';
+import { readAwsSettings, type AwsSettings, type AwsSettingsOverrides } from './settings.js';
 
 /** Where the management API of a stage is: from the event, unless the SDK is pointed elsewhere. */
 export interface StageAddress {
@@ -20,28 +24,34 @@ export interface StageAddress {
   stage: string;
 }
 
+export interface AwsHandlerOptions {
+  /** Where connections live; default the DynamoDB table named by CONNECTIONS_TABLE. */
+  registry?: ConnectionRegistry;
+  /** Over the settings read from the environment. */
+  settings?: AwsSettingsOverrides;
+  /** Default: JSON lines on stdout (CloudWatch) at LOG_LEVEL. */
+  logger?: Logger;
+}
+
 export interface Runtime {
   settings: AwsSettings;
   logger: Logger;
-  registry: DynamoDbRegistry;
+  registry: ConnectionRegistry;
   lambda: LambdaClient;
   managementClient(address: StageAddress): ApiGatewayManagementApiClient;
   engine(address: StageAddress): Engine;
 }
 
-let shared: Runtime | undefined;
-
-export function runtime(): Runtime {
-  shared ??= createRuntime(process.env);
-  return shared;
+/** The runtime of one app, made on the first invocation that needs it. */
+export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime {
+  let shared: Runtime | undefined;
+  return () => (shared ??= createRuntime(app, options, process.env));
 }
 
-function createRuntime(env: NodeJS.ProcessEnv): Runtime {
-  const settings = readAwsSettings(env);
-  const logger = createLogger(settings.logLevel);
-  // Endpoints come from the SDK's own AWS_ENDPOINT_URL_* variables when set (the emulator sets them).
-  const registry = new DynamoDbRegistry({ client: new DynamoDBClient({}), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
-  const app = createChatApp({ authToken: settings.authToken });
+function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
+  const settings = withOverrides(readAwsSettings(env), options.settings);
+  const logger = options.logger ?? createLogger(settings.logLevel);
+  const registry = options.registry ?? dynamoDbRegistry(settings);
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   const engines = new Map<string, Engine>();
   let lambda: LambdaClient | undefined;
@@ -77,6 +87,12 @@ function createRuntime(env: NodeJS.ProcessEnv): Runtime {
   };
 }
 
+function dynamoDbRegistry(settings: AwsSettings): DynamoDbRegistry {
+  if (!settings.tableName) throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table of the connection registry');
+  // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
+  return new DynamoDbRegistry({ client: new DynamoDBClient({}), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+}
+
 /** undefined: let the SDK take AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (or AWS_ENDPOINT_URL). */
 function managementEndpoint(env: NodeJS.ProcessEnv, { domainName, stage }: StageAddress): string | undefined {
   if (env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI || env.AWS_ENDPOINT_URL) return undefined;
@@ -90,6 +106,7 @@ export const INTERNAL_ERROR: WebSocketResult = { statusCode: 500, body: 'interna
  * 500, so no stack trace or SDK message ever reaches API Gateway's caller.
  */
 export async function guarded(
+  runtime: () => Runtime,
   handlerName: string,
   connectionId: string,
   body: (rt: Runtime) => Promise<WebSocketResult>,

@@ -7,14 +7,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
 import { isGone } from './management-transport.js';
-import { guarded } from './runtime.js';
+import { guarded, type Runtime } from './runtime.js';
+
+export type WelcomeHandler = (payload: WelcomePayload, context?: LambdaContext) => Promise<WebSocketResult>;
 
 /** Waits before each GetConnection; about 3 s in all, well past a normal handshake. */
 const CONFIRM_DELAYS_MS = [0, 50, 100, 200, 400, 800, 1500];
 
-export const handler = async (payload: WelcomePayload, _context?: LambdaContext): Promise<WebSocketResult> => {
+export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => async (payload) => {
   const connectionId = typeof payload?.connectionId === 'string' ? payload.connectionId : '';
-  return guarded('welcome', connectionId, async (rt) => {
+  return guarded(runtime, 'welcome', connectionId, async (rt) => {
     if (!connectionId || typeof payload.domainName !== 'string' || typeof payload.stage !== 'string') {
       rt.logger.error('welcome_bad_payload', { payload });
       return { statusCode: 400, body: 'connectionId, domainName and stage are required' };

@@ -11,26 +11,40 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
+import { silentLogger, type Logger } from '../../shared/log.js';
 import { MemoryRegistry } from '../../shared/memory-registry.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
-import type { CloudbaseSettings } from './settings.js';
+import type { ConnectionRegistry } from '../../shared/registry.js';
+import { withOverrides } from '../../shared/settings.js';
+import { readCloudbaseSettings, type CloudbaseSettings, type CloudbaseSettingsOverrides } from './settings.js';
 import { WsTransport } from './ws-transport.js';
 
 export interface CloudbaseServerOptions {
   app: App;
-  settings: CloudbaseSettings;
-  logger: Logger;
-  /** The HTML served at GET /. */
+  /** Where connections live; the default is this process's memory (one instance). */
+  registry?: ConnectionRegistry;
+  /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
+  settings?: CloudbaseSettingsOverrides;
+  /** Default: no logs. */
+  logger?: Logger;
+  /** HTML served on GET at `/` and at the access path; absent, those answer 404. */
   page?: string;
+}
+
+/** The CloudBase adapter: an HTTP server that upgrades WebSockets for `app`. Call `listen()` to start it. */
+export function createCloudbaseServer(options: CloudbaseServerOptions): CloudbaseServer {
+  return new CloudbaseServer(options);
 }
 
 /** How long shutdown waits for clients to answer the 1012 close before cutting them off. */
 const SHUTDOWN_GRACE_MS = 2000;
 
 export class CloudbaseServer {
-  readonly registry = new MemoryRegistry();
+  readonly registry: ConnectionRegistry;
   readonly engine: Engine;
+  readonly settings: CloudbaseSettings;
+  private readonly logger: Logger;
+  private readonly pagePaths: ReadonlySet<string>;
   private readonly transport: WsTransport;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
@@ -40,7 +54,12 @@ export class CloudbaseServer {
   private shuttingDown: Promise<void> | undefined;
 
   constructor(private readonly options: CloudbaseServerOptions) {
-    const { settings, logger } = options;
+    const settings = withOverrides(readCloudbaseSettings(process.env), options.settings);
+    const logger = options.logger ?? silentLogger;
+    this.settings = settings;
+    this.logger = logger;
+    this.registry = options.registry ?? new MemoryRegistry();
+    this.pagePaths = pagePathsFor(settings.accessPath);
     this.transport = new WsTransport(settings.maxBufferedBytes, logger);
     this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
     this.wss = new WebSocketServer({
@@ -65,7 +84,7 @@ export class CloudbaseServer {
   }
 
   async listen(): Promise<AddressInfo> {
-    const { port, host, pingIntervalMs, core } = this.options.settings;
+    const { port, host, pingIntervalMs, core } = this.settings;
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -76,12 +95,12 @@ export class CloudbaseServer {
     this.timers = [
       setInterval(() => this.pingAll(), pingIntervalMs),
       setInterval(() => {
-        this.engine.sweepIdle().catch((error) => this.options.logger.error('sweep_failed', { error }));
+        this.engine.sweepIdle().catch((error) => this.logger.error('sweep_failed', { error }));
       }, core.cleanupIntervalMs),
     ];
     for (const timer of this.timers) timer.unref();
     const address = this.http.address() as AddressInfo;
-    this.options.logger.info('listening', { host: address.address, port: address.port });
+    this.logger.info('listening', { host: address.address, port: address.port });
     return address;
   }
 
@@ -96,7 +115,7 @@ export class CloudbaseServer {
   }
 
   private async closeEverything(): Promise<void> {
-    this.options.logger.info('shutdown', { connections: this.transport.sockets.size });
+    this.logger.info('shutdown', { connections: this.transport.sockets.size });
     for (const timer of this.timers) clearInterval(timer);
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     const sockets = [...this.transport.sockets.values()];
@@ -127,7 +146,7 @@ export class CloudbaseServer {
       req.socket.once('close', forgetUnopened);
       accept(true);
     } catch (error) {
-      this.options.logger.error('handshake_failed', { connectionId: request.connectionId, error });
+      this.logger.error('handshake_failed', { connectionId: request.connectionId, error });
       accept(false, 500, jsonBody('internal_error', 'internal server error'), JSON_HEADERS);
     }
   }
@@ -138,7 +157,7 @@ export class CloudbaseServer {
     // From here the socket's own close event does the forgetting.
     req.socket.off('close', pending.forgetUnopened);
     const { connectionId } = pending;
-    const { logger } = this.options;
+    const { logger } = this;
     this.transport.sockets.set(connectionId, ws);
     this.alive.add(ws);
 
@@ -186,12 +205,18 @@ export class CloudbaseServer {
         uptime: Math.round((Date.now() - this.startedAt) / 1000),
       });
     }
-    if ((path === '/' || path === '/index.html') && this.options.page !== undefined) {
+    if (path !== undefined && this.pagePaths.has(path) && this.options.page !== undefined) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
       return void res.end(req.method === 'HEAD' ? undefined : this.options.page);
     }
     sendJson(res, 404, { code: 'not_found', message: `nothing at ${path}; WebSocket clients connect with an Upgrade request` });
   }
+}
+
+/** The page is where a browser opens it: the root, and the access path CloudBase routes to the function. */
+function pagePathsFor(accessPath: string): ReadonlySet<string> {
+  const base = accessPath.replace(/\/+$/, '');
+  return new Set(['/', '/index.html', ...(base ? [base, `${base}/`, `${base}/index.html`] : [])]);
 }
 
 const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; forgetUnopened: () => void }>();

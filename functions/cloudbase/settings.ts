@@ -1,5 +1,6 @@
+import { ConfigError } from '../../shared/errors.js';
 import { LOG_LEVELS, type LogLevel } from '../../shared/log.js';
-import { readChoice, readCoreSettings, readNumber, readSeconds, type CoreSettings, type Env } from '../../shared/settings.js';
+import { readChoice, readCoreSettings, readNumber, readSeconds, type CoreSettings, type Env, type SettingsOverrides } from '../../shared/settings.js';
 
 export interface CloudbaseSettings {
   port: number;
@@ -9,10 +10,12 @@ export interface CloudbaseSettings {
   /** Unsent bytes a slow client may pile up before it is disconnected. */
   maxBufferedBytes: number;
   logLevel: LogLevel;
-  /** Shared secret for the built-in chat (`?token=`); unset lets everyone in. */
-  authToken: string | undefined;
+  /** The HTTP access path CloudBase routes to the function (ACCESS_PATH); the page is served there too. */
+  accessPath: string;
   core: CoreSettings;
 }
+
+export type CloudbaseSettingsOverrides = SettingsOverrides<CloudbaseSettings>;
 
 export function readCloudbaseSettings(env: Env): CloudbaseSettings {
   return {
@@ -21,7 +24,13 @@ export function readCloudbaseSettings(env: Env): CloudbaseSettings {
     pingIntervalMs: readSeconds(env, 'PING_INTERVAL', 30) * 1000,
     maxBufferedBytes: readNumber(env, 'MAX_BUFFERED_BYTES', 4 * 1024 * 1024, { min: 1024, integer: true }),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
-    authToken: env.AUTH_TOKEN || undefined,
+    accessPath: readAccessPath(env.ACCESS_PATH),
     core: readCoreSettings(env),
   };
+}
+
+function readAccessPath(raw: string | undefined): string {
+  const path = raw?.trim() || '/';
+  if (!/^\/[A-Za-z0-9._~\/-]*$/.test(path)) throw new ConfigError(`ACCESS_PATH=${JSON.stringify(raw)} must be a path such as /chat`);
+  return path;
 }

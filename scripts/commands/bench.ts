@@ -2,7 +2,7 @@ import { join, relative, resolve } from 'node:path';
 import { formatReport } from '../../bench/report.js';
 import { FULL_PLAN, QUICK_PLAN, SCENARIOS, type ScenarioName } from '../../bench/plan.js';
 import { runBench, writeReport } from '../../bench/run.js';
-import { projectRoot } from '../build.js';
+import { packageRoot as projectRoot } from '../package-root.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
 
 export const benchCommand: Command = {

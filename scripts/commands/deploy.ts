@@ -11,24 +11,26 @@ import {
   checkFunctionName,
   checkStack,
   checkStage,
-  CLOUDBASERC_PATH,
+  cloudbasercPathOf,
   reporter,
   requireEnvId,
-  TEMPLATE_PATH,
+  templatePathOf,
 } from '../deploy/flags.js';
+import { loadProject } from '../project.js';
 
 const AWS_HELP = `Usage: cloudsocket deploy aws [--stack NAME] [--region R] [--stage S] [--bucket B] [--dry-run]
 
-Builds, uploads dist/aws/lambda.zip to S3 under a content-hash key, then creates
-or updates the CloudFormation stack of infra/aws/template.yaml through a change
+Builds the project (cloudsocket.config.ts, or the built-in chat without one),
+uploads dist/aws/lambda.zip to S3 under a content-hash key, then creates or
+updates the CloudFormation stack of dist/aws/template.yaml through a change
 set, printing stack events as they happen, and finally the wss:// URL.
 Credentials come from the AWS default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, SSO, ~/.aws/config and credentials).
 
 Options:
-  --stack NAME   stack name (default cloudsocket)
-  --region R     AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)
-  --stage S      API Gateway stage name (default dev)
+  --stack NAME   stack name (default aws.stackName of the config, else its name)
+  --region R     AWS region (default: aws.region, AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)
+  --stage S      API Gateway stage name (default aws.stage, else dev)
   --bucket B     upload to this existing bucket instead of a private deployment
                  bucket that deploy creates (named after the stack and region)
   --dry-run      print every API call the deploy would make; sends nothing
@@ -36,8 +38,8 @@ Options:
 
 const CLOUDBASE_HELP = `Usage: cloudsocket deploy cloudbase --env ENV_ID [--name NAME] [--path /chat] [--dry-run]
 
-Builds dist/cloudbase.zip, creates or updates the HTTP function of
-infra/cloudbase/cloudbaserc.json (WebSocket on, idle timeout, timeout, runtime,
+Builds the project into dist/cloudbase.zip, creates or updates the HTTP function
+of dist/cloudbaserc.json (WebSocket on, idle timeout, timeout, runtime,
 per-instance concurrency, environment variables), routes an HTTP access path
 to it, and prints the wss:// URL.
 Credentials: TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (and
@@ -45,9 +47,9 @@ TENCENTCLOUD_SESSIONTOKEN for temporary keys); TCB_REGION or
 TENCENTCLOUD_REGION pins the region of the environment.
 
 Options:
-  --env ENV_ID   CloudBase environment id (required)
-  --name NAME    function name (default: the name in cloudbaserc.json, cloudsocket)
-  --path PATH    HTTP access path (default /chat)
+  --env ENV_ID   CloudBase environment id (required unless cloudbase.envId is set)
+  --name NAME    function name (default cloudbase.functionName, else the project's name)
+  --path PATH    HTTP access path (default cloudbase.path, else /NAME; /chat for the chat)
   --dry-run      print every API call the deploy would make; sends nothing
   -h, --help     show this help`;
 
@@ -68,12 +70,13 @@ async function deployToAws(argv: string[]): Promise<number> {
     return 0;
   }
   const say = (line: string) => console.log(line);
-  const stack = checkStack('deploy aws', values.stack ?? 'cloudsocket');
-  const stage = checkStage('deploy aws', values.stage ?? 'dev');
+  const project = await loadProject();
+  const stack = checkStack('deploy aws', values.stack ?? project.aws.stackName);
+  const stage = checkStage('deploy aws', values.stage ?? project.aws.stage);
   const bucket = values.bucket === undefined ? undefined : checkBucket('deploy aws', values.bucket);
   const dryRun = values['dry-run'] === true;
   const target = await awsTargetFor(
-    values.region,
+    values.region ?? project.aws.region,
     say,
     dryRun ? { notes: [DRY_RUN_NOTE, 'AWS credentials: the SDK default chain (not resolved in a dry run)', AWS_POLL_NOTE], assumeExisting: false } : undefined,
   );
@@ -82,8 +85,8 @@ async function deployToAws(argv: string[]): Promise<number> {
     stack,
     stage,
     bucket,
-    templatePath: TEMPLATE_PATH,
-    build: () => buildForAws(say),
+    templatePath: templatePathOf(project),
+    build: () => buildForAws(project, say),
   });
   return 0;
 }
@@ -100,11 +103,12 @@ async function deployToCloudbase(argv: string[]): Promise<number> {
     return 0;
   }
   const say = (line: string) => console.log(line);
-  const envId = requireEnvId('deploy cloudbase', values.env);
+  const project = await loadProject();
+  const envId = requireEnvId('deploy cloudbase', values.env ?? project.cloudbase.envId);
   const name = values.name === undefined ? undefined : checkFunctionName('deploy cloudbase', values.name);
-  const path = checkAccessPath('deploy cloudbase', values.path ?? '/chat');
+  const path = checkAccessPath('deploy cloudbase', values.path ?? project.cloudbase.path);
   const manager = cloudbaseManagerFor(envId, say, values['dry-run'] ? { notes: [DRY_RUN_NOTE, CLOUDBASE_POLL_NOTE], assumeExisting: false } : undefined);
-  await deployCloudbase(manager, { envId, name, path, configPath: CLOUDBASERC_PATH, build: () => buildForCloudbase(say), say });
+  await deployCloudbase(manager, { envId, name, path, configPath: cloudbasercPathOf(project), build: () => buildForCloudbase(project, say), say });
   return 0;
 }
 

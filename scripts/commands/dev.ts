@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
-import { buildAll, distDir, isStale } from '../build.js';
+import { buildAll, isStale } from '../build.js';
+import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { runArtifact, type RunningArtifact } from '../run-artifact.js';
@@ -72,23 +73,30 @@ set, replaces the embedded DynamoDB (dynalite).`,
     }
     if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
 
+    const project = await loadProject();
+    const distDir = project.outDir;
     const artifacts = [
       ...(runsCloudbase ? [join(distDir, 'cloudbase.zip')] : []),
       ...(runsAws ? [join(distDir, 'aws/lambda.zip')] : []),
     ];
-    if (!values['no-build'] && (await anyStale(artifacts))) {
+    if (!values['no-build'] && (await anyStale(project, artifacts))) {
       console.log('building dist/ ...');
-      await buildAll(undefined, (line) => console.log(line));
+      await buildAll(project, (line) => console.log(line));
     }
 
     let cloudbase: RunningArtifact | undefined;
     let aws: RunningEmulator | undefined;
     try {
-      if (runsCloudbase) cloudbase = await runArtifact(join(distDir, 'cloudbase'), { port, onLine: (line) => console.log(line) });
+      if (runsCloudbase) cloudbase = await runArtifact(join(distDir, 'cloudbase'), {
+          port,
+          // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
+          env: { ...project.env, ...project.cloudbase.env, ACCESS_PATH: project.cloudbase.path, ...process.env } as Record<string, string>,
+          onLine: (line) => console.log(line),
+        });
       if (runsAws) {
         const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
         const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
-        aws = await startEmulator({ port: awsPort, stage, functionEnv, logger: createLogger(logLevel, (line) => process.stdout.write(line)) });
+        aws = await startEmulator({ port: awsPort, stage, functionEnv, distDir: join(distDir, 'aws'), logger: createLogger(logLevel, (line) => process.stdout.write(line)) });
       }
     } catch (error) {
       await cloudbase?.stop();
@@ -116,7 +124,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
   },
 };
 
-async function anyStale(artifacts: string[]): Promise<boolean> {
-  for (const artifact of artifacts) if (await isStale(artifact)) return true;
+async function anyStale(project: Project, artifacts: string[]): Promise<boolean> {
+  for (const artifact of artifacts) if (await isStale(project, artifact)) return true;
   return false;
 }

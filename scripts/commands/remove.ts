@@ -1,7 +1,8 @@
 import { parseFlags, perTargetCommand, type Command } from '../cli-args.js';
 import { removeAws } from '../deploy/aws-remove.js';
-import { loadFunctionConfig, removeCloudbase } from '../deploy/cloudbase.js';
-import { awsTargetFor, checkBucket, checkFunctionName, checkStack, cloudbaseManagerFor, CLOUDBASERC_PATH, reporter, requireEnvId } from '../deploy/flags.js';
+import { removeCloudbase } from '../deploy/cloudbase.js';
+import { awsTargetFor, checkBucket, checkFunctionName, checkStack, cloudbaseManagerFor, reporter, requireEnvId } from '../deploy/flags.js';
+import { loadProject } from '../project.js';
 
 const AWS_HELP = `Usage: cloudsocket remove aws [--stack NAME] [--region R] [--delete-bucket] [--bucket B] [--dry-run]
 
@@ -43,10 +44,11 @@ async function removeFromAws(argv: string[]): Promise<number> {
     return 0;
   }
   const say = (line: string) => console.log(line);
-  const stack = checkStack('remove aws', values.stack ?? 'cloudsocket');
+  const project = await loadProject();
+  const stack = checkStack('remove aws', values.stack ?? project.aws.stackName);
   const bucket = values.bucket === undefined ? undefined : checkBucket('remove aws', values.bucket);
   const dryRun = values['dry-run'] === true;
-  const target = await awsTargetFor(values.region, say, dryRun ? { notes: [DRY_RUN_NOTE], assumeExisting: true } : undefined);
+  const target = await awsTargetFor(values.region ?? project.aws.region, say, dryRun ? { notes: [DRY_RUN_NOTE], assumeExisting: true } : undefined);
   await removeAws(target, { ...reporter(say, dryRun ? 0 : 5000), stack, bucket, deleteBucket: values['delete-bucket'] === true });
   return 0;
 }
@@ -62,8 +64,9 @@ async function removeFromCloudbase(argv: string[]): Promise<number> {
     return 0;
   }
   const say = (line: string) => console.log(line);
-  const envId = requireEnvId('remove cloudbase', values.env);
-  const name = values.name === undefined ? (await loadFunctionConfig(CLOUDBASERC_PATH)).name : checkFunctionName('remove cloudbase', values.name);
+  const project = await loadProject();
+  const envId = requireEnvId('remove cloudbase', values.env ?? project.cloudbase.envId);
+  const name = checkFunctionName('remove cloudbase', values.name ?? project.cloudbase.functionName);
   const manager = cloudbaseManagerFor(envId, say, values['dry-run'] ? { notes: [DRY_RUN_NOTE], assumeExisting: true } : undefined);
   await removeCloudbase(manager, { envId, name, say });
   return 0;

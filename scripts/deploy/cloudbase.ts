@@ -1,6 +1,6 @@
 /**
  * `cloudsocket deploy cloudbase`: create or update the WebSocket HTTP function
- * described by infra/cloudbase/cloudbaserc.json, upload dist/cloudbase.zip as its
+ * described by the build's cloudbaserc.json, upload dist/cloudbase.zip as its
  * code, and route an HTTP access path to it.
  */
 import { createHash } from 'node:crypto';
@@ -111,8 +111,9 @@ async function reportFailure(manager: CloudbaseManager, options: CloudbaseDeploy
 export async function deployCloudbase(manager: CloudbaseManager, options: CloudbaseDeployOptions): Promise<CloudbaseDeployResult> {
   const { envId, say, path } = options;
   checkEnvId(envId);
-  const config = await loadFunctionConfig(options.configPath, options.name);
+  // The build writes the cloudbaserc.json it reads next, generated from the project's config.
   const zipPath = await options.build();
+  const config = await loadFunctionConfig(options.configPath, options.name);
   const zip = await readFile(zipPath).catch(() => {
     throw new ArtifactMissingError(zipPath);
   });

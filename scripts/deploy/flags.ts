@@ -3,14 +3,16 @@
  * rejects), the paths of the infra files, and the build step.
  */
 import { join } from 'node:path';
-import { buildAll, buildCloudbase, distDir, projectRoot } from '../build.js';
+import { buildAll } from '../build.js';
+import type { Project } from '../project.js';
 import { UsageError } from '../cli-args.js';
 import { createAwsTarget, createDryRunAwsTarget, resolveRegion, type AwsTarget } from './aws-target.js';
 import { checkEnvId, createCloudbaseManager, createDryRunCloudbaseManager, describeManagerInit, type CloudbaseManager } from './cloudbase-target.js';
 import type { Reporter } from './aws-stack.js';
 
-export const TEMPLATE_PATH = join(projectRoot, 'infra/aws/template.yaml');
-export const CLOUDBASERC_PATH = join(projectRoot, 'infra/cloudbase/cloudbaserc.json');
+/** The build writes both from the project's config (or copies the project's own template). */
+export const templatePathOf = (project: Project) => join(project.outDir, 'aws/template.yaml');
+export const cloudbasercPathOf = (project: Project) => join(project.outDir, 'cloudbaserc.json');
 
 function check(command: string, flag: string, value: string, shape: RegExp, rule: string): string {
   if (!shape.test(value)) throw new UsageError(`${command}: --${flag} ${rule}, got ${JSON.stringify(value.slice(0, 80))}`);
@@ -63,13 +65,10 @@ export function reporter(say: (line: string) => void, pollIntervalMs: number): R
   return { say, pollIntervalMs, pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
 }
 
-export async function buildForAws(say: (line: string) => void): Promise<string> {
-  await buildAll(undefined, say);
-  return join(distDir, 'aws/lambda.zip');
+export async function buildForAws(project: Project, say: (line: string) => void): Promise<string> {
+  return (await buildAll(project, say)).aws.zip;
 }
 
-export async function buildForCloudbase(say: (line: string) => void): Promise<string> {
-  const artifact = await buildCloudbase();
-  say(`built ${artifact.zip}`);
-  return artifact.zip;
+export async function buildForCloudbase(project: Project, say: (line: string) => void): Promise<string> {
+  return (await buildAll(project, say)).cloudbase.zip;
 }

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-template.js';
-import { distDir } from '../build.js';
+import { existsSync } from 'node:fs';
+import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
 import { ensureTable, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
@@ -30,7 +31,7 @@ export interface EmulatorOptions {
   templatePath?: string;
   /** A parsed template, instead of reading templatePath. */
   template?: Template;
-  /** Where the built handlers are (default dist/aws). */
+  /** Where the built handlers are (default dist/aws); its template.yaml, when there is one, is the default template. */
   distDir?: string;
   /** API Gateway closes a connection without client frames for this long (default 10 min). */
   idleTimeoutMs?: number;
@@ -78,8 +79,11 @@ const DEFAULTS = {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const settings = { ...DEFAULTS, ...definedOnly(options) };
   const logger = options.logger ?? createLogger('info');
-  const template = options.template ?? (await loadTemplate(options.templatePath ?? DEFAULT_TEMPLATE_PATH));
-  const handlersDir = options.distDir ?? join(distDir, 'aws');
+  const handlersDir = options.distDir ?? join(builtInProject().outDir, 'aws');
+  // A build writes the stack's template beside the handlers; without one, the built-in template describes them.
+  const builtTemplate = join(handlersDir, 'template.yaml');
+  const templatePath = options.templatePath ?? (existsSync(builtTemplate) ? builtTemplate : DEFAULT_TEMPLATE_PATH);
+  const template = options.template ?? (await loadTemplate(templatePath));
   const stack = readStack({ template, distDir: handlersDir, stage: settings.stage, region: settings.region });
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);

@@ -14,6 +14,9 @@ function describe(error) {
   return { errorType: 'Error', errorMessage: String(error), trace: [] };
 }
 
+// Lambda's Node runtime honours NODE_OPTIONS; a worker thread does not read it, so the one flag that matters is applied here.
+if (/--enable-source-maps/.test(process.env.NODE_OPTIONS ?? '')) process.setSourceMapsEnabled(true);
+
 let handler;
 let initError;
 try {

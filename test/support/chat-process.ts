@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { projectRoot } from '../../scripts/build.js';
+import { packageRoot as projectRoot } from '../../scripts/package-root.js';
 
 export class ChatProcess {
   readonly lines: string[] = [];

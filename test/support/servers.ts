@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import { createChatApp } from '../../shared/chat.js';
+import { createChatApp } from '../../apps/chat/index.js';
 import type { App } from '../../shared/app.js';
 import { createLogger, silentLogger } from '../../shared/log.js';
 import { CloudbaseServer } from '../../functions/cloudbase/server.js';
@@ -29,7 +29,7 @@ export interface SourceServer {
 export async function startSourceServer(env: Record<string, string> = {}, app?: App): Promise<SourceServer> {
   const settings: CloudbaseSettings = { ...readCloudbaseSettings({ PORT: '0', ...env, HOST: '127.0.0.1' }) };
   const logger = process.env.TEST_LOGS ? createLogger('debug') : silentLogger;
-  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: settings.authToken }), settings, logger, page: await loadPage() });
+  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: env.AUTH_TOKEN }), settings, logger, page: await loadPage() });
   const { port } = await server.listen();
   return { server, port, url: `ws://127.0.0.1:${port}/`, stop: () => server.shutdown() };
 }

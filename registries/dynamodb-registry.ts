@@ -39,10 +39,10 @@ import {
   type QueryCommandInput,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import { CloudsocketError } from './errors.js';
-import type { JsonObject } from './protocol.js';
-import type { RateLimit } from './rate-limit.js';
-import type { ConnectionRecord, ConnectionRegistry, TouchResult } from './registry.js';
+import { CloudsocketError } from '../shared/errors.js';
+import type { JsonObject } from '../shared/protocol.js';
+import type { RateLimit } from '../shared/rate-limit.js';
+import type { ConnectionRecord, ConnectionRegistry, TouchResult } from '../shared/registry.js';
 
 /** Names the template's ConnectionsTable must use; test/template.test.ts holds the two together. */
 export const PARTITION_KEY = 'pk';

@@ -1,0 +1,39 @@
+/**
+ * `cloudsocket/aws`: the API Gateway WebSocket adapter. One call turns an app
+ * into the four Lambda handlers the template wires up; each built handler
+ * file exports one of them as `handler`.
+ */
+import type { App } from '../../shared/app.js';
+import { createConnectHandler, type ConnectHandler } from './connect.js';
+import { createDisconnectHandler, type DisconnectHandler } from './disconnect.js';
+import { createMessageHandler, type MessageHandler } from './message.js';
+import { lazyRuntime, type AwsHandlerOptions } from './runtime.js';
+import { createWelcomeHandler, type WelcomeHandler } from './welcome.js';
+
+export interface AwsHandlers {
+  /** `$connect`: admits or refuses the handshake and queues the welcome. */
+  connect: ConnectHandler;
+  /** `$default`: every frame a client sends. */
+  message: MessageHandler;
+  /** `$disconnect`. */
+  disconnect: DisconnectHandler;
+  /** Invoked asynchronously by `connect`: greets the connection once API Gateway has opened it. */
+  welcome: WelcomeHandler;
+}
+
+export function createAwsHandlers(app: App, options: AwsHandlerOptions = {}): AwsHandlers {
+  const runtime = lazyRuntime(app, options);
+  return {
+    connect: createConnectHandler(runtime),
+    message: createMessageHandler(runtime),
+    disconnect: createDisconnectHandler(runtime),
+    welcome: createWelcomeHandler(runtime),
+  };
+}
+
+export type { AwsHandlerOptions } from './runtime.js';
+export type { AwsSettings, AwsSettingsOverrides } from './settings.js';
+export { readAwsSettings } from './settings.js';
+export type * from './events.js';
+export { ManagementApiTransport } from './management-transport.js';
+export { DynamoDbRegistry, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';

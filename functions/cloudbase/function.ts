@@ -1,0 +1,55 @@
+/**
+ * A CloudBase function's whole life: read the environment, serve the app on
+ * PORT, and on SIGTERM (CloudBase recycling the instance) close every client
+ * with 1012 so they reconnect elsewhere. The entry `cloudsocket build`
+ * generates calls this with the project's app.
+ */
+import { readFile } from 'node:fs/promises';
+import type { App } from '../../shared/app.js';
+import { CloudsocketError } from '../../shared/errors.js';
+import { createLogger, type Logger } from '../../shared/log.js';
+import type { ConnectionRegistry } from '../../shared/registry.js';
+import { CloudbaseServer } from './server.js';
+import { readCloudbaseSettings } from './settings.js';
+
+export interface CloudbaseFunctionOptions {
+  app: App;
+  registry?: ConnectionRegistry;
+  /** Default: JSON lines on stdout at LOG_LEVEL. */
+  logger?: Logger;
+  /** Where the page is; default `public/index.html` beside the running bundle, when present. */
+  pageUrl?: URL;
+}
+
+export async function startCloudbaseFunction(options: CloudbaseFunctionOptions): Promise<CloudbaseServer> {
+  let settings;
+  try {
+    settings = readCloudbaseSettings(process.env);
+  } catch (error) {
+    if (!(error instanceof CloudsocketError)) throw error;
+    process.stderr.write(`cloudsocket: ${error.message}\n`);
+    process.exit(2);
+  }
+  const logger = options.logger ?? createLogger(settings.logLevel);
+  process.on('unhandledRejection', (error) => logger.error('unhandled_rejection', { error }));
+
+  const pageUrl = options.pageUrl ?? new URL('./public/index.html', import.meta.url);
+  const page = await readFile(pageUrl, 'utf8').catch(() => undefined);
+  const server = new CloudbaseServer({ app: options.app, registry: options.registry, settings, logger, page });
+  try {
+    await server.listen();
+  } catch (error) {
+    process.stderr.write(`cloudsocket: cannot listen on ${settings.host}:${settings.port}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+
+  const stop = (signal: string) => {
+    logger.info('signal', { signal });
+    // A second signal while draining means "now".
+    process.once(signal, () => process.exit(1));
+    server.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return server;
+}

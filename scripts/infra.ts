@@ -1,0 +1,63 @@
+/**
+ * The infrastructure of a project, generated from its config: the
+ * CloudFormation template of the AWS stack (ours, with the project's
+ * functions' settings and environment, unless the project keeps its own) and
+ * the cloudbaserc.json of the CloudBase function.
+ */
+import { readFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { DEFAULT_TEMPLATE_PATH, loadTemplate } from './aws-template.js';
+import type { Project } from './project.js';
+
+/** Node reads the bundles' source maps, so stack traces in CloudWatch name the app's own lines. */
+const SOURCE_MAPS = { NODE_OPTIONS: '--enable-source-maps' };
+
+export async function awsTemplateFor(project: Project): Promise<string> {
+  if (project.aws.template) return readFile(project.aws.template, 'utf8');
+  const template = await loadTemplate(DEFAULT_TEMPLATE_PATH);
+  const env = { ...project.env, ...project.aws.env };
+  template.Description = `${project.name}: a cloudsocket app on API Gateway WebSockets, Lambda and DynamoDB. Upload lambda.zip to CodeBucket/CodeKey, then deploy this stack; the WebSocketUrl output is the address clients connect to.`;
+  for (const resource of Object.values(template.Resources)) {
+    if (resource.Type !== 'AWS::Lambda::Function') continue;
+    const properties = (resource.Properties ??= {});
+    properties.MemorySize = project.aws.memory;
+    properties.Architectures = [project.aws.architecture];
+    properties.Runtime = project.aws.runtime;
+    const environment = (properties.Environment ??= { Variables: {} }) as { Variables: Record<string, unknown> };
+    // The template's own variables (table, welcome function) win: the handlers cannot run without them.
+    environment.Variables = { ...SOURCE_MAPS, ...env, ...environment.Variables };
+  }
+  // Long-form intrinsics (`Fn::Sub:`) are what the parser produced; CloudFormation reads them as it reads `!Sub`.
+  return stringify(template, { lineWidth: 0 });
+}
+
+export function cloudbasercFor(project: Project): Record<string, unknown> {
+  const cb = project.cloudbase;
+  return {
+    version: '2.0',
+    envId: cb.envId ?? '{{env.ENV_ID}}',
+    functionRoot: '.',
+    functions: [
+      {
+        name: cb.functionName,
+        dir: 'cloudbase',
+        type: 'HTTP',
+        runtime: cb.runtime,
+        memorySize: cb.memory,
+        timeout: cb.timeout,
+        protocolType: 'WS',
+        protocolParams: { wsParams: { idleTimeOut: cb.idleTimeout } },
+        instanceConcurrencyConfig: { dynamicEnabled: 'FALSE', maxConcurrency: cb.concurrency },
+        installDependency: false,
+        envVariables: {
+          LOG_LEVEL: 'info',
+          HEARTBEAT_TIMEOUT: '300',
+          CLEANUP_INTERVAL: '30',
+          ...project.env,
+          ...cb.env,
+          ACCESS_PATH: cb.path,
+        },
+      },
+    ],
+  };
+}
