@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx, so `npx cloudsocket` needs no build step of its own.
-import { register } from 'tsx/esm/api';
+// Installed, the CLI runs the JavaScript compiled into lib/ when the package was packed.
+// In a checkout of the repository there is no lib/: the TypeScript sources run through tsx.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../scripts/cli.ts');
+const compiled = new URL('../lib/scripts/cli.js', import.meta.url);
+if (existsSync(compiled)) {
+  await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../scripts/cli.ts');
+}

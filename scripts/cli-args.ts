@@ -43,7 +43,9 @@ export function perTargetCommand(
 }
 
 /** node:util parseArgs, with its errors turned into one-line UsageErrors. */
-export function parseFlags<T extends Options>(command: string, argv: string[], options: T, allowPositionals = false) {
+type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: 'boolean'; short: 'h' } }; allowPositionals: boolean; strict: true }>>;
+
+export function parseFlags<T extends Options>(command: string, argv: string[], options: T, allowPositionals = false): Parsed<T> {
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (error) {

@@ -5,6 +5,7 @@
  * and also works opened from disk. Every server that shows the page (the
  * CloudBase target, the AWS emulator, the build) takes it from here.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +40,8 @@ async function buildPage(): Promise<string> {
     readFile(join(pageDir, 'index.html'), 'utf8'),
     readFile(join(pageDir, 'page.css'), 'utf8'),
     build({
-      entryPoints: [join(pageDir, 'page.ts')],
+      // page.ts in the sources; compiled to page.js in the installed package.
+      entryPoints: [existsSync(join(pageDir, 'page.ts')) ? join(pageDir, 'page.ts') : join(pageDir, 'page.js')],
       bundle: true,
       write: false,
       platform: 'browser',
