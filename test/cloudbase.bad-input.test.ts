@@ -145,7 +145,7 @@ describe('bad input on the CloudBase target', () => {
   it('reads the query after the first "?" whatever the path, so an odd path keeps its clientId', async () => {
     const clientId = uniqueName('odd');
     for (const path of ['//', '//@', '///x', '/%00']) {
-      const { status, firstFrame } = await rawRequest(target.port, upgradeRequest(`${path}?clientId=${clientId}&room=odd`));
+      const { status, firstFrame } = await rawRequest(target.port, upgradeRequest(`${path}?clientId=${clientId}&room=odd`), { waitForFrame: true });
       expect(status, path).toBe(101);
       expect(JSON.parse(firstFrame!), path).toMatchObject({ type: 'welcome', clientId, room: 'odd' });
     }

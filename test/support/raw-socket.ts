@@ -31,16 +31,16 @@ export interface RawAnswer {
   /** 0 when the server closed without answering. */
   status: number;
   body: string;
-  /** The first WebSocket frame after a 101, as text (servers never mask, and these frames are small). */
+  /** With `waitForFrame`: the first WebSocket frame after a 101, as text (servers never mask, and these frames are small). */
   firstFrame?: string;
 }
 
 /**
  * Sends `head` (a request line and headers, written verbatim) and reads the
- * answer: the body of a refusal, or the first frame after a 101. Rejects when
- * nothing at all comes back within `timeoutMs`, naming the request.
+ * answer: the body of a refusal, or a 101 (and the first frame after it).
+ * Rejects when nothing at all comes back within `timeoutMs`, naming the request.
  */
-export function rawRequest(port: number, head: string, timeoutMs = 5000): Promise<RawAnswer> {
+export function rawRequest(port: number, head: string, { waitForFrame = false, timeoutMs = 5000 } = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(head));
     let received = Buffer.alloc(0);
@@ -57,6 +57,7 @@ export function rawRequest(port: number, head: string, timeoutMs = 5000): Promis
       const headText = received.subarray(0, end).toString('latin1');
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(headText)?.[1] ?? 0);
       const rest = received.subarray(end + 4);
+      if (status === 101 && !waitForFrame) return { status, body: '' };
       if (status === 101) {
         // FIN + text opcode, then a 7-bit or 16-bit length.
         if (rest.length < 2) return undefined;
