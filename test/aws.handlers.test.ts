@@ -14,7 +14,7 @@ import { freshRateState } from '../shared/rate-limit.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { dynamoClient } from './support/dynalite.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
-import { startAwsEmulator } from './support/emulator.js';
+import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
 import connectFixture from './fixtures/aws-events/connect.json' with { type: 'json' };
 import disconnectFixture from './fixtures/aws-events/disconnect.json' with { type: 'json' };
 import messageFixture from './fixtures/aws-events/message.json' with { type: 'json' };
@@ -30,13 +30,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     CONNECTIONS_TABLE: emulator.stack.table!.name,
     WELCOME_FUNCTION: 'cloudsocket-welcome',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
-    AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/${emulator.stage}`,
-    AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
-    LOG_LEVEL: process.env.TEST_LOGS ? 'debug' : 'silent',
+    ...handlerEnvironment(emulator),
   });
   registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
 });

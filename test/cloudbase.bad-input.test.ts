@@ -3,9 +3,11 @@
  * the offender gets the right error frame or close code, and everyone else's
  * chat goes on.
  */
+import type { Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { rawRequest, upgradeRequest } from './support/raw-socket.js';
 import { startSourceServer, type SourceServer } from './support/servers.js';
 
 let target: SourceServer;
@@ -112,11 +114,71 @@ describe('bad input on the CloudBase target', () => {
   it('answers junk instead of a handshake with HTTP 400 and stays up', async () => {
     const response = await rawExchange(target.port, 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     expect(response).toMatch(/^HTTP\/1\.1 400/);
-    const garbage = await rawExchange(target.port, '\x16\x03\x01 not http at all\r\n\r\n');
-    expect(garbage).not.toMatch(/^HTTP\/1\.1 101/);
     const { client, welcome } = await TestClient.join(target.url);
     expect(welcome.type).toBe('welcome');
     await client.close();
+  });
+
+  it('answers every upgrade whatever its request target: 101 for an odd path, 400 invalid_request_target for no path at all', async () => {
+    const targets = oddRequestTargets();
+    expect(targets.length).toBeGreaterThanOrEqual(250);
+    const answers = new Map<string, { status: number; body: string }>();
+    // In batches: a few hundred sockets at once would measure the machine, not the server.
+    for (let i = 0; i < targets.length; i += 25) {
+      const batch = targets.slice(i, i + 25);
+      const results = await Promise.all(batch.map((requestTarget) => rawRequest(target.port, upgradeRequest(requestTarget))));
+      batch.forEach((target, j) => answers.set(target, results[j]!));
+    }
+    for (const [requestTarget, { status, body }] of answers) {
+      expect([101, 400], requestTarget).toContain(status);
+      // 400 also for what the query holds (`?clientId=%zz`), as for any path.
+      if (status === 400) expect(JSON.parse(body), requestTarget).toEqual({ code: expect.stringMatching(/^(invalid_request_target|bad_request|invalid_client_id|invalid_room)$/), message: expect.any(String) });
+    }
+    expect(answers.get('//')!.status).toBe(101);
+    expect(answers.get('http://[')).toMatchObject({ status: 400, body: expect.stringContaining('invalid_request_target') });
+    expect(answers.get('http://a:99999/')).toMatchObject({ status: 400, body: expect.stringContaining('invalid_request_target') });
+    const { client, welcome } = await TestClient.join(target.url);
+    expect(welcome.type).toBe('welcome');
+    await client.close();
+  });
+
+  it('reads the query after the first "?" whatever the path, so an odd path keeps its clientId', async () => {
+    const clientId = uniqueName('odd');
+    for (const path of ['//', '//@', '///x', '/%00']) {
+      const { status, firstFrame } = await rawRequest(target.port, upgradeRequest(`${path}?clientId=${clientId}&room=odd`), { waitForFrame: true });
+      expect(status, path).toBe(101);
+      expect(JSON.parse(firstFrame!), path).toMatchObject({ type: 'welcome', clientId, room: 'odd' });
+    }
+    const { status, body } = await rawRequest(target.port, upgradeRequest('//?clientId=../x'));
+    expect(status).toBe(400);
+    expect(JSON.parse(body).code).toBe('invalid_client_id');
+  });
+
+  it.each([
+    ['a broken request line', 400, 'bad_request', 'GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n'],
+    ['TLS bytes on the plain port', 400, 'bad_request', '\x16\x03\x01 not http at all\r\n\r\n'],
+    ['a header line without a colon', 400, 'bad_request', 'GET / HTTP/1.1\r\nHost: x\r\nnonsense\r\n\r\n'],
+    ['headers over 16 KiB', 431, 'headers_too_large', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(17 * 1024)}\r\n\r\n`],
+  ])('answers %s with HTTP %i %s and a JSON body instead of a bare close', async (_label, status, code, request) => {
+    const answer = await rawRequest(target.port, request);
+    expect(answer.status).toBe(status);
+    expect(JSON.parse(answer.body)).toEqual({ code, message: expect.any(String) });
+  });
+
+  it('answers a request that timed out with HTTP 408', async () => {
+    // Node checks request timeouts every 30 s at the earliest, so the event it would emit is emitted here, on a real socket.
+    const http = (target.server as unknown as { http: Server }).http;
+    const accepted = new Promise<Socket>((resolve) => http.once('connection', resolve));
+    const answer = new Promise<string>((resolve) => {
+      const socket = connect(target.port, '127.0.0.1');
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text));
+    });
+    http.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), await accepted);
+    const text = await answer;
+    expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({ code: 'request_timeout', message: expect.any(String) });
   });
 
   it('never puts a stack trace in a handshake refusal', async () => {
@@ -146,4 +208,15 @@ function rawExchange(port: number, request: string): Promise<string> {
     socket.on('close', () => resolve(response));
     socket.on('error', reject);
   });
+}
+
+/** Request targets a client (or a scanner) may send: paths with odd bytes, authority tricks, absolute and non-path forms. */
+function oddRequestTargets(): string[] {
+  const paths = [
+    '//', '///x', '/\\x', '/%00', 'http://a:99999/', 'http://[', '//@', '//a//b', '/..', '/../../etc/passwd', '/%2e%2e/', '/%', '/%zz', '/%E0%A4%A',
+    '/;x', '/@', '//@/', '//:/', '//a:b@c/', '/\\\\', '*', 'x', 'http://', 'http:///', 'http://@', 'ws://a/', 'https://a/b', 'http://a:/',
+    'http://[::1]/', 'http://[::1', 'HTTP://A/', 'mailto:x', 'a:b', '/\u00e9',
+  ];
+  const queries = ['', '?', '??', '?clientId=', '?clientId=%zz', '?room=%E0%A4%A', '?&&=&', '#frag'];
+  return paths.flatMap((path) => queries.map((query) => path + query));
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { handshakeStatus, TestClient, withQuery } from './support/client.js';
 import { Gate, startFixtureEmulator } from './support/emulator.js';
+import { rawRequest, upgradeRequest } from './support/raw-socket.js';
 
 const ID = /^[A-Za-z0-9_-]{15}=$/;
 const REQUEST_TIME = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
@@ -144,6 +145,29 @@ describe('$connect', () => {
     const other = new URL(emulator.url);
     other.pathname = '/prod';
     expect((await handshakeStatus(other.toString())).status).toBe(403);
+  });
+
+  it('answers an upgrade to an odd or unreadable target with 403 and keeps serving everyone else', async () => {
+    const { port, stage } = emulator;
+    const bystander = await TestClient.connect(emulator.url);
+    // `new URL` throws for the first three, resolves the rest to another path than was sent.
+    const targets = ['//', '//@', 'http://[', `//x/${stage}`, `///${stage}`, `/\\${stage}`, `/x/../${stage}`, '*', `http://a:99999/${stage}`];
+    const answers = await Promise.all(targets.map((target) => rawRequest(port, upgradeRequest(target))));
+    answers.forEach((answer, i) => expect(answer, targets[i]).toEqual({ status: 403, body: '{"message":"Forbidden"}' }));
+    expect(bystander.socketOpen()).toBe(true);
+    expect((await rawRequest(port, upgradeRequest(`/${stage}?clientId=odd`))).status).toBe(101);
+    expect((await rawRequest(port, upgradeRequest(`http://h/${stage}?clientId=abs`))).status).toBe(101);
+    await bystander.close();
+  });
+
+  it('answers the HTTP APIs at unreadable targets with 404, not a crash', async () => {
+    for (const target of ['//', '//@', 'http://[', `/${emulator.stage}/@connections/%`, '/2015-03-31/functions/%/invocations']) {
+      const answer = await rawRequest(emulator.port, `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n`);
+      expect(answer.status, target).toBe(404);
+    }
+    const bystander = await TestClient.connect(emulator.url);
+    expect(bystander.socketOpen()).toBe(true);
+    await bystander.close();
   });
 });
 

@@ -4,8 +4,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_ID_INDEX, PARTITION_KEY, ROOM_INDEX, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
-import { loadTemplate, parseTemplate, tableDefinition, ttlAttribute, type Template, type TemplateResource } from '../scripts/aws-template.js';
+import { loadTemplate, parseTemplate, tableDefinition, ttlAttribute, type Template } from '../scripts/aws-template.js';
 import { loadSpecification, validateTemplate, type CfnSpecification } from './support/cfn-spec.js';
+import { ofType, policyStatements, subOf } from './support/template-policy.js';
 
 let template: Template;
 let spec: CfnSpecification;
@@ -17,7 +18,6 @@ beforeAll(async () => {
 
 const copy = (): Template => structuredClone(template);
 const props = (t: Template, id: string) => t.Resources[id]!.Properties as Record<string, any>;
-const ofType = (t: Template, type: string): Array<[string, TemplateResource]> => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
 
 describe('the template against the CloudFormation resource specification', () => {
   it('uses only known resource types, known property names at every depth, and all required properties', () => {
@@ -146,20 +146,7 @@ describe('what the emulator, the deploy and the handlers rely on', () => {
 });
 
 describe('least privilege', () => {
-  interface Statement {
-    role: string;
-    Effect: string;
-    Action: string[];
-    Resource: unknown[];
-  }
-
-  const statements = (): Statement[] =>
-    ofType(template, 'AWS::IAM::Role').flatMap(([role, r]) =>
-      ((r.Properties as Record<string, any>).Policies ?? []).flatMap((policy: any) =>
-        policy.PolicyDocument.Statement.map((s: any) => ({ role, Effect: s.Effect, Action: [].concat(s.Action), Resource: [].concat(s.Resource) })),
-      ),
-    );
-  const subOf = (resource: unknown) => (resource as { 'Fn::Sub'?: string })['Fn::Sub'];
+  const statements = () => policyStatements(template);
 
   it('grants no wildcard actions and no "*" resources', () => {
     const all = statements();

@@ -4,7 +4,7 @@
  * with an in-memory registry and the sockets it owns.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../../shared/log.js';
 import { MemoryRegistry } from '../../shared/memory-registry.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
+import { InvalidRequestTargetError, parseRequestTarget } from '../../shared/request-target.js';
 import { withOverrides } from '../../shared/settings.js';
 import { readCloudbaseSettings, type CloudbaseSettings, type CloudbaseSettingsOverrides } from './settings.js';
 import { WsTransport } from './ws-transport.js';
@@ -77,8 +78,10 @@ export class CloudbaseServer {
       socket.on('error', onSocketError);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, req));
     });
-    this.http.on('clientError', (error, socket) => {
+    this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }) => {
       logger.debug('http_client_error', { error });
+      // As Node's own default: answer unless a response has begun (a half-written one must not be followed by another).
+      if (socket.writable && !socket.bytesWritten) socket.write(clientErrorResponse(error.code));
       socket.destroy();
     });
   }
@@ -132,6 +135,10 @@ export class CloudbaseServer {
   private async verify(req: IncomingMessage, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void): Promise<void> {
     if (this.shuttingDown) return accept(false, 503, jsonBody('shutting_down', 'server is restarting'), JSON_HEADERS);
     const request = handshakeFrom(req);
+    if (request === undefined) {
+      const { status, code, message } = new InvalidRequestTargetError();
+      return accept(false, status, jsonBody(code, message), JSON_HEADERS);
+    }
     try {
       const admission = await this.engine.admit(request);
       if (!admission.ok) {
@@ -231,8 +238,10 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-function handshakeFrom(req: IncomingMessage): HandshakeRequest {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+/** Undefined when the request target cannot be read; every path is served, so only the query matters. */
+function handshakeFrom(req: IncomingMessage): HandshakeRequest | undefined {
+  const target = parseRequestTarget(req.url ?? '/');
+  if (target === undefined) return undefined;
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
@@ -240,7 +249,19 @@ function handshakeFrom(req: IncomingMessage): HandshakeRequest {
   return {
     connectionId: randomBytes(12).toString('base64url'),
     headers,
-    query: Object.fromEntries(url.searchParams),
+    query: Object.fromEntries(target.query),
     sourceIp: req.socket.remoteAddress ?? '',
   };
+}
+
+const CLIENT_ERRORS = new Map<string | undefined, [status: number, code: string, message: string]>([
+  ['HPE_HEADER_OVERFLOW', [431, 'headers_too_large', 'the request headers are too large']],
+  ['ERR_HTTP_REQUEST_TIMEOUT', [408, 'request_timeout', 'the request did not arrive in time']],
+]);
+
+/** The request never parsed, so there is no ServerResponse to write to: the bytes are written by hand. */
+function clientErrorResponse(errorCode: string | undefined): string {
+  const [status, code, message] = CLIENT_ERRORS.get(errorCode) ?? [400, 'bad_request', 'the request is not valid HTTP'];
+  const body = jsonBody(code, message);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }

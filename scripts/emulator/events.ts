@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { parseRequestTarget } from '../../shared/request-target.js';
 
 /** What every event of one connection shares. */
 export interface ConnectionFacts {
@@ -95,20 +96,20 @@ function handshakeHeaders(request: IncomingMessage, facts: ConnectionFacts, port
   return { headers: single, multiValueHeaders: multi };
 }
 
-function query(url: URL) {
-  if ([...url.searchParams.keys()].length === 0) return { queryStringParameters: null, multiValueQueryStringParameters: null };
+function query(searchParams: URLSearchParams) {
+  if (searchParams.size === 0) return { queryStringParameters: null, multiValueQueryStringParameters: null };
   const multi: Record<string, string[]> = {};
-  for (const [name, value] of url.searchParams) (multi[name] ??= []).push(value);
+  for (const [name, value] of searchParams) (multi[name] ??= []).push(value);
   const single: Record<string, string> = {};
   for (const [name, values] of Object.entries(multi)) single[name] = values[values.length - 1]!;
   return { queryStringParameters: single, multiValueQueryStringParameters: multi };
 }
 
 export function connectEvent(facts: ConnectionFacts, request: IncomingMessage, port: number, now = Date.now()) {
-  const url = new URL(request.url ?? '/', 'http://localhost');
+  const target = parseRequestTarget(request.url ?? '/');
   return {
     ...handshakeHeaders(request, facts, port),
-    ...query(url),
+    ...query(target?.query ?? new URLSearchParams()),
     requestContext: {
       ...requestContext(facts, '$connect', 'CONNECT', now),
       disconnectStatusCode: null,

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
+import { parseRequestTarget } from '../../shared/request-target.js';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-template.js';
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
@@ -136,8 +137,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   sweeper?.start(settings.ttlSweepMs);
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (!gateway.servesPath(pathname)) {
+    // Raw, not resolved as a URL reference: `new URL('//')` throws here (and took the process down), and `//x/dev` is not /dev.
+    const path = parseRequestTarget(req.url ?? '/')?.path;
+    if (path === undefined || !gateway.servesPath(path)) {
       socket.on('error', () => undefined);
       socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n{"message":"Forbidden"}`);
       return;
@@ -155,7 +157,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     });
   });
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const pathname = (req.url ?? '/').split('?')[0]!;
+    // An unreadable target matches no route below and gets the 404.
+    const pathname = parseRequestTarget(req.url ?? '/')?.path ?? '';
     const target = management.connectionIdOf(pathname);
     if (target) return management.handle(req, res, target);
     const functionName = lambdaApi.functionOf(pathname);

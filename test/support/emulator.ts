@@ -131,3 +131,16 @@ export function startFixtureEmulator(gate: Gate, options: EmulatorOptions = {}):
     functionEnv: { GATE_URL: gate.url, ...options.functionEnv },
   });
 }
+
+/** What Lambda would give a handler run from source against `emulator`: its region, endpoints and credentials, and quiet logs. */
+export function handlerEnvironment(emulator: RunningEmulator): Record<string, string> {
+  return {
+    AWS_REGION: emulator.stack.region,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
+    AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/${emulator.stage}`,
+    AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
+    LOG_LEVEL: process.env.TEST_LOGS ? 'debug' : 'silent',
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * Least privilege, derived instead of listed: each function's role in
+ * infra/aws/template.yaml against the SDK commands its handler really sends.
+ * The handlers run from source against the emulator (its DynamoDB, its
+ * @connections and Invoke APIs, real clients connected through it), down the
+ * paths that call the most: a room member whose $disconnect was lost (so the
+ * send to it answers 410 and it is forgotten), a clientId already taken, a
+ * $connect delivered twice, a flooding client closed.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
+import { basename } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createChatApp } from '../apps/chat/index.js';
+import { createAwsHandlers } from '../functions/aws/index.js';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
+import { freshRateState } from '../shared/rate-limit.js';
+import { loadTemplate } from '../scripts/aws-template.js';
+import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
+import type { RunningEmulator } from '../scripts/emulator/index.js';
+import type { WebSocketResult } from '../functions/aws/events.js';
+import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { dynamoClient } from './support/dynalite.js';
+import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
+import { ofType, policyStatements, subOf } from './support/template-policy.js';
+
+const template = await loadTemplate();
+const functions = ofType(template, 'AWS::Lambda::Function').map(([logicalId, resource]) => {
+  const properties = resource.Properties as { Handler: string; Role: { 'Fn::GetAtt': [string, string] } };
+  const [file, exportName] = properties.Handler.split('.') as [string, string];
+  return { logicalId, file, exportName, role: properties.Role['Fn::GetAtt'][0] };
+});
+
+/** The IAM action a call needs; execute-api's is per method, as the template scopes it. */
+function iamAction(call: string): string {
+  const [service, operation] = call.split(' ') as [string, string];
+  const managementMethods: Record<string, string> = { PostToConnection: 'POST', GetConnection: 'GET', DeleteConnection: 'DELETE' };
+  // DynamoDB's actions are named after its operations; the other two services' are not.
+  if (service === 'DynamoDB') return `dynamodb:${operation}`;
+  if (service === 'Lambda' && operation === 'Invoke') return 'lambda:InvokeFunction';
+  if (service === 'ApiGatewayManagementApi' && managementMethods[operation]) return `execute-api:ManageConnections ${managementMethods[operation]}`;
+  throw new Error(`no IAM action known for ${call}: add it to iamAction`);
+}
+
+function grantedTo(role: string): string[] {
+  const actions = policyStatements(template)
+    .filter((statement) => statement.role === role)
+    .flatMap((statement) =>
+      statement.Action.flatMap((action) => {
+        if (action.startsWith('logs:')) return [];
+        if (action !== 'execute-api:ManageConnections') return [action];
+        return statement.Resource.map((resource) => `${action} ${/\/(POST|GET|DELETE)\/@connections\//.exec(subOf(resource) ?? '')?.[1]}`);
+      }),
+    );
+  return [...new Set(actions)].sort();
+}
+
+// Every SDK v3 client inherits send from one prototype: patched there, it sees whatever client a handler makes.
+const inHandler = new AsyncLocalStorage<Set<string>>();
+type Send = (this: { config: { serviceId?: string } }, command: object, ...rest: unknown[]) => Promise<unknown>;
+const clientBase = Object.getPrototypeOf(DynamoDBClient.prototype) as { send: Send };
+const originalSend = clientBase.send;
+
+let emulator: RunningEmulator;
+let registry: DynamoDbRegistry;
+const open: TestClient[] = [];
+
+beforeAll(async () => {
+  emulator = await startAwsEmulator();
+  const environments = [...emulator.stack.functions.values()].map((spec) => spec.environment);
+  // One runtime serves every handler in this process, so it gets what each of them would get on Lambda.
+  Object.assign(process.env, ...environments, handlerEnvironment(emulator), {
+    // Low, so a flood reaches the close (DeleteConnection) in a few frames.
+    RATE_LIMIT: '1',
+    RATE_BURST: '5',
+    RATE_LIMIT_CLOSE_AFTER: '2',
+  });
+  registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+  clientBase.send = function (command, ...rest) {
+    inHandler.getStore()?.add(`${this.config.serviceId} ${command.constructor.name.replace(/Command$/, '')}`);
+    return originalSend.call(this, command, ...rest);
+  };
+});
+
+afterAll(async () => {
+  clientBase.send = originalSend;
+  await Promise.all(open.map((client) => client.close().catch(() => undefined)));
+  await emulator?.stop();
+});
+
+type Invoke = (event: unknown) => Promise<WebSocketResult>;
+
+function facts(connectionId: string): ConnectionFacts {
+  const { port, stage, stack } = emulator;
+  return { connectionId, connectedAt: Date.now(), sourceIp: '203.0.113.7', userAgent: 'permissions-test', domainName: `127.0.0.1:${port}`, stage, apiId: stack.apiId };
+}
+
+/** A client connected through the emulator, with its API Gateway connection id. */
+async function member(room: string) {
+  const clientId = uniqueName('member');
+  const { client } = await TestClient.join(withQuery(emulator.url, { clientId, room }));
+  open.push(client);
+  const record = await registry.findByClientId(clientId);
+  return { client, clientId, connectionId: record!.connectionId };
+}
+
+/** A registry entry whose connection went away long ago without its $disconnect: a send to it answers 410. */
+async function lostConnection(room: string): Promise<string> {
+  const connectionId = gatewayId();
+  const longAgo = Date.now() - 10 * 60_000;
+  const record = { connectionId, clientId: uniqueName('lost'), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo) };
+  expect(await registry.add(record)).toBe(true);
+  return connectionId;
+}
+
+const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
+  async connect(invoke) {
+    const room = uniqueName('room');
+    const taken = await member(room);
+    const connectionId = gatewayId();
+    const handshake = (target: string) => ({ url: target, rawHeaders: ['Host', facts(connectionId).domainName] }) as unknown as IncomingMessage;
+    const admitted = await invoke(connectEvent(facts(connectionId), handshake(`/${emulator.stage}?clientId=${taken.clientId}&room=${room}`), emulator.port));
+    expect(admitted.statusCode).toBe(200);
+    expect((await registry.get(connectionId))?.clientId).toBe(`${taken.clientId}-2`);
+    // The same $connect again: the id is taken, so every clientId it claims is given back and it is refused.
+    expect((await invoke(connectEvent(facts(connectionId), handshake(`/${emulator.stage}`), emulator.port))).statusCode).toBe(503);
+  },
+
+  async welcome(invoke) {
+    const room = uniqueName('room');
+    const newcomer = await member(room);
+    const lost = await lostConnection(room);
+    expect((await invoke({ connectionId: newcomer.connectionId, domainName: facts('').domainName, stage: emulator.stage })).statusCode).toBe(200);
+    expect(await newcomer.client.next('welcome')).toMatchObject({ clientId: newcomer.clientId, room });
+    expect(await registry.get(lost)).toBeUndefined();
+  },
+
+  async message(invoke) {
+    const room = uniqueName('room');
+    const sender = await member(room);
+    const lost = await lostConnection(room);
+    const say = (connectionId: string, frame: object) => invoke(messageEvent(facts(connectionId), '$default', JSON.stringify(frame)));
+    await say(sender.connectionId, { type: 'chat', content: 'hello' });
+    expect((await sender.client.next('chat')).message).toBe('hello');
+    expect(await registry.get(lost)).toBeUndefined();
+    await say(sender.connectionId, { type: 'private', to: uniqueName('nobody'), content: 'psst' });
+    expect((await sender.client.next('error')).code).toBe('recipient_not_found');
+    await say(sender.connectionId, { type: 'users' });
+    await sender.client.next('users');
+    await say(sender.connectionId, { type: 'join', room: uniqueName('room') });
+    await sender.client.next('welcome');
+
+    const flooder = await member(room);
+    // The burst, then one refused frame per strike until the close.
+    for (let i = 0; i < 5 + 2 + 1; i++) await say(flooder.connectionId, { type: 'ping' });
+    await flooder.client.waitClosed();
+  },
+
+  async disconnect(invoke) {
+    const room = uniqueName('room');
+    const stayer = await member(room);
+    const leaving = await lostConnection(room);
+    const lost = await lostConnection(room);
+    expect((await invoke(disconnectEvent(facts(leaving), 1001, 'Going away'))).statusCode).toBe(200);
+    expect(await stayer.client.next('user_left')).toMatchObject({ room });
+    expect(await registry.get(lost)).toBeUndefined();
+  },
+};
+
+const chatHandlers = createAwsHandlers(createChatApp());
+
+it('covers every function of the template with a scenario', () => {
+  expect(functions.map((fn) => fn.file).sort()).toEqual(Object.keys(scenarios).sort());
+});
+
+it.each(functions)('$role allows exactly the calls the $logicalId handler makes', async ({ file, exportName, role }) => {
+  // The built handler file `connect.mjs` exports createAwsHandlers(app).connect as `handler`.
+  expect(exportName).toBe('handler');
+  const handler = chatHandlers[basename(file) as keyof typeof chatHandlers] as unknown as Invoke;
+  const calls = new Set<string>();
+  await scenarios[file]!((event) => inHandler.run(calls, () => handler(event)));
+  const needed = [...new Set([...calls].map(iamAction))].sort();
+  const granted = grantedTo(role);
+  expect(needed.length).toBeGreaterThan(0);
+  expect(needed.filter((action) => !granted.includes(action)), `${role} lacks what ${file}.handler calls`).toEqual([]);
+  expect(granted.filter((action) => !needed.includes(action)), `${role} allows what ${file}.handler never calls`).toEqual([]);
+});
