@@ -15,6 +15,8 @@ import { buildAll } from '../scripts/build.js';
 import { freePort, runArtifact } from '../scripts/run-artifact.js';
 import { TestClient, withTimeout } from './support/client.js';
 
+const NOTICE_DISABLED = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+
 interface Dev {
   child: ChildProcess;
   stdout: string[];
@@ -176,5 +178,21 @@ describe('flags', () => {
     const dev = runDev(['--target', 'aws', '--aws-port', String(await freePort()), '--no-build', ...args]);
     const client = await TestClient.connect(`${await emulatorUrl(dev)}?clientId=timed`);
     expect((await client.waitClosed(10_000)).code).toBe(1001);
+  });
+});
+
+describe("the AWS SDK's Node version notice", () => {
+  it('appears at most once per dev run, however many Lambda environments start', async () => {
+    const dev = runDev(['--port', '0', '--aws-port', '0', '--no-build'], { [NOTICE_DISABLED]: undefined });
+    const url = await emulatorUrl(dev);
+    const [a, b] = await Promise.all(['notice_a', 'notice_b'].map((id) => TestClient.join(`${url}?clientId=${id}`, { timeoutMs: 15_000 })));
+    a!.client.send({ type: 'chat', content: 'hello' });
+    await b!.client.next('chat', 10_000);
+    await Promise.all([a!.client.close(), b!.client.close()]);
+    dev.child.kill('SIGINT');
+    expect(await ended(dev)).toBe(0);
+    const output = `${dev.stdout.join('\n')}\n${dev.stderr()}`;
+    const notices = output.split('NodeVersionSupportWarning').length - 1;
+    expect(notices).toBe(Number(process.versions.node.split('.')[0]) < 22 ? 1 : 0);
   });
 });
