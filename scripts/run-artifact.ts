@@ -4,9 +4,45 @@
  * so what runs locally is what ships.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { get } from 'node:http';
 import { join } from 'node:path';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
+import { CloudsocketError } from '../shared/errors.js';
+import { PortInUseError } from './emulator/errors.js';
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** The function's process ended by itself: before it served, or later. */
+export class FunctionExitedError extends CloudsocketError {
+  constructor(
+    subject: string,
+    readonly status: ExitStatus,
+    readonly stderrTail: string,
+    when: string,
+  ) {
+    const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+    super('function_exited', `${subject} ${how} ${when}${describeStderr(stderrTail)}`);
+  }
+}
+
+/** The function's process runs but never answered its /healthz. */
+export class FunctionStartTimeoutError extends CloudsocketError {
+  constructor(port: number, timeoutMs: number, stderrTail: string) {
+    super('function_start_timeout', `the function did not serve on port ${port} within ${timeoutMs} ms${describeStderr(stderrTail)}`);
+  }
+}
+
+/** functions/cloudbase/server.ts echoes it on /healthz, so readiness cannot be another process that holds the port. */
+const INSTANCE_ID_VARIABLE = 'CLOUDSOCKET_INSTANCE_ID';
+
+/** Enough of the end of stderr to show why a process died, without keeping all it ever wrote. */
+const STDERR_TAIL_CHARS = 4096;
+const STDERR_TAIL_LINES = 20;
 
 export interface RunningArtifact {
   child: ChildProcess;
@@ -18,6 +54,9 @@ export interface RunningArtifact {
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
+  exitStatus: Promise<ExitStatus>;
+  /** The last lines the process wrote on stderr. */
+  stderrTail(): string;
 }
 
 export interface RunOptions {
@@ -25,40 +64,47 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Called with each stdout line as it arrives. */
   onLine?: (line: string) => void;
-  /** Give up waiting for the port to accept connections after this long. */
+  /** Give up waiting for the function to answer /healthz after this long. */
   startTimeoutMs?: number;
 }
 
 export async function runArtifact(directory: string, options: RunOptions): Promise<RunningArtifact> {
   const port = options.port === 0 ? await freePort() : options.port;
+  const instance = randomUUID();
   const child = spawn('bash', [join(directory, 'scf_bootstrap')], {
     cwd: directory,
-    env: { ...process.env, ...options.env, PORT: String(port) },
+    env: { ...process.env, ...options.env, PORT: String(port), [INSTANCE_ID_VARIABLE]: instance },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   const lineWaiters = new Set<(line: string) => void>();
-  const stderr: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
+  let stderr = '';
+  const stderrTail = () => stderr.trim().split('\n').slice(-STDERR_TAIL_LINES).join('\n');
+  const exitStatus = new Promise<ExitStatus>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = exitStatus.then(({ code }) => code);
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
   createInterface({ input: child.stdout! }).on('line', (line) => {
     lines.push(line);
     options.onLine?.(line);
     for (const waiter of lineWaiters) waiter(line);
   });
 
-  // Readiness is the port accepting connections, not a log line: LOG_LEVEL may hide every line.
+  // Readiness is /healthz echoing our instance id. Not a log line: LOG_LEVEL may hide every line.
+  // Not the port accepting connections: another process holding it would pass for our child.
   const timeoutMs = options.startTimeoutMs ?? 15000;
   const deadline = Date.now() + timeoutMs;
-  let exitCode: number | null | undefined;
-  void exited.then((code) => (exitCode = code));
-  while (!(await canConnect(port))) {
-    if (exitCode !== undefined) throw new Error(`the function exited with code ${exitCode} before listening: ${stderr.join('').trim()}`);
+  let exit: ExitStatus | undefined;
+  void exitStatus.then((status) => (exit = status));
+  while (!(await servesInstance(port, instance))) {
+    if (exit) {
+      if (/\bEADDRINUSE\b/.test(stderr)) throw new PortInUseError(port);
+      throw new FunctionExitedError('the function', exit, stderrTail(), `before it served on port ${port}`);
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the function did not listen on port ${port} within ${timeoutMs} ms: ${stderr.join('').trim()}`);
+      throw new FunctionStartTimeoutError(port, timeoutMs, stderrTail());
     }
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, 25)), exitStatus]);
   }
   return {
     child,
@@ -81,6 +127,8 @@ export async function runArtifact(directory: string, options: RunOptions): Promi
         lineWaiters.add(waiter);
       }),
     exited,
+    exitStatus,
+    stderrTail,
     stop: (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
@@ -90,25 +138,54 @@ export async function runArtifact(directory: string, options: RunOptions): Promi
 
 /** A port nobody listens on right now (the OS picks it). */
 export function freePort(): Promise<number> {
+  return listenBriefly(0, '127.0.0.1');
+}
+
+/**
+ * Whether another process listens on `port` where listening at `host` would collide with it.
+ * Only EADDRINUSE counts: any other refusal (EACCES, ...) is left for the real listener to report.
+ */
+export function portIsTaken(port: number, host: string): Promise<boolean> {
+  return listenBriefly(port, host).then(
+    () => false,
+    (error: NodeJS.ErrnoException) => error.code === 'EADDRINUSE',
+  );
+}
+
+function listenBriefly(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
+    server.listen(port, host, () => {
+      const { port: bound } = server.address() as AddressInfo;
+      server.close(() => resolve(bound));
     });
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether the process on `port` is the one given `instance`; anything else, or no answer, is no. */
+function servesInstance(port: number, instance: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
+    const request = get({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 1000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > 4096) request.destroy();
+      });
+      response.once('end', () => resolve(parseLogLine(body)?.instance === instance));
+      response.once('close', () => resolve(false));
     });
-    socket.once('error', () => resolve(false));
+    request.once('timeout', () => request.destroy());
+    request.once('error', () => resolve(false));
   });
+}
+
+function describeStderr(tail: string): string {
+  if (tail === '') return ' (nothing on stderr)';
+  return `; its stderr ended with:\n${tail
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n')}`;
 }
 
 export function parseLogLine(line: string): Record<string, unknown> | undefined {

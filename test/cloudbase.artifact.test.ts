@@ -75,7 +75,7 @@ describe('the unzipped artifact, started by bash scf_bootstrap in an empty direc
     const response = await fetch(`${httpBase()}/healthz`);
     expect(response.status).toBe(200);
     const health = await response.json();
-    expect(health).toEqual({ status: 'ok', connections: expect.any(Number), uptime: expect.any(Number) });
+    expect(health).toEqual({ status: 'ok', connections: expect.any(Number), uptime: expect.any(Number), instance: expect.any(String) });
     expect(health.connections).toBeGreaterThanOrEqual(1);
     await client.close();
   });

@@ -210,6 +210,8 @@ export class CloudbaseServer {
         status: this.shuttingDown ? 'shutting_down' : 'ok',
         connections: this.transport.sockets.size,
         uptime: Math.round((Date.now() - this.startedAt) / 1000),
+        // Whoever started this process can tell it from another server on the same port (scripts/run-artifact.ts).
+        instance: process.env.CLOUDSOCKET_INSTANCE_ID,
       });
     }
     if (path !== undefined && this.pagePaths.has(path) && this.options.page !== undefined) {

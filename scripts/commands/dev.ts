@@ -4,11 +4,19 @@ import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
 import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
+import { PortInUseError } from '../emulator/errors.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
-import { runArtifact, type RunningArtifact } from '../run-artifact.js';
+import { FunctionExitedError, portIsTaken, runArtifact, type ExitStatus, type RunningArtifact } from '../run-artifact.js';
 
 const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
+
+/** Flags that only one target reads: given for a run without that target, they would do nothing. */
+const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration'] as const;
+const CLOUDBASE_FLAGS = ['port'] as const;
+const AWS_HOST = '127.0.0.1';
+/** A day: far past API Gateway's own limits, still short enough for a timer. */
+const MAX_SECONDS = 86_400;
 
 /** The shell's values of the functions' settings reach the emulated Lambda functions too, as they reach the CloudBase function. */
 const FUNCTION_SETTINGS = [
@@ -27,7 +35,8 @@ const FUNCTION_SETTINGS = [
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
-  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--port N] [--aws-port N] [--stage NAME] [--no-build]
+  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--port N] [--aws-port N] [--stage NAME]
+                       [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
 
 Builds dist/ when sources changed, then starts, side by side:
   cloudbase  the CloudBase function from dist/cloudbase through its own
@@ -36,6 +45,8 @@ Builds dist/ when sources changed, then starts, side by side:
              running the built dist/aws handlers as read
              from infra/aws/template.yaml                  ws://127.0.0.1:3001/dev
 Ctrl+C closes every client (1012 on CloudBase, 1001 on AWS) and stops both.
+A port another process holds stops dev before anything starts; a target that
+dies while running stops the other. Either exits with code 1 and says why.
 
 Options:
   --target T     all (default), aws or cloudbase
@@ -43,8 +54,17 @@ Options:
   --aws-port N   port of the emulated AWS stack (default 3001); the WebSocket
                  API, @connections and the Lambda Invoke API all answer there
   --stage NAME   API Gateway stage, the path of the AWS URL (default dev)
+  --idle-timeout SECONDS
+                 the emulator closes a connection (1001) that sent no frame for
+                 this long (default 600, API Gateway's 10 minutes)
+  --max-duration SECONDS
+                 the emulator closes every connection (1001) after this long
+                 (default 7200, API Gateway's 2 hours)
   --no-build     run dist/ as it is
   -h, --help     show this help
+
+--port applies with the CloudBase target only; --aws-port, --stage,
+--idle-timeout and --max-duration with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
 RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
@@ -55,6 +75,8 @@ set, replaces the embedded DynamoDB (dynalite).`,
       port: { type: 'string' },
       'aws-port': { type: 'string' },
       stage: { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'max-duration': { type: 'string' },
       'no-build': { type: 'boolean' },
     });
     if (values.help) {
@@ -65,13 +87,27 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (!TARGETS.includes(target)) throw new UsageError(`dev: --target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(values.target)}`);
     const runsCloudbase = target !== 'aws';
     const runsAws = target !== 'cloudbase';
+    const unused = [...(runsAws ? [] : AWS_FLAGS), ...(runsCloudbase ? [] : CLOUDBASE_FLAGS)].find((flag) => values[flag] !== undefined);
+    if (unused !== undefined) {
+      throw new UsageError(
+        unused === 'port'
+          ? 'dev: --port is the CloudBase target\'s port and --target aws does not run it; the emulator\'s is --aws-port'
+          : `dev: --${unused} applies to the AWS emulator and --target cloudbase does not run it`,
+      );
+    }
     const port = integerFlag('dev', 'port', values.port ?? process.env.PORT, 9000);
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
+    const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
+    const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
     const stage = values.stage ?? 'dev';
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
       throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
     if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
+    // Before building and before starting anything, so a taken port is the only thing said.
+    // The CloudBase function listens on $HOST, by default on every address.
+    if (runsCloudbase) await refuseTakenPort(port, process.env.HOST || '0.0.0.0', 'port');
+    if (runsAws) await refuseTakenPort(awsPort, AWS_HOST, 'aws-port');
 
     const project = await loadProject();
     const distDir = project.outDir;
@@ -87,16 +123,27 @@ set, replaces the embedded DynamoDB (dynalite).`,
     let cloudbase: RunningArtifact | undefined;
     let aws: RunningEmulator | undefined;
     try {
-      if (runsCloudbase) cloudbase = await runArtifact(join(distDir, 'cloudbase'), {
+      if (runsCloudbase) {
+        cloudbase = await runArtifact(join(distDir, 'cloudbase'), {
           port,
           // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
           env: { ...project.env, ...project.cloudbase.env, ACCESS_PATH: project.cloudbase.path, ...process.env } as Record<string, string>,
           onLine: (line) => console.log(line),
-        });
+        }).catch(nameFlagOfTakenPort('port'));
+      }
       if (runsAws) {
         const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
         const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
-        aws = await startEmulator({ port: awsPort, stage, functionEnv, distDir: join(distDir, 'aws'), logger: createLogger(logLevel, (line) => process.stdout.write(line)) });
+        aws = await startEmulator({
+          port: awsPort,
+          host: AWS_HOST,
+          stage,
+          idleTimeoutMs,
+          maxConnectionMs,
+          functionEnv,
+          distDir: join(distDir, 'aws'),
+          logger: createLogger(logLevel, (line) => process.stdout.write(line)),
+        }).catch(nameFlagOfTakenPort('aws-port'));
       }
     } catch (error) {
       await cloudbase?.stop();
@@ -109,20 +156,36 @@ set, replaces the embedded DynamoDB (dynalite).`,
     console.log('');
 
     // Ctrl+C reaches the CloudBase child directly (same process group); we forward it anyway for `kill -INT`.
-    const stopped = new Promise<NodeJS.Signals | 'exited'>((resolve) => {
+    const stopped = new Promise<NodeJS.Signals | ExitStatus>((resolve) => {
       const onSignal = (signal: NodeJS.Signals) => resolve(signal);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      void cloudbase?.exited.then(() => resolve('exited'));
+      void cloudbase?.exitStatus.then(resolve);
     });
     const reason = await stopped;
-    const [code] = await Promise.all([
-      cloudbase ? cloudbase.stop(reason === 'exited' ? undefined : reason) : Promise.resolve(0),
-      aws?.stop(),
-    ]);
+    if (typeof reason !== 'string') {
+      await aws?.stop();
+      throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
+    }
+    const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
     return code ?? 0;
   },
 };
+
+function portInUse(port: number, flag: string): PortInUseError {
+  return new PortInUseError(port, { command: 'dev', name: `--${flag}` });
+}
+
+async function refuseTakenPort(port: number, host: string, flag: string): Promise<void> {
+  if (port !== 0 && (await portIsTaken(port, host))) throw portInUse(port, flag);
+}
+
+/** A port taken between our check and the target's own listen is still reported by its flag. */
+function nameFlagOfTakenPort(flag: string): (error: unknown) => never {
+  return (error) => {
+    throw error instanceof PortInUseError ? portInUse(error.port, flag) : error;
+  };
+}
 
 async function anyStale(project: Project, artifacts: string[]): Promise<boolean> {
   for (const artifact of artifacts) if (await isStale(project, artifact)) return true;

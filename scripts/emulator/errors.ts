@@ -12,9 +12,15 @@ export class HandlerNotBuiltError extends CloudsocketError {
   }
 }
 
-/** The emulator's port is taken by another process. */
+/** A port to listen on is taken by another process. `flag` names the command line flag that chose it. */
 export class PortInUseError extends CloudsocketError {
-  constructor(port: number) {
-    super('port_in_use', `port ${port} is already in use; pick another (0 picks a free one)`);
+  constructor(
+    readonly port: number,
+    flag?: { command: string; name: string },
+  ) {
+    super(
+      'port_in_use',
+      flag ? `${flag.command}: port ${port} is already in use (${flag.name})` : `port ${port} is already in use; pick another (0 picks a free one)`,
+    );
   }
 }
