@@ -53,7 +53,8 @@ Options:
   --port N       port of the CloudBase target (default 9000, or $PORT)
   --aws-port N   port of the emulated AWS stack (default 3001); the WebSocket
                  API, @connections and the Lambda Invoke API all answer there
-  --stage NAME   API Gateway stage, the path of the AWS URL (default dev)
+  --stage NAME   API Gateway stage, the path of the AWS URL (default aws.stage
+                 of cloudsocket.config.ts, else dev)
   --idle-timeout SECONDS
                  the emulator closes a connection (1001) that sent no frame for
                  this long (default 600, API Gateway's 10 minutes)
@@ -99,7 +100,8 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
-    const stage = values.stage ?? 'dev';
+    const project = await loadProject();
+    const stage = values.stage ?? project.aws.stage;
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
       throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
@@ -109,7 +111,6 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (runsCloudbase) await refuseTakenPort(port, process.env.HOST || '0.0.0.0', 'port');
     if (runsAws) await refuseTakenPort(awsPort, AWS_HOST, 'aws-port');
 
-    const project = await loadProject();
     const distDir = project.outDir;
     const artifacts = [
       ...(runsCloudbase ? [join(distDir, 'cloudbase.zip')] : []),
@@ -151,7 +152,10 @@ set, replaces the embedded DynamoDB (dynalite).`,
     }
 
     console.log('');
-    if (cloudbase) console.log(`cloudsocket CloudBase target  ws://127.0.0.1:${cloudbase.port}/  (page: http://127.0.0.1:${cloudbase.port}/)`);
+    if (cloudbase) {
+      const page = project.page === false ? 'no page' : `page: http://127.0.0.1:${cloudbase.port}/ and ${project.cloudbase.path}`;
+      console.log(`cloudsocket CloudBase target  ws://127.0.0.1:${cloudbase.port}/  (listening on ${process.env.HOST || '0.0.0.0'}:${cloudbase.port}, ${page})`);
+    }
     if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
 

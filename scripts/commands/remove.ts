@@ -12,7 +12,7 @@ stack events until it is gone. The deployment bucket is kept unless
 is emptied and deleted.
 
 Options:
-  --stack NAME      stack name (default cloudsocket)
+  --stack NAME      stack name (default aws.stackName of cloudsocket.config.ts, else its name)
   --region R        AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's region)
   --delete-bucket   also empty and delete the deployment bucket
   --bucket B        the deployment bucket, when the stack is already gone
@@ -24,8 +24,8 @@ const CLOUDBASE_HELP = `Usage: cloudsocket remove cloudbase --env ENV_ID [--name
 Deletes the function's HTTP access paths, then the function.
 
 Options:
-  --env ENV_ID   CloudBase environment id (required)
-  --name NAME    function name (default: the name in cloudbaserc.json, cloudsocket)
+  --env ENV_ID   CloudBase environment id (required unless cloudbase.envId is set)
+  --name NAME    function name (default cloudbase.functionName, else the project's name)
   --dry-run      print every API call the removal would make; sends nothing
   -h, --help     show this help`;
 
