@@ -1,0 +1,66 @@
+/**
+ * Building a project of its own: the config is found from a folder below it,
+ * the app (not the chat) is what the zip runs, and a stack trace in the
+ * function's log names the app's TypeScript line.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAll } from '../scripts/build.js';
+import { loadProject, type Project } from '../scripts/project.js';
+import { runArtifact, type RunningArtifact } from '../scripts/run-artifact.js';
+import { TestClient } from './support/client.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/throwing-app/', import.meta.url));
+let project: Project;
+let out: string;
+let running: RunningArtifact;
+
+beforeAll(async () => {
+  out = await mkdtemp(join(tmpdir(), 'cloudsocket-project-'));
+  project = { ...(await loadProject(join(fixture, 'src'))), outDir: out };
+  await buildAll(project);
+  running = await runArtifact(join(out, 'cloudbase'), { port: 0, env: { HOST: '127.0.0.1', LOG_LEVEL: 'info' } });
+});
+
+afterAll(async () => {
+  await running?.stop();
+  await rm(out, { recursive: true, force: true });
+});
+
+describe('a project with its own app', () => {
+  it('is found from a folder below its config, with its names', () => {
+    expect(project.root).toBe(fixture.replace(/\/$/, ''));
+    expect(project.name).toBe('throwing');
+    expect(project.appModule).toBe(join(fixture, 'src/app.ts'));
+    expect(project.page).toBe(false);
+    expect(project.cloudbase.path).toBe('/throwing');
+  });
+
+  it('runs its own routes, not the chat', async () => {
+    const { client, welcome } = await TestClient.join(`ws://127.0.0.1:${running.port}/`);
+    expect(welcome.message).toBeUndefined();
+    client.send({ type: 'chat', content: 'no chat here' });
+    expect(await client.next('error')).toMatchObject({ code: 'unknown_type' });
+    await client.close();
+  });
+
+  it("logs a route's failure with a stack trace that names the app's TypeScript line", async () => {
+    const { client } = await TestClient.join(`ws://127.0.0.1:${running.port}/`);
+    client.send({ type: 'boom' });
+    expect((await client.waitClosed()).code).toBe(1011);
+    const line = await running.waitForLine((text) => text.includes('"handler_failed"'));
+    const lineOfThrow = (await readFile(join(fixture, 'src/app.ts'), 'utf8')).split('\n').findIndex((text) => text.includes('throw new Error')) + 1;
+    expect(JSON.parse(line).error.stack).toContain(`src/app.ts:${lineOfThrow}:`);
+  });
+
+  it('generates the CloudBase and AWS infra from the config', async () => {
+    const rc = JSON.parse(await readFile(join(out, 'cloudbaserc.json'), 'utf8'));
+    expect(rc.functions[0]).toMatchObject({ name: 'throwing', protocolType: 'WS', envVariables: { ACCESS_PATH: '/throwing' } });
+    const template = await readFile(join(out, 'aws/template.yaml'), 'utf8');
+    expect(template).toContain('throwing: a cloudsocket app');
+    expect(template).toContain('NODE_OPTIONS: --enable-source-maps');
+  });
+});

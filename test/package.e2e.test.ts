@@ -1,0 +1,123 @@
+/**
+ * What a new user does, with cloudsocket installed from its packed tarball:
+ * install it into an empty project, scaffold an app with `cloudsocket init`
+ * (the counter: its own routes and authenticate hook), run that project's own
+ * `npm test` (a type check, then the conformance suite and the app's tests
+ * against the CloudBase zip through scf_bootstrap and the Lambda zip under
+ * the emulator), build it, and dry-run both deploys.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../scripts/package-root.js';
+
+const INSTALL_TIMEOUT_MS = 240_000;
+let work: string;
+let tarball: string;
+let user: string;
+let app: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[], cwd: string, timeoutMs = INSTALL_TIMEOUT_MS, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    // A clean environment: nothing of this repository's test run leaks into the user's project.
+    const { CLOUDSOCKET_DIST_DIR: _dist, VITEST: _vitest, VITEST_WORKER_ID: _worker, NODE_OPTIONS: _options, ...inherited } = process.env;
+    execFile(command, args, { cwd, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...inherited, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const npm = (args: string[], cwd: string, timeoutMs?: number) => run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], cwd, timeoutMs);
+const cli = (args: string[], cwd: string) => run(join(cwd, 'node_modules/.bin/cloudsocket'), args, cwd, 120_000);
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'cloudsocket-user-'));
+  const packed = await npm(['pack', '--pack-destination', work], packageRoot);
+  expect(packed.code, packed.stderr).toBe(0);
+  tarball = join(work, (await readdir(work)).find((name) => name.endsWith('.tgz'))!);
+  user = join(work, 'first');
+  await run('mkdir', ['-p', user], work);
+  await npm(['init', '-y'], user);
+  const installed = await npm(['install', tarball], user);
+  expect(installed.code, installed.stderr).toBe(0);
+}, INSTALL_TIMEOUT_MS * 2);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('cloudsocket from its packed tarball', () => {
+  it('ships compiled JavaScript and types, and no tests, bench or CI files', async () => {
+    const listing = await run('tar', ['tzf', tarball], work);
+    const files = listing.stdout.split('\n').filter(Boolean).map((name) => name.replace(/^package\//, ''));
+    expect(files).toContain('lib/shared/index.js');
+    expect(files).toContain('lib/shared/index.d.ts');
+    expect(files).toContain('lib/functions/aws/index.d.ts');
+    expect(files).toContain('lib/testing/index.js');
+    expect(files.filter((name) => /^(test|bench|\.ci)\//.test(name) || name.endsWith('.test.ts') || name.endsWith('.ts') && !name.endsWith('.d.ts'))).toEqual([]);
+    expect(existsSync(join(packageRoot, 'lib')), 'lib/ is removed again after packing').toBe(false);
+  });
+
+  it('imports by its entry points from the installed project', async () => {
+    const script = `const core = await import('cloudsocket'); const cb = await import('cloudsocket/cloudbase'); const aws = await import('cloudsocket/aws'); const chat = await import('cloudsocket/chat');
+      console.log([typeof core.defineApp, typeof core.defineConfig, typeof cb.createCloudbaseServer, typeof aws.createAwsHandlers, typeof chat.createChatApp].join(','));`;
+    const result = await run(process.execPath, ['--input-type=module', '-e', script], user);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe('function,function,function,function,function');
+  });
+
+  it('answers --version without a TypeScript loader', async () => {
+    const result = await cli(['--version'], user);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toBe(JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')).version);
+    expect(existsSync(join(user, 'node_modules/tsx'))).toBe(false);
+  });
+
+  describe('a project made by `cloudsocket init`', () => {
+    beforeAll(async () => {
+      app = join(work, 'my-counter');
+      const init = await cli(['init', app, '--template', 'counter', '--cloudsocket', tarball], user);
+      expect(init.code, init.stderr).toBe(0);
+      const installed = await npm(['install'], app);
+      expect(installed.code, installed.stderr).toBe(0);
+    }, INSTALL_TIMEOUT_MS);
+
+    it('passes its own npm test: type check, conformance and its app tests on both targets', async () => {
+      const result = await run('npm', ['test'], app, 300_000);
+      expect(result.code, result.stdout.slice(-3000) + result.stderr.slice(-2000)).toBe(0);
+      expect(result.stdout).toMatch(/Tests\s+\S*\d+ passed/);
+      expect(result.stdout).toContain('counter on cloudbase');
+      expect(result.stdout).not.toMatch(/\d+ failed/);
+    }, 320_000);
+
+    it('builds both artifacts into its own dist/, with its app inside', async () => {
+      const result = await cli(['build'], app);
+      expect(result.code, result.stderr).toBe(0);
+      for (const file of ['dist/cloudbase.zip', 'dist/aws/lambda.zip', 'dist/aws/template.yaml', 'dist/cloudbaserc.json']) {
+        expect(existsSync(join(app, file)), file).toBe(true);
+      }
+      expect(await readFile(join(app, 'dist/cloudbase/index.mjs'), 'utf8')).toContain('"by" must be a whole number from 1 to 100');
+      expect(existsSync(join(app, 'node_modules/cloudsocket/dist'))).toBe(false);
+    });
+
+    it('dry-runs both deploys with its own names', async () => {
+      const aws = await cli(['deploy', 'aws', '--dry-run'], app);
+      expect(aws.code, aws.stderr).toBe(0);
+      expect(aws.stdout).toContain('stack my-counter in us-east-1');
+      expect(aws.stdout).toMatch(/CreateChangeSet .*"StackName":"my-counter"/);
+      const cloudbase = await cli(['deploy', 'cloudbase', '--env', 'my-env-1a2b', '--dry-run'], app);
+      expect(cloudbase.code, cloudbase.stderr).toBe(0);
+      expect(cloudbase.stdout).toMatch(/createFunction .*"name":"my-counter"/);
+      expect(cloudbase.stdout).toContain('/my-counter');
+    });
+  });
+});
