@@ -1,4 +1,6 @@
-import { join } from 'node:path';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
@@ -62,6 +64,8 @@ Options:
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
   --no-build     run dist/ as it is
+  --no-watch     do not rebuild and restart the targets when a source file changes
+                 (by default every file of the last build is watched, the config too)
   -h, --help     show this help
 
 --port applies with the CloudBase target only; --aws-port, --stage,
@@ -79,6 +83,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       'idle-timeout': { type: 'string' },
       'max-duration': { type: 'string' },
       'no-build': { type: 'boolean' },
+      'no-watch': { type: 'boolean' },
     });
     if (values.help) {
       console.log(devCommand.help);
@@ -121,31 +126,32 @@ set, replaces the embedded DynamoDB (dynalite).`,
       await buildAll(project, (line) => console.log(line));
     }
 
+    const startCloudbase = (current: Project) =>
+      runArtifact(join(current.outDir, 'cloudbase'), {
+        port,
+        // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
+        env: { ...current.env, ...current.cloudbase.env, ACCESS_PATH: current.cloudbase.path, ...process.env } as Record<string, string>,
+        onLine: (line) => console.log(line),
+      }).catch(nameFlagOfTakenPort('port'));
+    const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+    const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
+    const startAws = (current: Project) =>
+      startEmulator({
+        port: awsPort,
+        host: AWS_HOST,
+        stage,
+        idleTimeoutMs,
+        maxConnectionMs,
+        functionEnv,
+        distDir: join(current.outDir, 'aws'),
+        logger: createLogger(logLevel, (line) => process.stdout.write(line)),
+      }).catch(nameFlagOfTakenPort('aws-port'));
+
     let cloudbase: RunningArtifact | undefined;
     let aws: RunningEmulator | undefined;
     try {
-      if (runsCloudbase) {
-        cloudbase = await runArtifact(join(distDir, 'cloudbase'), {
-          port,
-          // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
-          env: { ...project.env, ...project.cloudbase.env, ACCESS_PATH: project.cloudbase.path, ...process.env } as Record<string, string>,
-          onLine: (line) => console.log(line),
-        }).catch(nameFlagOfTakenPort('port'));
-      }
-      if (runsAws) {
-        const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
-        const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
-        aws = await startEmulator({
-          port: awsPort,
-          host: AWS_HOST,
-          stage,
-          idleTimeoutMs,
-          maxConnectionMs,
-          functionEnv,
-          distDir: join(distDir, 'aws'),
-          logger: createLogger(logLevel, (line) => process.stdout.write(line)),
-        }).catch(nameFlagOfTakenPort('aws-port'));
-      }
+      if (runsCloudbase) cloudbase = await startCloudbase(project);
+      if (runsAws) aws = await startAws(project);
     } catch (error) {
       await cloudbase?.stop();
       throw error;
@@ -159,14 +165,60 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
 
+    // Only the CloudBase child can die on its own; a restart's own stop is not a death.
+    let restarting = false;
+    let died: (status: ExitStatus) => void = () => {};
+    const death = new Promise<ExitStatus>((resolve) => (died = resolve));
+    const watchDeath = (target: RunningArtifact | undefined) =>
+      void target?.exitStatus.then((status) => {
+        if (!restarting && target === cloudbase) died(status);
+      });
+    watchDeath(cloudbase);
+
+    let rebuilding = Promise.resolve();
+    const rebuild = (changed: string) => {
+      rebuilding = rebuilding.then(async () => {
+        console.log(`changed ${relative(process.cwd(), changed) || changed}: rebuilding`);
+        let current: Project;
+        try {
+          current = { ...(await loadProject()), outDir: distDir };
+          const result = await buildAll(current, (line) => console.log(line));
+          watcher?.watch(result.inputs);
+        } catch (error) {
+          console.error(`cloudsocket: dev: the build failed, the targets keep running the previous one: ${error instanceof Error ? error.message : String(error)}`);
+          return;
+        }
+        restarting = true;
+        try {
+          if (cloudbase) {
+            await cloudbase.stop('SIGTERM');
+            cloudbase = await startCloudbase(current);
+            watchDeath(cloudbase);
+          }
+          if (aws) {
+            await aws.stop();
+            aws = await startAws(current);
+          }
+        } finally {
+          restarting = false;
+        }
+        console.log(`rebuilt and restarted ${[cloudbase && 'the CloudBase target', aws && 'the AWS emulator'].filter(Boolean).join(' and ')}`);
+      });
+    };
+    const inputs = await readInputs(distDir);
+    const watcher = values['no-watch'] || inputs.length === 0 ? undefined : new SourceWatcher(rebuild);
+    watcher?.watch(inputs);
+
     // Ctrl+C reaches the CloudBase child directly (same process group); we forward it anyway for `kill -INT`.
     const stopped = new Promise<NodeJS.Signals | ExitStatus>((resolve) => {
       const onSignal = (signal: NodeJS.Signals) => resolve(signal);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      void cloudbase?.exitStatus.then(resolve);
+      void death.then(resolve);
     });
     const reason = await stopped;
+    watcher?.close();
+    await rebuilding.catch(() => undefined);
     if (typeof reason !== 'string') {
       await aws?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
@@ -175,6 +227,49 @@ set, replaces the embedded DynamoDB (dynalite).`,
     return code ?? 0;
   },
 };
+
+/** The sources of the last build, as the build recorded them. */
+async function readInputs(distDir: string): Promise<string[]> {
+  return readFile(join(distDir, '.inputs.json'), 'utf8').then((text) => JSON.parse(text) as string[], () => []);
+}
+
+/**
+ * Watches the folders of a build's source files (editors often replace a
+ * file rather than write it, which a watch on the file itself would miss) and
+ * reports a change to one of those files, once per burst of events.
+ */
+class SourceWatcher {
+  private files = new Set<string>();
+  private readonly watchers = new Map<string, FSWatcher>();
+  private pending: NodeJS.Timeout | undefined;
+
+  constructor(private readonly onChange: (file: string) => void) {}
+
+  watch(files: readonly string[]): void {
+    this.files = new Set(files);
+    for (const folder of new Set(files.map((file) => dirname(file)))) {
+      if (this.watchers.has(folder)) continue;
+      try {
+        const watcher = watch(folder, (_event, name) => {
+          const file = name ? join(folder, name.toString()) : undefined;
+          if (!file || !this.files.has(file)) return;
+          clearTimeout(this.pending);
+          this.pending = setTimeout(() => this.onChange(file), 100);
+        });
+        watcher.on('error', () => this.watchers.delete(folder));
+        this.watchers.set(folder, watcher);
+      } catch {
+        // A folder that vanished since the build has nothing left to watch.
+      }
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.pending);
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+  }
+}
 
 function portInUse(port: number, flag: string): PortInUseError {
   return new PortInUseError(port, { command: 'dev', name: `--${flag}` });
