@@ -52,7 +52,7 @@ describe('dist/cloudbase.zip', () => {
 describe('the unzipped artifact, started by bash scf_bootstrap in an empty directory', () => {
   let artifact: ArtifactServer;
   beforeAll(async () => {
-    artifact = await startArtifactServer({ LOG_LEVEL: 'debug' });
+    artifact = await startArtifactServer({ LOG_LEVEL: 'debug', ACCESS_PATH: '/chat' });
   });
   afterAll(() => artifact.stop());
 
@@ -68,6 +68,15 @@ describe('the unzipped artifact, started by bash scf_bootstrap in an empty direc
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/html');
     expect(await response.text()).toContain('<title>');
+  });
+
+  it('serves the page at the access path CloudBase routes to it too, and nowhere else', async () => {
+    for (const path of ['/chat', '/chat/', '/chat/index.html']) {
+      const response = await fetch(`${httpBase()}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(await response.text()).toContain('<title>');
+    }
+    expect((await fetch(`${httpBase()}/chatter`)).status).toBe(404);
   });
 
   it('reports health at GET /healthz', async () => {

@@ -97,8 +97,9 @@ describe('cloudsocket from its packed tarball', () => {
     it('passes its own npm test: type check, conformance and its app tests on both targets', async () => {
       const result = await run('npm', ['test'], app, 300_000, { NO_COLOR: '1', FORCE_COLOR: '0' });
       expect(result.code, result.stdout.slice(-3000) + result.stderr.slice(-2000)).toBe(0);
-      expect(result.stdout).toMatch(/Tests\s+\S*\d+ passed/);
-      expect(result.stdout).toContain('counter on cloudbase');
+      // The scaffold's test runs the conformance suite and the counter's own rows on both targets.
+      const passed = Number(/Tests\s+(\d+) passed/.exec(result.stdout)?.[1] ?? 0);
+      expect(passed).toBeGreaterThanOrEqual(40);
       expect(result.stdout).not.toMatch(/\d+ failed/);
     }, 320_000);
 
