@@ -1,7 +1,7 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { palette, safeText, wantsColour } from '../scripts/chat-format.js';
+import { freePort } from '../scripts/run-artifact.js';
 import { ChatProcess } from './support/chat-process.js';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
 import { startAwsEmulator } from './support/emulator.js';
@@ -44,16 +44,6 @@ function exitCode(process: ChatProcess, timeoutMs = 15_000): Promise<number | nu
 }
 
 const escapes = (text: string) => text.includes('\x1b');
-
-/** A port nothing listens on: bound by the system, then released. */
-function closedPort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** stderr as its lines, once the process has exited. */
 function errorLines(process: ChatProcess): string[] {
@@ -179,7 +169,7 @@ describe('cloudsocket chat arguments and endings', () => {
   });
 
   it('gives up with exit code 1 when the server stays unreachable', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-delay', '0.01', '--reconnect-attempts', '2']);
     await cli.line(/attempt 2 of 2/);
     await cli.line(/! gave up reconnecting/);
@@ -187,7 +177,7 @@ describe('cloudsocket chat arguments and endings', () => {
   });
 
   it('piped lines that could not be sent to a server refusing the connection: exit 1, one line saying so', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-attempts', '0']);
     cli.write('hello');
     cli.write('/users');
@@ -211,7 +201,7 @@ describe('cloudsocket chat arguments and endings', () => {
   });
 
   it('a piped script that ends with /quit owes nothing after it and exits 0 with nothing on stderr', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-attempts', '0']);
     cli.write('/help');
     cli.write('/quit');
