@@ -8,8 +8,9 @@ import { createInterface, type Interface } from 'node:readline';
 import WebSocket from 'ws';
 import { CHAT_COMMANDS_HELP, parseChatInput, type ChatInput } from '../clients/chat-input.js';
 import { ReconnectingClient, type ChatFrame, type ConnectionState } from '../clients/reconnecting-client.js';
+import { CloudsocketError } from '../shared/errors.js';
 import { isValidName } from '../shared/protocol.js';
-import { ChatFormatter, palette, safeText } from './chat-format.js';
+import { ChatFormatter, describeClose, palette, safeText } from './chat-format.js';
 
 export interface TerminalChatOptions {
   url: string;
@@ -26,6 +27,28 @@ const DRAIN_TIMEOUT_MS = 5000;
 /** Frames that answer a line the user sent (a /ping is awaited where it is sent). */
 const ANSWERING_FRAMES = ['chat', 'users', 'welcome'] as const;
 type AnsweringFrame = (typeof ANSWERING_FRAMES)[number];
+
+/** Lines that only mean something once they reach the server. */
+function needsConnection(command: ChatInput): boolean {
+  switch (command.kind) {
+    case 'chat':
+    case 'private':
+    case 'users':
+    case 'ping':
+      return true;
+    case 'join':
+      return isValidName(command.room);
+    default:
+      return false;
+  }
+}
+
+/** A script fed through stdin must not pass for done when part of it never reached the server. */
+export class LinesNotSentError extends CloudsocketError {
+  constructor(count: number, why: string) {
+    super('lines_not_sent', `${count === 1 ? '1 line from stdin was' : `${count} lines from stdin were`} not sent: ${why}`);
+  }
+}
 
 export class TerminalChat {
   private readonly client: ReconnectingClient;
@@ -47,6 +70,12 @@ export class TerminalChat {
   private answersWaiter: (() => void) | undefined;
   /** Lines are handled one after another: each waits for the connection, so none is lost while reconnecting. */
   private lines = Promise.resolve();
+  /** Lines read that needed the server, and how many of them went out; counted as they happen, so the end needs no waiting. */
+  private needed = 0;
+  private delivered = 0;
+  /** Lines after a /quit are left out on purpose, so they are not owed. */
+  private quitRead = false;
+  private endedBecause = 'the session was stopped first';
   private exitWith: (code: number) => void = () => {};
   private readonly exited = new Promise<number>((resolve) => (this.exitWith = resolve));
 
@@ -68,7 +97,11 @@ export class TerminalChat {
     });
   }
 
-  /** Connects and runs until the session ends; resolves with the exit code. */
+  /**
+   * Connects and runs until the session ends; resolves with the exit code, or
+   * rejects with LinesNotSentError when stdin is not a terminal and some of its
+   * lines never went out.
+   */
   async run(): Promise<number> {
     this.client.on('state', (state) => this.onState(state));
     this.client.on('frame', (frame) => this.onFrame(frame));
@@ -85,12 +118,17 @@ export class TerminalChat {
     const code = await this.exited;
     process.off('SIGINT', quit);
     process.off('SIGTERM', quit);
+    const unsent = this.needed - this.delivered;
+    if (!this.interactive && unsent > 0) throw new LinesNotSentError(unsent, this.endedBecause);
     return code;
   }
 
   private onState(state: ConnectionState): void {
     if (state.status !== 'open') this.welcomed = false;
     if (!this.quitting) this.print(this.format.state(state, this.options.url));
+    if (state.status === 'closed' && !this.quitting) {
+      this.endedBecause = `the connection ended (${describeClose(state.code, state.reason)}) first`;
+    }
     if (state.status === 'closed') this.finish(this.quitting || (!state.gaveUp && state.code !== 1008) ? 0 : 1);
     this.wakeWaiters();
   }
@@ -106,7 +144,10 @@ export class TerminalChat {
   }
 
   private onLine(line: string): void {
-    this.lines = this.lines.then(() => (this.finished ? undefined : this.handle(parseChatInput(line))));
+    const command = parseChatInput(line);
+    if (command.kind === 'quit') this.quitRead = true;
+    else if (!this.quitRead && needsConnection(command)) this.needed += 1;
+    this.lines = this.lines.then(() => (this.finished ? undefined : this.handle(command)));
     if (this.interactive) this.input.prompt();
   }
 
@@ -153,6 +194,7 @@ export class TerminalChat {
       case 'users':
         return void this.sent(client.requestUsers(), 'users');
       case 'ping':
+        if (!this.sent(client.isOpen)) return;
         return client.ping().then(
           (rtt) => this.print(format.system(`pong in ${rtt} ms`)),
           () => this.print(format.error('ping failed: the connection dropped')),
@@ -162,9 +204,13 @@ export class TerminalChat {
 
   /** Notes the answer a sent frame is due, or says it could not be sent. */
   private sent(ok: boolean, answeredBy?: AnsweringFrame): boolean {
-    if (!ok) this.print(this.format.error('not sent: the connection dropped; try again once reconnected'));
-    else if (answeredBy) this.unanswered[answeredBy] += 1;
-    return ok;
+    if (!ok) {
+      this.print(this.format.error('not sent: the connection dropped; try again once reconnected'));
+      return false;
+    }
+    this.delivered += 1;
+    if (answeredBy) this.unanswered[answeredBy] += 1;
+    return true;
   }
 
   /** Counts `frame` as the answer to one line sent; an error frame answers whatever was due. */

@@ -1,6 +1,7 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { palette, safeText, wantsColour } from '../scripts/chat-format.js';
+import { freePort } from '../scripts/run-artifact.js';
 import { ChatProcess } from './support/chat-process.js';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
 import { startAwsEmulator } from './support/emulator.js';
@@ -43,6 +44,11 @@ function exitCode(process: ChatProcess, timeoutMs = 15_000): Promise<number | nu
 }
 
 const escapes = (text: string) => text.includes('\x1b');
+
+/** stderr as its lines, once the process has exited. */
+function errorLines(process: ChatProcess): string[] {
+  return process.stderr.join('').trim().split('\n');
+}
 
 describe.each(targets)('cloudsocket chat against $name', (target) => {
   async function start(port?: number): Promise<RunningTarget> {
@@ -163,16 +169,46 @@ describe('cloudsocket chat arguments and endings', () => {
   });
 
   it('gives up with exit code 1 when the server stays unreachable', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-delay', '0.01', '--reconnect-attempts', '2']);
     await cli.line(/attempt 2 of 2/);
     await cli.line(/! gave up reconnecting/);
     expect(await exitCode(cli)).toBe(1);
+  });
+
+  it('piped lines that could not be sent to a server refusing the connection: exit 1, one line saying so', async () => {
+    const port = await freePort();
+    const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-attempts', '0']);
+    cli.write('hello');
+    cli.write('/users');
+    cli.endInput();
+    expect(await exitCode(cli)).toBe(1);
+    expect(errorLines(cli)).toEqual(['cloudsocket: 2 lines from stdin were not sent: the connection ended (1006) first']);
+  });
+
+  it('piped lines still waiting when the server closes normally before its welcome: exit 1, one line saying so', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    server.on('connection', (socket) => socket.close(1000, 'maintenance'));
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    const cli = chat([`ws://127.0.0.1:${port}/`]);
+    cli.write('hello');
+    cli.endInput();
+    expect(await exitCode(cli)).toBe(1);
+    expect(errorLines(cli)).toEqual(['cloudsocket: 1 line from stdin was not sent: the connection ended (1000 maintenance) first']);
+    expect(cli.lines.at(-1)).toMatch(/\* disconnected \(1000 maintenance\)$/);
+  });
+
+  it('a piped script that ends with /quit owes nothing after it and exits 0 with nothing on stderr', async () => {
+    const port = await freePort();
+    const cli = chat([`ws://127.0.0.1:${port}/`, '--reconnect-attempts', '0']);
+    cli.write('/help');
+    cli.write('/quit');
+    cli.write('never meant to go out');
+    cli.endInput();
+    expect(await exitCode(cli)).toBe(0);
+    expect(cli.stderr.join('')).toBe('');
   });
 });
 

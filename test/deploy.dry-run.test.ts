@@ -1,51 +1,13 @@
 /**
  * The deploy/remove commands as a user runs them: `node bin/cloudsocket.js`
  * child processes with every AWS_* and TENCENTCLOUD_* variable stripped and a
- * HOME without ~/.aws, so no credential can be found and nothing can be sent.
+ * HOME without ~/.aws (test/support/deploy-cli.ts), so no credential can be
+ * found and nothing can be sent.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot as projectRoot } from '../scripts/package-root.js';
+import { describe, expect, it } from 'vitest';
+import { errorLines, useDeployCli } from './support/deploy-cli.js';
 
-let home: string;
-/** Its own build output, so these runs never rebuild a dist/ another test is reading. */
-let dist: string;
-
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'cloudsocket-home-'));
-  dist = await mkdtemp(join(tmpdir(), 'cloudsocket-deploy-dist-'));
-});
-
-afterAll(async () => {
-  await rm(home, { recursive: true, force: true });
-  await rm(dist, { recursive: true, force: true });
-});
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(AWS_|TENCENTCLOUD_|TCB_)/.test(key)) env[key] = value;
-  }
-  // No shared config files, and no instance metadata service to wait for.
-  return { ...env, HOME: home, CLOUDSOCKET_DIST_DIR: dist, AWS_EC2_METADATA_DISABLED: 'true', ...extra };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], extra: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(projectRoot, 'bin/cloudsocket.js'), ...args], { cwd: projectRoot, env: cleanEnv(extra) }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = useDeployCli();
 
 /** The plan's API call lines, without their parameters. */
 function calls(stdout: string): string[] {
@@ -53,10 +15,6 @@ function calls(stdout: string): string[] {
     .split('\n')
     .filter((line) => /^(CloudFormation|S3|CloudBase) /.test(line))
     .map((line) => line.split(' ').slice(0, 2).join(' '));
-}
-
-function errorLines(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => line.startsWith('cloudsocket:') || /^\s+at /.test(line));
 }
 
 describe('deploy --dry-run with no credentials anywhere', () => {

@@ -36,8 +36,9 @@ Options:
   -h, --help                show this help
 
 Exit codes: 0 after /quit, Ctrl+C, the end of stdin or a normal close by the
-server; 1 when reconnecting gave up or the server closed for policy (1008);
-2 for bad arguments.
+server; 1 when reconnecting gave up, the server closed for policy (1008), or
+stdin is not a terminal and some of its lines could not be sent (one line
+on stderr says how many); 2 for bad arguments.
 
 Examples:
   cloudsocket chat ws://127.0.0.1:9000/ alice
@@ -104,8 +105,9 @@ function secondsFlag(flag: string, value: string | undefined, fallbackMs: number
 /** A socket whose peer vanished can hold the process for ws's 30 s close timeout; nobody waits that long to quit. */
 const EXIT_GRACE_MS = 2000;
 
-async function runChat(options: TerminalChatOptions): Promise<number> {
-  const code = await new TerminalChat(options).run();
-  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
-  return code;
+function runChat(options: TerminalChatOptions): Promise<number> {
+  const session = new TerminalChat(options).run();
+  const exitSoon = (code: number) => void setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  session.then(exitSoon, () => exitSoon(1));
+  return session;
 }

@@ -9,9 +9,11 @@ import { CloudsocketError } from '../../shared/errors.js';
 import {
   AccessDeniedError,
   CloudApiError,
+  CloudUnreachableError,
   CredentialsRejectedError,
   MissingCredentialsError,
   MissingRegionError,
+  networkCause,
   UnknownRegionError,
 } from './errors.js';
 import { formatCall } from './plan.js';
@@ -165,6 +167,9 @@ export function awsStatus(error: unknown): number | undefined {
   return ((error ?? {}) as AwsErrorShape).$metadata?.httpStatusCode;
 }
 
+/** The SDK's names for an error answer that carried no AWS error code of its own. */
+const NAMELESS = new Set(['Unknown', 'UnknownError']);
+
 const REJECTED = new Set(['InvalidClientTokenId', 'SignatureDoesNotMatch', 'ExpiredToken', 'ExpiredTokenException', 'InvalidAccessKeyId', 'UnrecognizedClientException']);
 
 /** Turns an SDK failure into one line that says what to do. */
@@ -173,9 +178,15 @@ export function explainAwsError(call: string, region: string, error: unknown): C
   const name = awsErrorName(error);
   const message = ((error ?? {}) as AwsErrorShape).message?.split('\n')[0] ?? String(error);
   const code = ((error ?? {}) as AwsErrorShape).code;
+  const status = awsStatus(error);
+  const where = `${call} in ${region}`;
   if (name === 'CredentialsProviderError') return new MissingCredentialsError(MISSING_CREDENTIALS);
   if (REJECTED.has(name)) return new CredentialsRejectedError('AWS', name);
-  if (name === 'AccessDenied' || name === 'AccessDeniedException' || awsStatus(error) === 403) return new AccessDeniedError(call, name);
+  // AWS names its errors; a bare status (a proxy's or gateway's 502) came from something in between.
+  if (NAMELESS.has(name) && status !== undefined) return new CloudUnreachableError('AWS', where, `HTTP ${status}, an answer that names no AWS error`);
+  if (name === 'AccessDenied' || name === 'AccessDeniedException' || status === 403) return new AccessDeniedError(call, name);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || /getaddrinfo/.test(message)) return new UnknownRegionError(region);
-  return new CloudApiError(call, `${name}: ${message}`);
+  // Every answer has a status; without one the request never got an answer.
+  if (status === undefined && (code || name === 'TimeoutError')) return new CloudUnreachableError('AWS', where, networkCause(code, message));
+  return new CloudApiError(call, `${name}: ${message || 'the API gave no reason'}`);
 }

@@ -3,15 +3,19 @@
  * below, in its own method names and argument shapes. The real manager, the
  * fakes in tests and the dry-run recorder all fit it.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import CloudBase from '@cloudbase/manager-node';
 import { CloudsocketError } from '../../shared/errors.js';
 import {
   AccessDeniedError,
   CloudApiError,
+  CloudUnreachableError,
   CredentialsRejectedError,
   EnvNotFoundError,
   InvalidEnvIdError,
   MissingCredentialsError,
+  networkCause,
 } from './errors.js';
 import { formatCall, maskSecret } from './plan.js';
 
@@ -54,7 +58,95 @@ export function createCloudbaseManager(envId: string, env: NodeJS.ProcessEnv = p
   const credentials = tencentCredentials(env);
   if (!credentials) throw new MissingCredentialsError(MISSING_CREDENTIALS);
   const region = tencentRegion(env);
-  return new CloudBase({ ...credentials, envId, ...(region ? { region } : {}) });
+  const manager = new CloudBase({ ...credentials, envId, ...(region ? { region } : {}) });
+  return { functions: reachingApi(manager.functions), access: reachingApi(manager.access) };
+}
+
+/** Every method of `service`, each call run through `callApi`. */
+function reachingApi<T extends object>(service: T): T {
+  return new Proxy(service, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => callApi(() => value.apply(target, args) as Promise<unknown>);
+    },
+  });
+}
+
+/** The last HTTP answer seen while a call ran. */
+interface Answer {
+  url: string;
+  status: number;
+  statusText: string;
+}
+
+const ANSWER_CHANNEL = 'http.client.response.finish';
+
+/**
+ * Runs one manager call so that failing to talk to the API at all comes out as
+ * CloudUnreachableError. The manager hides such failures: its fetch wraps a
+ * network error as the *message* of a CloudBaseError (an object, not text), and
+ * an answer that is not JSON (a proxy's 502, say) as an error holding only the
+ * body, so the status has to be read off the HTTP exchange itself.
+ */
+async function callApi<T>(run: () => Promise<T>): Promise<T> {
+  let answer: Answer | undefined;
+  const onAnswer = (message: unknown) => {
+    const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+    answer = { url: `${request.protocol}//${request.host}${request.path}`, status: response.statusCode ?? 0, statusText: response.statusMessage ?? '' };
+  };
+  // A proxy that closes the connection without answering leaves the manager's
+  // proxy agent waiting for a CONNECT answer that cannot come; the call never
+  // settles and Node would exit quietly with 0. An event loop with nothing left
+  // to run is the proof that it never will.
+  let abandon = () => {};
+  const abandoned = new Promise<never>((_, reject) => {
+    abandon = () => reject(new CloudUnreachableError('Tencent Cloud', where(), 'the connection closed before any answer came'));
+  });
+  process.once('beforeExit', abandon);
+  subscribe(ANSWER_CHANNEL, onAnswer);
+  try {
+    return await Promise.race([run(), abandoned]);
+  } catch (error) {
+    throw unreachable(error, answer) ?? error;
+  } finally {
+    unsubscribe(ANSWER_CHANNEL, onAnswer);
+    process.off('beforeExit', abandon);
+  }
+}
+
+/** The endpoint and the proxy, as far as they are known; the manager reads only `http_proxy`, lower case. */
+function where(url?: string): string {
+  const proxy = process.env.http_proxy;
+  let through = '';
+  if (proxy) {
+    // Only host and port: a proxy URL may carry a password.
+    through = `through proxy ${URL.canParse(proxy) ? new URL(proxy).host : 'http_proxy'}`;
+  }
+  return [url, through].filter(Boolean).join(' ');
+}
+
+interface NetworkErrorShape {
+  message?: string;
+  code?: string;
+}
+
+/** The failure when it happened on the way to the API rather than in it; undefined when the API itself answered. */
+function unreachable(error: unknown, answer: Answer | undefined): CloudUnreachableError | undefined {
+  if (error instanceof CloudsocketError) return undefined;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof message === 'object' && message !== null) {
+    const network = message as NetworkErrorShape;
+    const text = String(network.message ?? '');
+    // node-fetch's own wording: "request to <url> failed, reason: <what the socket said>".
+    const [, url, reason = text] = /^request to (\S+) failed, reason: (.*)$/s.exec(text) ?? [];
+    return new CloudUnreachableError('Tencent Cloud', where(url ?? answer?.url), networkCause(network.code, reason));
+  }
+  // The API answers every call with 200 and JSON, errors included; any other status came from something in between.
+  if (!code && answer && (answer.status < 200 || answer.status > 299)) {
+    return new CloudUnreachableError('Tencent Cloud', where(answer.url), `HTTP ${answer.status}${answer.statusText ? ` ${answer.statusText}` : ''}`);
+  }
+  return undefined;
 }
 
 /** One line for the plan: how the manager would be created, with the keys masked. */
@@ -145,7 +237,7 @@ export function isFunctionNotFound(error: unknown): boolean {
 export function explainTencentError(call: string, envId: string, error: unknown): CloudsocketError {
   if (error instanceof CloudsocketError) return error;
   const code = tencentErrorCode(error);
-  const message = (((error ?? {}) as TencentErrorShape).message ?? String(error)).split('\n')[0]!;
+  const message = String(((error ?? {}) as TencentErrorShape).message ?? error).split('\n')[0]!;
   if (/missing secretId or secretKey/i.test(message)) return new MissingCredentialsError(MISSING_CREDENTIALS);
   if (/^AuthFailure\.(SecretIdNotFound|SignatureFailure|SignatureExpire|TokenFailure|InvalidSecretId)/.test(code)) {
     return new CredentialsRejectedError('Tencent Cloud', code);
@@ -155,5 +247,5 @@ export function explainTencentError(call: string, envId: string, error: unknown)
   if (/Environment .* not found|EnvBaseInfo/.test(message) || /^(ResourceNotFound\.Env|InvalidParameter\.EnvId|ResourceNotFound$)/.test(code)) {
     return new EnvNotFoundError(envId);
   }
-  return new CloudApiError(call, `${code ? `${code}: ` : ''}${message}`);
+  return new CloudApiError(call, [code, message].filter(Boolean).join(': ') || 'the API gave no reason');
 }

@@ -94,6 +94,22 @@ export class AccessPathTakenError extends CloudsocketError {
   }
 }
 
+/**
+ * The cloud's API could not be talked to: no connection, no answer, or an answer
+ * from something in between (a proxy's 502) rather than from the API.
+ */
+export class CloudUnreachableError extends CloudsocketError {
+  constructor(cloud: string, where: string, cause: string) {
+    super('cloud_unreachable', `cannot reach the ${cloud} API${where ? ` (${where})` : ''}: ${cause}`);
+  }
+}
+
+/** What a socket said, with its error code in front unless the text already names it; never empty. */
+export function networkCause(code: string | undefined, text: string): string {
+  const cause = code && !text.includes(code) ? [code, text].filter(Boolean).join(': ') : text;
+  return cause || 'the request failed without saying why';
+}
+
 /** A cloud API call failed for a reason none of the errors above covers. */
 export class CloudApiError extends CloudsocketError {
   constructor(call: string, detail: string) {
