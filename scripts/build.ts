@@ -5,6 +5,7 @@
  * project holds nothing but its app and its config.
  */
 import { createWriteStream } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
@@ -74,6 +75,28 @@ export interface CloudbaseArtifact {
 
 const ENTRY_NAMESPACE = 'cloudsocket-entry';
 
+/** Optional peer dependencies: bundled when the project has them installed, left out (and loaded by nothing) when not. */
+const OPTIONAL_PEERS = ['@cloudbase/node-sdk'];
+
+function optionalPeers(project: Project): Plugin {
+  const requireFromProject = createRequire(join(project.root, 'package.json'));
+  return {
+    name: 'cloudsocket-optional-peers',
+    setup(build) {
+      const filter = new RegExp(`^(${OPTIONAL_PEERS.map((name) => name.replace(/[/.]/g, '\\$&')).join('|')})$`);
+      build.onResolve({ filter }, (args) => {
+        try {
+          requireFromProject.resolve(args.path);
+          return undefined;
+        } catch {
+          // The feature that imports it reports the missing package when it is used, not at build time.
+          return { path: args.path, external: true };
+        }
+      });
+    },
+  };
+}
+
 /**
  * Resolves `cloudsocket-entry:NAME` to the generated entry of one function:
  * the project's app module handed to an adapter factory.
@@ -110,7 +133,7 @@ export function awsBundleOptions(project: Project): BuildOptions {
     ...BUNDLE_DEFAULTS,
     entryPoints: AWS_HANDLERS.map((name) => ({ in: `${ENTRY_NAMESPACE}:${name}`, out: name })),
     outExtension: { '.js': '.mjs' },
-    plugins: [selfResolvePlugin(), generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)])))],
+    plugins: [selfResolvePlugin(), optionalPeers(project), generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)])))],
     metafile: true,
   };
 }
@@ -125,7 +148,7 @@ export async function buildCloudbase(outDir?: string, project: Project = builtIn
     ...BUNDLE_DEFAULTS,
     entryPoints: [`${ENTRY_NAMESPACE}:cloudbase`],
     outfile: join(directory, 'index.mjs'),
-    plugins: [selfResolvePlugin(), generatedEntries(project, { cloudbase: CLOUDBASE_ENTRY })],
+    plugins: [selfResolvePlugin(), optionalPeers(project), generatedEntries(project, { cloudbase: CLOUDBASE_ENTRY })],
     metafile: true,
   });
   const files: ZipEntry[] = [
