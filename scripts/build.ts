@@ -142,7 +142,7 @@ export async function buildCloudbase(outDir?: string, project: Project = builtIn
   const out = outDir ?? project.outDir;
   const directory = join(out, 'cloudbase');
   await rm(directory, { recursive: true, force: true });
-  await mkdir(join(directory, 'public'), { recursive: true });
+  await mkdir(directory, { recursive: true });
 
   const result = await esbuild({
     ...BUNDLE_DEFAULTS,
@@ -158,6 +158,7 @@ export async function buildCloudbase(outDir?: string, project: Project = builtIn
   ];
   if (project.page !== false) {
     const page = project.page === 'chat' ? await loadPage() : await readFile(project.page, 'utf8');
+    await mkdir(join(directory, 'public'));
     await writeFile(join(directory, 'public/index.html'), page);
     files.push({ name: 'public/index.html', source: join(directory, 'public/index.html'), mode: 0o644 });
   }

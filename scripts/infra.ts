@@ -15,7 +15,15 @@ const SOURCE_MAPS = { NODE_OPTIONS: '--enable-source-maps' };
 export async function awsTemplateFor(project: Project): Promise<string> {
   if (project.aws.template) return readFile(project.aws.template, 'utf8');
   const template = await loadTemplate(DEFAULT_TEMPLATE_PATH);
-  const env = { ...project.env, ...project.aws.env };
+  const env: Record<string, string> = { ...project.env, ...project.aws.env };
+  // The template passes these two through parameters; the config sets the parameters' defaults.
+  for (const [variable, parameter] of [['LOG_LEVEL', 'LogLevel'], ['CONNECTION_TTL', 'ConnectionTtlSeconds']] as const) {
+    const value = env[variable];
+    const declared = template.Parameters?.[parameter];
+    if (value === undefined || !declared) continue;
+    declared.Default = declared.Type === 'Number' ? Number(value) : value;
+    delete env[variable];
+  }
   template.Description = `${project.name}: a cloudsocket app on API Gateway WebSockets, Lambda and DynamoDB. Upload lambda.zip to CodeBucket/CodeKey, then deploy this stack; the WebSocketUrl output is the address clients connect to.`;
   for (const resource of Object.values(template.Resources)) {
     if (resource.Type !== 'AWS::Lambda::Function') continue;

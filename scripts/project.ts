@@ -116,14 +116,15 @@ export function resolveProject(root: string, configPath: string | undefined, con
   const cb = config.cloudbase ?? {};
   check.keys('cloudbase.', cb, ['envId', 'functionName', 'runtime', 'concurrency', 'idleTimeout', 'timeout', 'memory', 'path', 'env', 'registry']);
   const functionName = check.name('cloudbase.functionName', cb.functionName ?? name);
-  const idleTimeout = check.integer('cloudbase.idleTimeout', cb.idleTimeout ?? 600, 10, 7200);
+  // CloudBase allows idle timeouts up to 7200 s, but the function timeout (at most 900 s) must be at least as long.
+  const idleTimeout = check.integer('cloudbase.idleTimeout', cb.idleTimeout ?? 600, 10, 900);
   const cloudbase: Project['cloudbase'] = {
     envId: cb.envId === undefined ? undefined : check.string('cloudbase.envId', cb.envId),
     functionName,
     runtime: check.string('cloudbase.runtime', cb.runtime ?? 'Nodejs20.19'),
     concurrency: check.integer('cloudbase.concurrency', cb.concurrency ?? 100, 1, 100),
     idleTimeout,
-    timeout: check.integer('cloudbase.timeout', cb.timeout ?? 900, idleTimeout, 900, 'at least cloudbase.idleTimeout'),
+    timeout: check.integer('cloudbase.timeout', cb.timeout ?? 900, idleTimeout, 900, `${idleTimeout} (cloudbase.idleTimeout)`),
     memory: check.integer('cloudbase.memory', cb.memory ?? 256, 64, 3072),
     path: check.path('cloudbase.path', cb.path ?? (builtInChat ? '/chat' : `/${functionName}`)),
     env: check.env('cloudbase.env', cb.env),
@@ -161,8 +162,9 @@ function defaultName(root: string, configured: boolean): string {
 }
 
 function sanitizeName(raw: string): string {
-  const cleaned = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
-  return /^[a-z]/.test(cleaned) ? cleaned : `app-${cleaned || 'cloudsocket'}`.slice(0, 40);
+  const cleaned = raw.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60);
+  const named = /^[a-z]/.test(cleaned) ? cleaned : `app-${cleaned || 'cloudsocket'}`.slice(0, 60);
+  return named.length >= 2 ? named : `${named}-app`;
 }
 
 /** Each check names the field and the file, so a mistake in the config is one readable line. */
@@ -187,19 +189,22 @@ class FieldChecker {
 
   name(field: string, value: unknown): string {
     const text = this.string(field, value);
-    if (!/^[A-Za-z][A-Za-z0-9-]{0,59}$/.test(text)) this.fail(field, `must start with a letter and hold only letters, digits and "-" (at most 60), got ${JSON.stringify(text)}`);
+    // The strictest of the names it becomes: a CloudFormation stack, a CloudBase function (2-60 characters).
+    if (!/^[A-Za-z][A-Za-z0-9-]{1,59}$/.test(text)) this.fail(field, `must start with a letter and hold only letters, digits and "-" (2-60), got ${JSON.stringify(text)}`);
     return text;
   }
 
   stage(field: string, value: unknown): string {
     const text = this.string(field, value);
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(text)) this.fail(field, `must be 1-128 letters, digits, "-" or "_", got ${JSON.stringify(text)}`);
+    // The template's StageName pattern, which deploy checks too.
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(text)) this.fail(field, `must be 1-64 letters, digits, "-" or "_", got ${JSON.stringify(text)}`);
     return text;
   }
 
   path(field: string, value: unknown): string {
     const text = this.string(field, value);
-    if (!/^\/[A-Za-z0-9._~/-]*$/.test(text)) this.fail(field, `must be a path such as /chat, got ${JSON.stringify(text)}`);
+    // The rule deploy's --path applies, so a path the config accepts can be routed.
+    if (!/^\/[A-Za-z0-9_\-/]{0,127}$/.test(text)) this.fail(field, `must start with "/" and hold only letters, digits, "_", "-" and "/", got ${JSON.stringify(text)}`);
     return text;
   }
 

@@ -14,6 +14,7 @@ import {
   HandshakeError,
   InvalidClientIdError,
   InvalidMessageError,
+  InvalidRoomError,
   InvalidRoomHandshakeError,
   ProtocolError,
   RateLimitedError,
@@ -254,6 +255,8 @@ export class Engine {
   }
 
   private async joinRoom(record: ConnectionRecord, room: string): Promise<void> {
+    // Apps call ctx.joinRoom with names of their own; the room alphabet holds for them as for the core's join route.
+    if (!isValidName(room)) throw new InvalidRoomError();
     const previousRoom = record.room;
     const moved = previousRoom === room ? record : await this.registry.moveToRoom(record.connectionId, room);
     if (!moved) return;

@@ -36,4 +36,4 @@ export type { AwsSettings, AwsSettingsOverrides } from './settings.js';
 export { readAwsSettings } from './settings.js';
 export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
-export { DynamoDbRegistry, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
+export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';

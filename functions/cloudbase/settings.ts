@@ -31,6 +31,6 @@ export function readCloudbaseSettings(env: Env): CloudbaseSettings {
 
 function readAccessPath(raw: string | undefined): string {
   const path = raw?.trim() || '/';
-  if (!/^\/[A-Za-z0-9._~\/-]*$/.test(path)) throw new ConfigError(`ACCESS_PATH=${JSON.stringify(raw)} must be a path such as /chat`);
+  if (!/^\/[A-Za-z0-9_\-/]{0,127}$/.test(path)) throw new ConfigError(`ACCESS_PATH=${JSON.stringify(raw)} must be a path such as /chat`);
   return path;
 }

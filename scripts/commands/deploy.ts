@@ -103,10 +103,13 @@ async function deployToCloudbase(argv: string[]): Promise<number> {
     return 0;
   }
   const say = (line: string) => console.log(line);
-  const project = await loadProject();
-  const envId = requireEnvId('deploy cloudbase', values.env ?? project.cloudbase.envId);
+  const configured = await loadProject();
+  const envId = requireEnvId('deploy cloudbase', values.env ?? configured.cloudbase.envId);
   const name = values.name === undefined ? undefined : checkFunctionName('deploy cloudbase', values.name);
-  const path = checkAccessPath('deploy cloudbase', values.path ?? project.cloudbase.path);
+  const defaultPath = name === undefined || configured.builtInChat ? configured.cloudbase.path : `/${name}`;
+  const path = checkAccessPath('deploy cloudbase', values.path ?? defaultPath);
+  // The flags win over the config in the build too, so the function's ACCESS_PATH is the path that is routed.
+  const project = { ...configured, cloudbase: { ...configured.cloudbase, path, functionName: name ?? configured.cloudbase.functionName } };
   const manager = cloudbaseManagerFor(envId, say, values['dry-run'] ? { notes: [DRY_RUN_NOTE, CLOUDBASE_POLL_NOTE], assumeExisting: false } : undefined);
   await deployCloudbase(manager, { envId, name, path, configPath: cloudbasercPathOf(project), build: () => buildForCloudbase(project, say), say });
   return 0;
