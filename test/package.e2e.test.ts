@@ -6,13 +6,16 @@
  * against the CloudBase zip through scf_bootstrap and the Lambda zip under
  * the emulator), build it, and dry-run both deploys.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../scripts/package-root.js';
+import { freePort } from '../scripts/run-artifact.js';
+import { TestClient, withTimeout } from './support/client.js';
 
 const INSTALL_TIMEOUT_MS = 240_000;
 let work: string;
@@ -102,6 +105,42 @@ describe('cloudsocket from its packed tarball', () => {
       expect(passed).toBeGreaterThanOrEqual(40);
       expect(result.stdout).not.toMatch(/\d+ failed/);
     }, 320_000);
+
+    it('serves the app on both targets with npm start, and stops on Ctrl+C', async () => {
+      const [port, awsPort] = [await freePort(), await freePort()];
+      const { CLOUDSOCKET_DIST_DIR: _dist, ...env } = process.env;
+      const dev = spawn('npm', ['start', '--', '--port', String(port), '--aws-port', String(awsPort)], {
+        cwd: app,
+        env: { ...env, LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group, so the test can press Ctrl+C the way a terminal does: to the whole group.
+        detached: true,
+      });
+      const exited = new Promise<string>((resolve) => dev.once('exit', (code, signal) => resolve(signal ?? String(code))));
+      try {
+        const output: string[] = [];
+        await withTimeout(
+          new Promise<void>((resolve) => {
+            createInterface({ input: dev.stdout! }).on('line', (line) => {
+              output.push(line);
+              if (line.startsWith('cloudsocket AWS emulator')) resolve();
+            });
+          }),
+          120_000,
+          'both targets started',
+        );
+        for (const url of [`ws://127.0.0.1:${port}/`, `ws://127.0.0.1:${awsPort}/dev`]) {
+          const { client } = await TestClient.join(url);
+          client.send({ type: 'add', by: 2 });
+          expect(await client.next('added')).toMatchObject({ by: 2 });
+          await client.close();
+        }
+      } finally {
+        process.kill(-dev.pid!, 'SIGINT');
+      }
+      // npm ends the way its script ended, or, like any shell job, by the Ctrl+C it was sent.
+      expect(['0', 'SIGINT']).toContain(await withTimeout(exited, 30_000, 'npm start to exit'));
+    }, 180_000);
 
     it('builds both artifacts into its own dist/, with its app inside', async () => {
       const result = await cli(['build'], app);
