@@ -88,6 +88,14 @@ describe('cloudsocket from its packed tarball', () => {
     expect(existsSync(join(user, 'node_modules/tsx'))).toBe(false);
   });
 
+  it('builds the built-in chat in a folder without a config, into that folder', async () => {
+    const result = await cli(['build'], user);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(user, 'dist/cloudbase/index.mjs'), 'utf8')).toContain('Welcome to ');
+    expect(JSON.parse(await readFile(join(user, 'dist/cloudbaserc.json'), 'utf8')).functions[0]).toMatchObject({ name: 'cloudsocket', envVariables: { ACCESS_PATH: '/chat' } });
+    expect(existsSync(join(user, 'dist/cloudbase/public/index.html'))).toBe(true);
+  });
+
   describe('a project made by `cloudsocket init`', () => {
     beforeAll(async () => {
       app = join(work, 'my-counter');
