@@ -1,8 +1,9 @@
 /** How much each scenario does in a full run and in a quick one. */
 import type { BroadcastCase } from './broadcast.js';
+import type { HostilePlan } from './hostile.js';
 
-export type ScenarioName = 'broadcast' | 'idle' | 'aws';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws'];
+export type ScenarioName = 'broadcast' | 'idle' | 'aws' | 'hostile';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws', 'hostile'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';
@@ -11,6 +12,8 @@ export interface BenchPlan {
   broadcastRounds: number;
   idleConnections: number;
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
+  /** Malformed inputs per target and kind; 10,000 a target in a full run. */
+  hostile: { cloudbase: HostilePlan; aws: HostilePlan };
   /** Said in the output, so a quick run's figures are never mistaken for a full run's. */
   notes: string[];
 }
@@ -29,6 +32,11 @@ export const FULL_PLAN: BenchPlan = {
   broadcastRounds: 3,
   idleConnections: 10_000,
   aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
+  // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
+  hostile: {
+    cloudbase: { garbage: 2500, targets: 2500, framing: 2500, json: 2500 },
+    aws: { garbage: 3000, targets: 3000, framing: 1000, json: 3000 },
+  },
   notes: [],
 };
 
@@ -41,6 +49,10 @@ export const QUICK_PLAN: BenchPlan = {
   broadcastRounds: 1,
   idleConnections: 5_000,
   aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
+  hostile: {
+    cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },
+    aws: { garbage: 300, targets: 300, framing: 100, json: 300 },
+  },
   notes: [
     'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000); run `npm run bench` for the full figures',
   ],

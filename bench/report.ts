@@ -69,6 +69,22 @@ export function formatReport(report: BenchReport): string {
     out.push(`Ratio cloudsocket ÷ raw ws: RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);
   }
 
+  if (report.hostile) {
+    out.push('', 'Hostile input: malformed inputs per target beside a chatting pair (right answer: the HTTP status or close code it should get, or an error frame)');
+    out.push(
+      table(
+        ['target', 'kind', 'sent', 'right', 'wrong (examples)'],
+        report.hostile.flatMap((run) => run.categories.map((c) => [run.target, c.category, c.sent, c.rightAnswers, c.wrong.join('; ') || '-'])),
+      ),
+    );
+    out.push(
+      table(
+        ['target', 'up after', 'fds before→after', 'room before→after', 'bystanders received/sent', 'seconds'],
+        report.hostile.map((run) => [run.target, run.alive ? 'yes' : 'NO', `${run.fdsBefore}→${run.fdsAfter}`, `${run.roomBefore}→${run.roomAfter}`, `${run.bystanderReceived}/${run.bystanderSent}`, run.durationSeconds]),
+      ),
+    );
+  }
+
   if (report.aws) {
     out.push('', 'AWS target through the emulator and dynalite, per chat message (counted at the servers)');
     out.push(

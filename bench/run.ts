@@ -2,6 +2,7 @@
  * Runs the scenarios of a plan one after another, each server alone on the
  * machine while it is measured, and gathers the figures and their ratios.
  */
+import { runHostile, type HostileRun } from './hostile.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,7 @@ export interface BenchReport {
   broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
   idle?: { runs: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
+  hostile?: HostileRun[];
   /** Scenarios that could not run, and why. */
   failures: Partial<Record<ScenarioName, string>>;
   targets: TargetCheck[];
@@ -127,6 +129,11 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
         } finally {
           await variants.remove();
         }
+      });
+    }
+    if (options.scenarios.includes('hostile')) {
+      await attempt(report, 'hostile', async () => {
+        report.hostile = await runHostile(plan.hostile, progress);
       });
     }
   } finally {
@@ -213,6 +220,16 @@ function checkTargets(report: BenchReport): TargetCheck[] {
   if (report.idle) {
     const { rssVsRawWs, heapVsRawWs } = report.idle.ratios;
     checks.push({ target: 'memory per idle connection ≤ 1.25× raw ws (RSS)', measured: `${rssVsRawWs ?? 'n/a'}× (V8 heap ${heapVsRawWs ?? 'n/a'}×)`, met: rssVsRawWs !== null && rssVsRawWs <= 1.25 });
+  }
+  for (const run of report.hostile ?? []) {
+    const sent = run.categories.reduce((total, c) => total + c.sent, 0);
+    const right = run.categories.reduce((total, c) => total + c.rightAnswers, 0);
+    checks.push({
+      target: `${run.target}: ${sent.toLocaleString('en-US')} malformed inputs answered as they should, server up, fds and registry back, 0 lost for bystanders`,
+      measured: `${right}/${sent} right answers, ${run.alive ? 'up' : 'DOWN'}, fds ${run.fdsBefore}→${run.fdsAfter}, room ${run.roomBefore}→${run.roomAfter}, bystanders ${run.bystanderReceived}/${run.bystanderSent}`,
+      // A few descriptors may come and go with keep-alive connections to the emulator's own DynamoDB.
+      met: right === sent && run.alive && run.fdsAfter <= run.fdsBefore + 10 && run.roomAfter === run.roomBefore && run.bystanderReceived === run.bystanderSent,
+    });
   }
   if (report.aws) {
     const scans = report.aws.rooms.reduce((total, room) => total + room.scans, 0);
