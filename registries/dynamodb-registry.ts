@@ -7,9 +7,12 @@
  * Items (partition key `pk`, see infra/aws/template.yaml ConnectionsTable):
  *   conn#{connectionId}  the ConnectionRecord; carries `room` and `clientId`,
  *                        so it appears in both indexes (byRoom, byClientId).
- *   client#{clientId}    the claim that makes a clientId unique: `owner` is the
- *                        connectionId holding it. It has neither `room` nor
- *                        `clientId`, so the indexes never see it.
+ *   client#{nameKey}     the claim that makes a clientId unique, and with it
+ *                        every name that looks like it (shared/names.ts):
+ *                        `owner` is the connectionId holding it. It has
+ *                        neither `room` nor `clientId`, so the indexes never
+ *                        see it. One claim is enough, as equal clientIds have
+ *                        equal keys; for most names the key is the clientId.
  * Both carry `expiresAt` (epoch seconds) for DynamoDB's TTL, so the entries of
  * a connection whose `$disconnect` never came disappear by themselves. TTL
  * deletes lazily (up to days late), so every read also ignores expired items.
@@ -89,7 +92,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   }
 
   /**
-   * Claims the clientId first, then stores the connection. Without
+   * Claims the nameKey first, then stores the connection. Without
    * transactions the two writes can be interleaved with other connects, so
    * each is conditional and a failed second write gives the claim back.
    */
@@ -100,7 +103,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       this.client.send(
         new PutItemCommand({
           TableName: this.tableName,
-          Item: { [PARTITION_KEY]: s(claimKey(record.clientId)), owner: s(record.connectionId), [TTL_ATTRIBUTE]: n(expiresAt) },
+          Item: { [PARTITION_KEY]: s(claimKey(record.nameKey)), owner: s(record.connectionId), [TTL_ATTRIBUTE]: n(expiresAt) },
           ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :now',
           ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
           ExpressionAttributeValues: { ':now': n(nowSeconds) },
@@ -123,10 +126,10 @@ export class DynamoDbRegistry implements ConnectionRegistry {
         ),
       );
     } catch (error) {
-      await this.releaseClaim(record.clientId, record.connectionId).catch(() => undefined);
+      await this.releaseClaim(record.nameKey, record.connectionId).catch(() => undefined);
       throw error;
     }
-    if (!stored) await this.releaseClaim(record.clientId, record.connectionId);
+    if (!stored) await this.releaseClaim(record.nameKey, record.connectionId);
     return stored;
   }
 
@@ -187,14 +190,14 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     return result?.touched;
   }
 
-  /** Deletes the connection, then gives its clientId back. */
+  /** Deletes the connection, then gives its name back. */
   async remove(connectionId: string): Promise<ConnectionRecord | undefined> {
     const { Attributes } = await this.client.send(
       new DeleteItemCommand({ TableName: this.tableName, Key: connectionKey(connectionId), ReturnValues: 'ALL_OLD' }),
     );
     if (!Attributes) return undefined;
     const record = toRecord(Attributes);
-    await this.releaseClaim(record.clientId, connectionId);
+    await this.releaseClaim(record.nameKey, connectionId);
     return this.isLive(Attributes) ? record : undefined;
   }
 
@@ -278,7 +281,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { [PARTITION_KEY]: s(claimKey(record.clientId)) },
+          Key: { [PARTITION_KEY]: s(claimKey(record.nameKey)) },
           UpdateExpression: 'SET #expiresAt = :expiresAt',
           ConditionExpression: '#owner = :owner',
           ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE, '#owner': 'owner' },
@@ -289,12 +292,12 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   }
 
   /** Deletes the claim only if this connection still holds it; someone may have taken it over after expiry. */
-  private async releaseClaim(clientId: string, owner: string): Promise<void> {
+  private async releaseClaim(nameKey: string, owner: string): Promise<void> {
     await this.conditionally(
       this.client.send(
         new DeleteItemCommand({
           TableName: this.tableName,
-          Key: { [PARTITION_KEY]: s(claimKey(clientId)) },
+          Key: { [PARTITION_KEY]: s(claimKey(nameKey)) },
           ConditionExpression: '#owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': s(owner) },
@@ -388,8 +391,8 @@ function connectionKey(connectionId: string): Item {
   return { [PARTITION_KEY]: s(`conn#${connectionId}`) };
 }
 
-function claimKey(clientId: string): string {
-  return `client#${clientId}`;
+function claimKey(nameKey: string): string {
+  return `client#${nameKey}`;
 }
 
 function toItem(record: ConnectionRecord, expiresAt: number): Item {
@@ -397,6 +400,7 @@ function toItem(record: ConnectionRecord, expiresAt: number): Item {
     ...connectionKey(record.connectionId),
     connectionId: s(record.connectionId),
     clientId: s(record.clientId),
+    nameKey: s(record.nameKey),
     room: s(record.room),
     connectedAt: n(record.connectedAt),
     lastActiveAt: n(record.lastActiveAt),
@@ -412,6 +416,8 @@ function toRecord(item: Item): ConnectionRecord {
   return {
     connectionId: str(item.connectionId),
     clientId: str(item.clientId),
+    // Items written before names had keys claimed `client#{clientId}`; that is the claim to give back.
+    nameKey: item.nameKey?.S ?? str(item.clientId),
     room: str(item.room),
     connectedAt: num(item.connectedAt),
     lastActiveAt: num(item.lastActiveAt),

@@ -3,13 +3,17 @@
  * index.html with its stylesheet and the esbuild bundle of page.ts (and the
  * reconnecting client it imports) inlined, so the page needs no other request
  * and also works opened from disk. Every server that shows the page (the
- * CloudBase target, the AWS emulator, the build) takes it from here.
+ * CloudBase target, the AWS emulator, the build) takes it from here. Its
+ * Content-Security-Policy is written into it here, from the hashes of what
+ * was inlined (shared/page-headers.ts).
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { encodeAttribute, pagePolicy } from '../shared/page-headers.js';
 
 export interface PageOptions {
   /** The WebSocket URL the page's server field starts with; absent, the page derives it from its own address. */
@@ -18,6 +22,7 @@ export interface PageOptions {
 
 const pageDir = fileURLToPath(new URL('../clients/page/', import.meta.url));
 
+const CHARSET_TAG = '<meta charset="utf-8">';
 const STYLESHEET_TAG = '<link rel="stylesheet" href="page.css">';
 const SCRIPT_TAG = '<script src="page.js"></script>';
 
@@ -31,7 +36,7 @@ export async function loadPage(options: PageOptions = {}): Promise<string> {
   });
   const html = await built;
   if (!options.defaultUrl) return html;
-  const meta = `<meta name="cloudsocket-url" content="${escapeAttribute(options.defaultUrl)}">`;
+  const meta = `<meta name="cloudsocket-url" content="${encodeAttribute(options.defaultUrl)}">`;
   return html.replace('<head>', () => `<head>\n${meta}`);
 }
 
@@ -55,15 +60,22 @@ async function buildPage(): Promise<string> {
   ]);
   const script = bundle.outputFiles[0]?.text;
   if (script === undefined) throw new Error('esbuild produced no bundle for clients/page/page.ts');
-  for (const tag of [STYLESHEET_TAG, SCRIPT_TAG]) {
+  for (const tag of [CHARSET_TAG, STYLESHEET_TAG, SCRIPT_TAG]) {
     if (!template.includes(tag)) throw new Error(`clients/page/index.html must contain ${tag}`);
   }
+  // The hashes cover the exact text between the tags, so it is fixed before they are taken.
+  const style = `\n${css}`;
+  const inlineScript = `\n${script.replace(/<\/script/gi, '<\\/script')}`;
+  const policy = pagePolicy({ script: sha256Source(inlineScript), style: sha256Source(style) });
+  // Before the stylesheet and script, which a policy met later would not cover.
+  const policyTag = `<meta http-equiv="Content-Security-Policy" content="${encodeAttribute(policy)}">`;
   // Functions as replacements: the bundle is full of `$`, which a replacement string would interpret.
   return template
-    .replace(STYLESHEET_TAG, () => `<style>\n${css}</style>`)
-    .replace(SCRIPT_TAG, () => `<script>\n${script.replace(/<\/script/gi, '<\\/script')}</script>`);
+    .replace(CHARSET_TAG, () => `${CHARSET_TAG}\n${policyTag}`)
+    .replace(STYLESHEET_TAG, () => `<style>${style}</style>`)
+    .replace(SCRIPT_TAG, () => `<script>${inlineScript}</script>`);
 }
 
-function escapeAttribute(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+function sha256Source(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }

@@ -22,6 +22,7 @@ import {
   UnknownTypeError,
 } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { nameKey, normalizeName } from './names.js';
 import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, type ServerFrame } from './protocol.js';
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
@@ -79,9 +80,9 @@ export class Engine {
   async admit(request: HandshakeRequest): Promise<Admission> {
     try {
       this.checkOrigin(request.headers.origin);
-      const requestedId = nonEmpty(request.query.clientId);
+      const requestedId = nameFrom(request.query.clientId);
       if (requestedId !== undefined && !isValidName(requestedId)) throw new InvalidClientIdError();
-      const room = nonEmpty(request.query.room) ?? DEFAULT_ROOM;
+      const room = nameFrom(request.query.room) ?? DEFAULT_ROOM;
       if (!isValidName(room)) throw new InvalidRoomHandshakeError();
 
       let identity: JsonObject = {};
@@ -91,8 +92,8 @@ export class Engine {
         if (!decision.allow) throw new UnauthorizedError(decision.reason);
         identity = decision.identity ?? {};
         if (decision.clientId !== undefined) {
-          if (!isValidName(decision.clientId)) throw new InvalidClientIdError();
-          clientId = decision.clientId;
+          clientId = normalizeName(decision.clientId);
+          if (!isValidName(clientId)) throw new InvalidClientIdError();
         }
       }
 
@@ -100,6 +101,7 @@ export class Engine {
       const base: ConnectionRecord = {
         connectionId: request.connectionId,
         clientId: '',
+        nameKey: '',
         room,
         connectedAt: now,
         lastActiveAt: now,
@@ -108,7 +110,8 @@ export class Engine {
         rate: freshRateState(now),
       };
       for (const candidate of clientIdCandidates(clientId)) {
-        const record = { ...base, clientId: candidate };
+        // A taken key (the same name, or one that looks like it) moves on to the next variant.
+        const record = { ...base, clientId: candidate, nameKey: nameKey(candidate) };
         if (await this.registry.add(record)) {
           this.logger.info('connect', { connectionId: record.connectionId, clientId: candidate, room });
           return { ok: true, record };
@@ -244,7 +247,7 @@ export class Engine {
       reply: (frame) => engine.send(record.connectionId, frame).then(() => undefined),
       broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
       sendToClient: async (clientId, frame) => {
-        const target = await engine.registry.findByClientId(clientId);
+        const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;
         return (await engine.send(target.connectionId, frame)) === 'sent';
       },
@@ -332,8 +335,9 @@ export class Engine {
   }
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
+/** A query name in the form names are kept in; absent or empty is undefined. */
+function nameFrom(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : normalizeName(value);
 }
 
 function* clientIdCandidates(requested: string | undefined): Generator<string> {

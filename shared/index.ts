@@ -11,3 +11,4 @@ export * from './registry.js';
 export * from './settings.js';
 export * from './transport.js';
 export * from './config.js';
+export * from './names.js';

@@ -8,6 +8,7 @@ import { consumeToken, type RateLimit } from './rate-limit.js';
 export class MemoryRegistry implements ConnectionRegistry {
   private readonly byConnection = new Map<string, ConnectionRecord>();
   private readonly byClientId = new Map<string, ConnectionRecord>();
+  private readonly byNameKey = new Set<string>();
   private readonly rooms = new Map<string, Map<string, ConnectionRecord>>();
 
   get size(): number {
@@ -15,10 +16,11 @@ export class MemoryRegistry implements ConnectionRegistry {
   }
 
   async add(record: ConnectionRecord): Promise<boolean> {
-    if (this.byClientId.has(record.clientId) || this.byConnection.has(record.connectionId)) return false;
+    if (this.byNameKey.has(record.nameKey) || this.byClientId.has(record.clientId) || this.byConnection.has(record.connectionId)) return false;
     const stored = { ...record, rate: { ...record.rate } };
     this.byConnection.set(stored.connectionId, stored);
     this.byClientId.set(stored.clientId, stored);
+    this.byNameKey.add(stored.nameKey);
     this.roomOf(stored.room).set(stored.connectionId, stored);
     return true;
   }
@@ -68,6 +70,7 @@ export class MemoryRegistry implements ConnectionRegistry {
     if (!record) return undefined;
     this.byConnection.delete(connectionId);
     this.byClientId.delete(record.clientId);
+    this.byNameKey.delete(record.nameKey);
     this.leaveRoom(record);
     return record;
   }

@@ -10,10 +10,17 @@ export const MAX_FRAME_BYTES = 128 * 1024;
 export const DEFAULT_ROOM = 'lobby';
 
 const NAME_PATTERN = /^[\p{L}\p{N}_-]{1,32}$/u;
+/**
+ * Letters that draw nothing (the Hangul fillers are letters, yet invisible)
+ * would let two names look identical. The bidirectional controls (U+202A-202E,
+ * U+2066-2069, U+200E/200F, U+061C) are format characters, outside the
+ * alphabet already; they are default-ignorable too, so this rule names them again.
+ */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 
-/** clientIds and rooms share one alphabet: 1-32 Unicode letters, digits, `_` or `-`. */
+/** clientIds and rooms share one alphabet: 1-32 Unicode letters, digits, `_` or `-`, none of them invisible. */
 export function isValidName(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= 64 && NAME_PATTERN.test(value);
+  return typeof value === 'string' && value.length <= 64 && NAME_PATTERN.test(value) && !INVISIBLE.test(value);
 }
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

@@ -5,8 +5,13 @@ import type { RateLimit, RateState } from './rate-limit.js';
 export interface ConnectionRecord {
   /** The platform's id for the socket (ours on CloudBase, API Gateway's on AWS). */
   connectionId: string;
-  /** The name other clients see; unique among live connections. */
+  /** The name other clients see, in NFKC. */
   clientId: string;
+  /**
+   * `nameKey(clientId)` (shared/names.ts): names that look alike share it.
+   * Unique among live connections, so clientIds are too.
+   */
+  nameKey: string;
   room: string;
   /** Epoch ms. */
   connectedAt: number;
@@ -31,7 +36,10 @@ export interface TouchResult {
  * test/registry-suite.ts.
  */
 export interface ConnectionRegistry {
-  /** Stores the record unless its clientId belongs to another live connection; then false. */
+  /**
+   * Stores the record unless its nameKey belongs to another live connection;
+   * then false. Checking the nameKey is enough: equal clientIds have equal keys.
+   */
   add(record: ConnectionRecord): Promise<boolean>;
   get(connectionId: string): Promise<ConnectionRecord | undefined>;
   findByClientId(clientId: string): Promise<ConnectionRecord | undefined>;

@@ -6,6 +6,7 @@
  */
 import { route, type Route } from './app.js';
 import { InvalidRoomError } from './errors.js';
+import { normalizeName } from './names.js';
 import { isValidName, stringField } from './protocol.js';
 
 export const coreRoutes = {
@@ -15,7 +16,7 @@ export const coreRoutes = {
   }),
   join: route({
     parse: (fields) => {
-      const room = stringField(fields, 'room');
+      const room = normalizeName(stringField(fields, 'room'));
       if (!isValidName(room)) throw new InvalidRoomError();
       return room;
     },

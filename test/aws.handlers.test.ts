@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
+import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { dynamoClient } from './support/dynalite.js';
@@ -212,6 +213,7 @@ function record(connectionId: string, clientId: string) {
   return {
     connectionId,
     clientId,
+    nameKey: nameKey(clientId),
     room: 'lobby',
     connectedAt: now,
     lastActiveAt: now,

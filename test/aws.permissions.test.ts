@@ -15,6 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
+import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
 import { loadTemplate } from '../scripts/aws-template.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
@@ -109,7 +110,8 @@ async function member(room: string) {
 async function lostConnection(room: string): Promise<string> {
   const connectionId = gatewayId();
   const longAgo = Date.now() - 10 * 60_000;
-  const record = { connectionId, clientId: uniqueName('lost'), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo) };
+  const clientId = uniqueName('lost');
+  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo) };
   expect(await registry.add(record)).toBe(true);
   return connectionId;
 }

@@ -94,6 +94,12 @@ async function start(target: Target, port?: number): Promise<RunningTarget> {
 async function openPage(url: string, viewport = { width: 1100, height: 720 }): Promise<Page> {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   contexts.push(context);
+  // Every Content-Security-Policy refusal on the page, from its first moment.
+  await context.addInitScript(() => {
+    const refused: string[] = [];
+    (window as { __refused?: string[] }).__refused = refused;
+    document.addEventListener('securitypolicyviolation', (event) => refused.push(`${event.effectiveDirective} ${event.blockedURI}`));
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   await page.goto(url);
@@ -117,7 +123,79 @@ async function say(page: Page, text: string): Promise<void> {
   await page.press('#text', 'Enter');
 }
 
+const refusals = (page: Page) => page.evaluate(() => [...((window as { __refused?: string[] }).__refused ?? [])]);
+
+/**
+ * The page's policy is in force: nothing the page itself does was refused,
+ * and a script injected into it (as an XSS would) does not run.
+ */
+async function expectPolicyEnforced(page: Page): Promise<void> {
+  expect(await refusals(page)).toEqual([]);
+  expect(
+    await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = '(window).__injected = true';
+      document.body.append(script);
+      return (window as { __injected?: boolean }).__injected ?? false;
+    }),
+  ).toBe(false);
+  await page.waitForFunction(() => ((window as { __refused?: string[] }).__refused ?? []).length > 0);
+  // Once per policy in force: the header's and the meta tag's when served, the meta tag's from disk.
+  expect(new Set(await refusals(page))).toEqual(new Set(['script-src-elem inline']));
+}
+
+/**
+ * Where each character of `text` (found in one text node under `selector`) is
+ * drawn, left edge in px, in the order the characters are stored: rising
+ * means left to right.
+ */
+async function charPositions(page: Page, selector: string, text: string): Promise<number[]> {
+  return page.locator(selector).evaluate((root, wanted) => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const start = node.textContent!.indexOf(wanted);
+      if (start < 0) continue;
+      return Array.from(wanted, (_char, i) => {
+        const range = document.createRange();
+        range.setStart(node!, start + i);
+        range.setEnd(node!, start + i + 1);
+        return range.getBoundingClientRect().left;
+      });
+    }
+    throw new Error(`no text node holds ${wanted}`);
+  }, text);
+}
+
+const rising = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+const falling = (xs: number[]) => xs.every((x, i) => i === 0 || x < xs[i - 1]!);
+
 describe.each(targets)('the chat page served by $name', (target) => {
+  it('comes with its security headers, and its policy lets the page chat and refuses injected script', async () => {
+    const server = await start(target);
+    const page = await openPage(server.pageUrl);
+    const response = await page.reload();
+    const headers = response!.headers();
+    expect(headers['x-content-type-options']).toBe('nosniff');
+    expect(headers['x-frame-options']).toBe('DENY');
+    const policy = headers['content-security-policy']!;
+    expect(policy).toMatch(/^default-src 'none'; script-src 'sha256-[\w+/]+=*'; style-src 'sha256-[\w+/]+=*'; connect-src ws: wss:;/);
+    expect(policy).toContain("frame-ancestors 'none'");
+    expect(policy).not.toContain('unsafe-inline');
+    // The same policy inside the page, for a copy opened from disk.
+    const meta = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+    expect(`${meta}; frame-ancestors 'none'`).toBe(policy);
+
+    const { client: peer } = await TestClient.join(server.socketUrl);
+    const kim = uniqueName('kim');
+    await connectAs(page, kim);
+    await say(page, 'styled and scripted');
+    expect(await peer.next('chat')).toMatchObject({ clientId: kim, message: 'styled and scripted' });
+    // The stylesheet applied: own messages are pushed to the right.
+    expect(await message(page, 'li.own', 'styled and scripted').evaluate((item) => getComputedStyle(item).alignSelf)).toBe('flex-end');
+    await expectPolicyEnforced(page);
+    await peer.close();
+  });
+
   it('fills in its own server, and two pages chat, see each other, ping, and talk in private', async () => {
     const server = await start(target);
     const alice = uniqueName('alice');
@@ -252,7 +330,36 @@ describe('the chat page', () => {
     await connectAs(page, henry);
     await say(page, 'from a file');
     expect(await peer.next('chat')).toMatchObject({ clientId: henry, message: 'from a file' });
+    // No server to send headers: the page's own meta policy is what protects it.
+    await expectPolicyEnforced(page);
     await peer.close();
+  });
+
+  it('keeps a right-to-left override inside the message or error that carries it', async () => {
+    const server = await start(restartable);
+    const page = await openPage(server.pageUrl);
+    await connectAs(page, uniqueName('viewer'));
+    const { client: mallory } = await TestClient.join(withQuery(server.socketUrl, { clientId: uniqueName('mallory') }));
+    // U+202E with no closing U+202C: everything after it would be drawn backwards.
+    const spoof = '\u202Egnp.exe';
+    mallory.send({ type: 'chat', content: spoof });
+    mallory.send({ type: 'chat', content: 'after the override' });
+    const spoofed = message(page, 'li.others', 'gnp.exe');
+    await message(page, 'li.others', 'after the override').waitFor();
+    expect(await spoofed.locator('.text').textContent()).toBe(spoof);
+
+    // Within its own message the sender's override holds, as written ...
+    expect(falling(await charPositions(page, '#messages li.others:nth-last-child(2) .text', 'gnp.exe'))).toBe(true);
+    // ... and goes no further: not into that message's name and time, nor the next message.
+    const [from, time] = await Promise.all(['.from', 'time'].map(async (part) => (await spoofed.locator(part).boundingBox())!.x));
+    expect(from).toBeLessThan(time!);
+    expect(rising(await charPositions(page, '#messages li.others:last-child .text', 'after the override'))).toBe(true);
+
+    // An error that quotes the override (the name asked for) still reads its code in order.
+    await say(page, '/msg \u202Eevil hi');
+    await message(page, 'li.system.error', 'recipient_not_found').waitFor();
+    expect(rising(await charPositions(page, '#messages li.system.error:last-child', '(recipient_not_found)'))).toBe(true);
+    await mallory.close();
   });
 
   it('rejects a bad server URL or clientId with a message instead of connecting', async () => {

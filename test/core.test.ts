@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkContent, MessageTooLargeError } from '../apps/chat/index.js';
 import { ConfigError, InvalidMessageError } from '../shared/errors.js';
+import { nameKey, normalizeName } from '../shared/names.js';
 import { isValidName, parseFrame } from '../shared/protocol.js';
 import { consumeToken, freshRateState, type RateLimit, type RateState } from '../shared/rate-limit.js';
 import { readCoreSettings } from '../shared/settings.js';
@@ -71,6 +72,44 @@ describe('frame parsing', () => {
   it('accepts names of Unicode letters, digits, _ and -, 1 to 32 characters', () => {
     for (const name of ['a', 'Zoë', '李雷', 'user_1-b', 'x'.repeat(32), '١٢٣']) expect(isValidName(name), name).toBe(true);
     for (const name of ['', 'x'.repeat(33), 'a b', 'a/b', 'a.b', '<script>', 'tab\t']) expect(isValidName(name), name).toBe(false);
+  });
+
+  it('refuses every bidirectional control and every invisible letter in a name', () => {
+    const bidi = [0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c];
+    // The Hangul fillers are letters (Lo) that draw nothing.
+    const invisible = [0x115f, 0x1160, 0x3164, 0xffa0, 0x200b, 0x2060, 0xfeff];
+    for (const code of [...bidi, ...invisible]) {
+      const char = String.fromCodePoint(code);
+      for (const name of [`eve${char}`, `${char}eve`, `e${char}ve`]) expect(isValidName(name), code.toString(16)).toBe(false);
+      // Nor does NFKC, which admission applies first, turn one into a letter.
+      expect(isValidName(`eve${char}`.normalize('NFKC')), code.toString(16)).toBe(false);
+    }
+  });
+});
+
+describe('names', () => {
+  it('gives look-alike names one key and different names different keys', () => {
+    const alice = nameKey('alice');
+    // Cyrillic а, Cyrillic і, Greek ο, full-width letters, a ligature and a Roman numeral ⅼ.
+    for (const name of ['\u0430lice', 'al\u0456ce', 'ａｌｉｃｅ', 'a\u217Cice', 'aIice', 'a1ice']) expect(nameKey(name), name).toBe(alice);
+    expect(nameKey('b\u03BFb')).toBe(nameKey('bob'));
+    expect(nameKey('ﬁona')).toBe(nameKey('fiona'));
+    expect(nameKey('mike')).toBe(nameKey('rnike'));
+    expect(nameKey('ОLEG')).toBe(nameKey('0LEG'));
+    // Cyrillic ё decomposes to е and a diaeresis: the same as Latin ë, not as plain e.
+    expect(nameKey('zo\u0451')).toBe(nameKey('zoë'));
+    expect(nameKey('zoë')).not.toBe(nameKey('zoe'));
+    for (const [a, b] of [['alice', 'alicia'], ['alice', 'Alice'], ['bob', 'b0b'], ['李雷', '李電'], ['user_1', 'user-1']] as const) expect(nameKey(a), `${a} ${b}`).not.toBe(nameKey(b));
+  });
+
+  it('is a key of a key: folding twice changes nothing', () => {
+    for (const name of ['\u0430lice', 'ΜΙΚΕ', 'mmm', 'ｏｌｇａ', 'zo\u0451', '李雷']) expect(nameKey(nameKey(name)), name).toBe(nameKey(name));
+  });
+
+  it('keeps names in NFKC', () => {
+    expect(normalizeName('ａｌｉｃｅ')).toBe('alice');
+    expect(normalizeName('ﬁ')).toBe('fi');
+    expect(normalizeName('李雷')).toBe('李雷');
   });
 });
 

@@ -4,6 +4,7 @@
  * empty registry from `create`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nameKey } from '../shared/names.js';
 import { consumeToken, freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from '../shared/registry.js';
 
@@ -43,6 +44,7 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
     const record = (clientId: string, room = 'lobby', overrides: Partial<ConnectionRecord> = {}): ConnectionRecord => ({
       connectionId: `conn-${++serial}-${clientId}=`,
       clientId,
+      nameKey: nameKey(clientId),
       room,
       connectedAt: base,
       lastActiveAt: base,
@@ -98,6 +100,33 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
         await registry.remove(first.connectionId);
         const second = await added('alice');
         expect((await registry.findByClientId('alice'))?.connectionId).toBe(second.connectionId);
+      });
+
+      // Cyrillic а (U+0430) and Latin a: different clientIds, one nameKey.
+      const lookAlike = '\u0430lice';
+
+      it('refuses a clientId whose nameKey a live connection holds, and finds neither by the other', async () => {
+        const alice = await added('alice');
+        const impostor = record(lookAlike);
+        expect(impostor.nameKey).toBe(alice.nameKey);
+        expect(await registry.add(impostor)).toBe(false);
+        expect(await registry.get(impostor.connectionId)).toBeUndefined();
+        expect(await registry.findByClientId(lookAlike)).toBeUndefined();
+        expect((await registry.findByClientId('alice'))?.connectionId).toBe(alice.connectionId);
+      });
+
+      it('gives exactly one of simultaneous claims of look-alike clientIds', async () => {
+        const contenders = ['alice', lookAlike, 'al\u0456ce', 'a\u217Cice'].map((clientId) => record(clientId));
+        const results = await Promise.all(contenders.map((c) => registry.add(c)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('frees the nameKey with its holder, for a look-alike to take', async () => {
+        const alice = await added('alice');
+        expect((await registry.remove(alice.connectionId))?.nameKey).toBe(alice.nameKey);
+        const second = await added(lookAlike);
+        expect(await registry.get(second.connectionId)).toEqual(second);
+        expect(await registry.add(record('alice'))).toBe(false);
       });
     });
 

@@ -1,6 +1,7 @@
-import { GetItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import { nameKey } from '../shared/names.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
@@ -61,6 +62,7 @@ describe('DynamoDbRegistry specifics', () => {
   const record = (clientId: string, room = 'lobby'): ConnectionRecord => ({
     connectionId: `Jx${++serial}cdEFgh=`,
     clientId,
+    nameKey: nameKey(clientId),
     room,
     connectedAt: now,
     lastActiveAt: now,
@@ -158,6 +160,34 @@ describe('DynamoDbRegistry specifics', () => {
       [TTL_ATTRIBUTE]: expect.objectContaining({ N: expect.any(String) }),
     });
     expect(await registry.countRoom('lobby')).toBe(1);
+  });
+
+  it('claims the nameKey, so one item keeps out every look-alike of a clientId', async () => {
+    const mike = record('mike');
+    expect(mike.nameKey).toBe('rnike');
+    await registry.add(mike);
+    expect((await rawItem('client#rnike'))?.owner).toEqual({ S: mike.connectionId });
+    expect(await rawItem('client#mike')).toBeUndefined();
+    expect(await registry.add(record('rnike'))).toBe(false);
+  });
+
+  it('gives back the clientId claim of an item stored without a nameKey', async () => {
+    const old = record('mike');
+    // As a registry before nameKeys wrote it: no nameKey attribute, the claim under the clientId.
+    const expiresAt = { N: String(Math.floor(now / 1000) + TTL_SECONDS) };
+    await client.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: 'client#mike' }, owner: { S: old.connectionId }, [TTL_ATTRIBUTE]: expiresAt } }));
+    await client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: {
+          pk: { S: `conn#${old.connectionId}` }, connectionId: { S: old.connectionId }, clientId: { S: 'mike' }, room: { S: 'lobby' },
+          connectedAt: { N: String(now) }, lastActiveAt: { N: String(now) }, sourceIp: { S: '' }, identity: { S: '{}' },
+          tat: { N: String(now) }, strikes: { N: '0' }, [TTL_ATTRIBUTE]: expiresAt,
+        },
+      }),
+    );
+    expect((await registry.remove(old.connectionId))?.clientId).toBe('mike');
+    expect(await rawItem('client#mike')).toBeUndefined();
   });
 });
 

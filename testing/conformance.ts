@@ -103,18 +103,50 @@ export function conformanceSuite(target: string, baseUrl: () => string, options:
         await closeAll();
       });
 
+      it('gives a look-alike of a live clientId a numbered variant, as if it were the same name', async () => {
+        const room = uniqueName('room');
+        const clientId = uniqueName('alice');
+        // Cyrillic а (U+0430) for the Latin a: the same letters to a reader.
+        const impostor = `\u0430${clientId.slice(1)}`;
+        const first = await join({ clientId, room });
+        const second = await join({ clientId: impostor, room });
+        expect(first.welcome.clientId).toBe(clientId);
+        expect(second.welcome.clientId).toBe(`${impostor}-2`);
+        expect(await first.client.next('user_joined')).toMatchObject({ clientId: `${impostor}-2` });
+        await closeAll();
+      });
+
+      it('keeps clientIds and rooms in NFKC: full-width letters are the same name', async () => {
+        const room = uniqueName('room');
+        const clientId = uniqueName('bob');
+        const wide = (name: string) => name.replace(/[a-z]/g, (c) => String.fromCodePoint(c.codePointAt(0)! - 0x61 + 0xff41));
+        const first = await join({ clientId, room });
+        const second = await join({ clientId: wide(clientId), room: wide(room) });
+        expect(second.welcome).toMatchObject({ clientId: `${clientId}-2`, room, onlineCount: 2 });
+        expect(first.welcome.clientId).toBe(clientId);
+        await closeAll();
+      });
+
       it.each([
         ['a space', 'bad id'],
         ['33 characters', 'x'.repeat(33)],
         ['punctuation', 'eve!'],
+        ['a right-to-left override (U+202E)', 'eve\u202Eevil'],
+        ['a left-to-right isolate (U+2066)', '\u2066eve'],
+        ['a right-to-left mark (U+200F)', 'eve\u200F'],
+        ['an Arabic letter mark (U+061C)', 'eve\u061C'],
+        ['an invisible letter (U+3164 Hangul filler)', 'eve\u3164'],
       ])('refuses a clientId with %s: HTTP 400', async (_label, clientId) => {
         const { status, body } = await handshake({ clientId });
         expect(status).toBe(400);
         expect(body).not.toMatch(/at .*\.(ts|js|mjs):\d+/);
       });
 
-      it('refuses an invalid room: HTTP 400', async () => {
-        expect((await handshake({ room: 'no/slashes' })).status).toBe(400);
+      it.each([
+        ['a slash', 'no/slashes'],
+        ['a right-to-left override (U+202E)', 'lobby\u202E'],
+      ])('refuses a room with %s: HTTP 400', async (_label, room) => {
+        expect((await handshake({ room })).status).toBe(400);
       });
     });
 

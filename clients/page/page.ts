@@ -1,7 +1,9 @@
 /**
  * The browser chat page. Bundled by scripts/page.ts into one HTML document, so
  * it works served by a target or opened from disk. Everything a user or the
- * server wrote reaches the DOM through textContent, never as markup.
+ * server wrote reaches the DOM through textContent, never as markup, and in
+ * an element of its own that isolates its direction (`isolated`), so a
+ * bidirectional control inside it (U+202E …) cannot reorder what is around it.
  */
 import { isValidName } from '../../shared/protocol.js';
 import { CHAT_COMMANDS_HELP, parseChatInput } from '../chat-input.js';
@@ -150,7 +152,8 @@ function showFrame(frame: ChatFrame): void {
       }
       break;
     case 'error':
-      showSystem(`${frame.message} (${frame.code})`, true);
+      // The message may quote what was sent (a type, a name); the code must still read as the code.
+      showSystem([isolated(frame.message), ` (${frame.code})`], true);
       break;
     case 'pong':
       break;
@@ -208,13 +211,13 @@ function showMessage(message: ShownMessage): void {
   if (message.privateTo !== undefined) item.classList.add('private');
   const head = document.createElement('div');
   head.className = 'head';
-  const from = document.createElement('span');
+  const from = isolated(message.own ? 'you' : message.from);
   from.className = 'from';
-  from.textContent = message.own ? 'you' : message.from;
   head.append(from);
   if (message.privateTo !== undefined) {
     const label = document.createElement('span');
-    label.textContent = message.own ? `private to ${message.privateTo}` : 'private';
+    if (message.own) label.append('private to ', isolated(message.privateTo));
+    else label.textContent = 'private';
     head.append(label);
   }
   const time = document.createElement('time');
@@ -223,16 +226,25 @@ function showMessage(message: ShownMessage): void {
   head.append(time);
   const body = document.createElement('div');
   body.className = 'text';
+  // Each line takes the direction of its first strong letter (page.css), so a message in Arabic reads right to left.
+  body.dir = 'auto';
   body.textContent = message.text;
   item.append(head, body);
   append(item);
 }
 
-function showSystem(text: string, isError = false): void {
+function showSystem(text: string | Array<string | Node>, isError = false): void {
   const item = document.createElement('li');
   item.className = isError ? 'system error' : 'system';
-  item.textContent = text;
+  item.append(...(typeof text === 'string' ? [text] : text));
   append(item);
+}
+
+/** Text in a <bdi>: its direction comes from its own letters, and its controls end where it ends. */
+function isolated(text: string): HTMLElement {
+  const element = document.createElement('bdi');
+  element.textContent = text;
+  return element;
 }
 
 function append(item: HTMLLIElement): void {

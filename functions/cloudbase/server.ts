@@ -13,6 +13,7 @@ import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { MemoryRegistry } from '../../shared/memory-registry.js';
+import { pageHeaders } from '../../shared/page-headers.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
 import { InvalidRequestTargetError, parseRequestTarget } from '../../shared/request-target.js';
@@ -46,6 +47,7 @@ export class CloudbaseServer {
   readonly settings: CloudbaseSettings;
   private readonly logger: Logger;
   private readonly pagePaths: ReadonlySet<string>;
+  private readonly pageHeaders: Record<string, string> | undefined;
   private readonly transport: WsTransport;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
@@ -61,6 +63,7 @@ export class CloudbaseServer {
     this.logger = logger;
     this.registry = options.registry ?? new MemoryRegistry();
     this.pagePaths = pagePathsFor(settings.accessPath);
+    this.pageHeaders = options.page === undefined ? undefined : pageHeaders(options.page);
     this.transport = new WsTransport(settings.maxBufferedBytes, logger);
     this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
     this.wss = new WebSocketServer({
@@ -215,7 +218,7 @@ export class CloudbaseServer {
       });
     }
     if (path !== undefined && this.pagePaths.has(path) && this.options.page !== undefined) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
+      res.writeHead(200, this.pageHeaders);
       return void res.end(req.method === 'HEAD' ? undefined : this.options.page);
     }
     sendJson(res, 404, { code: 'not_found', message: `nothing at ${path}; WebSocket clients connect with an Upgrade request` });

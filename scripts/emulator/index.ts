@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
+import { pageHeaders } from '../../shared/page-headers.js';
 import { parseRequestTarget } from '../../shared/request-target.js';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-template.js';
 import { existsSync } from 'node:fs';
@@ -166,7 +167,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     if (req.method === 'GET' && (pathname === '/' || pathname === '/index.html')) {
       const { loadPage } = await import('../page.js');
       const html = await loadPage({ defaultUrl: url });
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+      res.writeHead(200, pageHeaders(html)).end(html);
       return;
     }
     sendJson(res, 404, { message: 'Not Found' });
