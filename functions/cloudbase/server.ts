@@ -173,10 +173,8 @@ export class CloudbaseServer {
     ws.on('message', (data, isBinary) => {
       this.alive.add(ws);
       if (isBinary) return ws.close(CloseCode.unsupportedData, 'binary frames are not supported');
-      this.engine.receive(connectionId, data.toString()).catch(() => {
-        // The engine has logged it; the client gets a close code, never the error.
-        ws.close(CloseCode.serverError, 'internal error');
-      });
+      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
+      this.engine.receive(connectionId, data.toString()).catch(() => undefined);
     });
     ws.on('close', (code) => {
       this.transport.sockets.delete(connectionId);
