@@ -6,7 +6,7 @@
  * WebSocket class to use (the browser's own, or `ws`) and touches no other
  * platform API.
  */
-import { CloudsocketError } from '../shared/errors.js';
+import { ClosedForAbuseError, CloseCode, CloudsocketError } from '../shared/errors.js';
 import type { ChatServerFrame } from '../apps/chat/frames.js';
 
 /**
@@ -141,6 +141,12 @@ export class ReconnectingClient {
   private assignedClientId: string | undefined;
   private wantedRoom: string | undefined;
   private latestRtt: number | undefined;
+  /**
+   * Set by a `closed_for_abuse` frame: the close that follows is final and
+   * reported as 1008 with the frame's message, whatever code it carries (on
+   * AWS it is 1000, because DeleteConnection takes no close code).
+   */
+  private finalClose: { code: number; reason: string } | undefined;
 
   constructor(options: ReconnectingClientOptions) {
     this.baseUrl = parseServerUrl(options.url);
@@ -254,6 +260,7 @@ export class ReconnectingClient {
   }
 
   private openSocket(): void {
+    this.finalClose = undefined;
     this.setState({ status: 'connecting', attempt: this.attempt });
     let socket: SocketLike;
     try {
@@ -285,6 +292,8 @@ export class ReconnectingClient {
       this.wantedRoom = frame.room;
       // Only a welcomed connection counts as a success; one that opens and dies at once keeps backing off.
       this.attempt = 0;
+    } else if (frame.type === 'error' && frame.code === ClosedForAbuseError.code) {
+      this.finalClose = { code: CloseCode.policyViolation, reason: frame.message };
     } else if (frame.type === 'pong') {
       const pending = this.pendingPings.shift();
       if (pending) {
@@ -348,6 +357,7 @@ export class ReconnectingClient {
 
   private lost(code: number, reason: string): void {
     this.dropSocket();
+    if (this.finalClose) return this.setState({ status: 'closed', ...this.finalClose, gaveUp: false });
     if (FINAL_CLOSE_CODES.has(code)) return this.setState({ status: 'closed', code, reason, gaveUp: false });
     const { reconnectAttempts, reconnectDelayMs, maxReconnectDelayMs, jitter, random } = this.settings;
     if (this.attempt >= reconnectAttempts) return this.setState({ status: 'closed', code, reason, gaveUp: reconnectAttempts > 0 });

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest, PresenceEvent, Route } from './app.js';
 import { forEachLimited } from './concurrency.js';
 import {
+  ClosedForAbuseError,
   CloseCode,
   ForbiddenOriginError,
   HandshakeError,
@@ -19,6 +20,7 @@ import {
   ProtocolError,
   RateLimitedError,
   UnauthorizedError,
+  UnavailableError,
   UnknownTypeError,
 } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
@@ -138,35 +140,46 @@ export class Engine {
 
   /**
    * Handles one text frame. Protocol errors go back to the sender as `error`
-   * frames; anything else is rethrown for the adapter to turn into a close
-   * 1011 (CloudBase) or a 500 (Lambda), after it is logged here.
+   * frames. Anything else (the registry unreachable, a handler's bug) is
+   * logged, answered to the sender with `unavailable`, and rethrown for the
+   * adapter (a Lambda answers 500; the CloudBase target keeps the connection).
    */
   async receive(connectionId: string, text: string): Promise<void> {
-    const touched = await this.registry.touch(connectionId, this.clock(), this.settings.rateLimit);
-    if (!touched) {
-      this.logger.warn('frame_from_unknown_connection', { connectionId });
-      return;
-    }
-    const { record, admitted } = touched;
-    const ctx = this.context(record);
-    if (!admitted) {
-      if (record.rate.strikes >= this.settings.rateLimit.closeAfter) {
-        this.logger.warn('rate_limit_close', { connectionId, clientId: record.clientId });
-        await ctx.close(CloseCode.policyViolation, 'rate limit exceeded');
-      } else {
-        await this.sendError(connectionId, new RateLimitedError());
-      }
-      return;
-    }
+    // Set once the frame reaches the app, so the log says whose code failed.
+    let handlerOf: string | undefined;
     try {
-      await this.dispatch(ctx, text);
-    } catch (error) {
-      if (error instanceof ProtocolError) {
-        this.logger.debug('protocol_error', { connectionId, code: error.code });
-        await this.sendError(connectionId, error);
+      const touched = await this.registry.touch(connectionId, this.clock(), this.settings.rateLimit);
+      if (!touched) {
+        this.logger.warn('frame_from_unknown_connection', { connectionId });
         return;
       }
-      this.logger.error('handler_failed', { connectionId, clientId: record.clientId, error });
+      const { record, admitted } = touched;
+      const ctx = this.context(record);
+      if (!admitted) {
+        const { closeAfter } = this.settings.rateLimit;
+        if (record.rate.strikes >= closeAfter) {
+          if (record.rate.strikes === closeAfter) this.logger.warn('rate_limit_close', { connectionId, clientId: record.clientId });
+          // Every frame over the threshold says why before it closes: frames are handled
+          // concurrently (one Lambda invocation each), and whichever closes first must have said it.
+          await this.sendError(connectionId, new ClosedForAbuseError());
+          await ctx.close(CloseCode.policyViolation, 'rate limit exceeded');
+        } else {
+          await this.sendError(connectionId, new RateLimitedError());
+        }
+        return;
+      }
+      try {
+        handlerOf = record.clientId;
+        await this.dispatch(ctx, text);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.logger.debug('protocol_error', { connectionId, code: error.code });
+        await this.sendError(connectionId, error);
+      }
+    } catch (error) {
+      if (handlerOf === undefined) this.logger.error('frame_failed', { connectionId, error });
+      else this.logger.error('handler_failed', { connectionId, clientId: handlerOf, error });
+      await this.tellUnavailable(connectionId);
       throw error;
     }
   }
@@ -332,6 +345,21 @@ export class Engine {
 
   private async sendError(connectionId: string, error: ProtocolError): Promise<void> {
     await this.send(connectionId, { type: 'error', code: error.code, message: error.message });
+  }
+
+  /**
+   * Best effort, straight to the transport: the registry may be what failed,
+   * so a 'gone' answer is not followed up. On AWS nothing else would tell the
+   * sender: API Gateway passes a route's answer on only when the route has a
+   * route response, and ours have none.
+   */
+  private async tellUnavailable(connectionId: string): Promise<void> {
+    const { code, message } = new UnavailableError();
+    try {
+      await this.transport.send(connectionId, encodeFrame({ type: 'error', code, message }, new Date(this.clock())));
+    } catch (error) {
+      this.logger.warn('unavailable_not_sent', { connectionId, error });
+    }
   }
 }
 

@@ -49,6 +49,29 @@ export class RateLimitedError extends ProtocolError {
   }
 }
 
+/**
+ * The last frame before a rate-limit close (1008). It says why, because on AWS
+ * the close cannot: DeleteConnection takes no close code, and API Gateway
+ * closes with 1000. Clients that see it do not reconnect.
+ */
+export class ClosedForAbuseError extends ProtocolError {
+  static readonly code = 'closed_for_abuse';
+  constructor() {
+    super(ClosedForAbuseError.code, 'too many messages refused in a row; the connection is being closed');
+  }
+}
+
+/**
+ * The sender's frame could not be handled: the registry was unreachable or a
+ * handler failed unexpectedly. The connection stays open and the frame may be
+ * sent again; what went wrong is in the server's log only.
+ */
+export class UnavailableError extends ProtocolError {
+  constructor() {
+    super('unavailable', 'the server could not handle this message; try again later');
+  }
+}
+
 export class InvalidRoomError extends ProtocolError {
   constructor() {
     super('invalid_room', 'room must be 1-32 letters, digits, "_" or "-"');

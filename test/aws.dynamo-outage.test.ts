@@ -1,16 +1,21 @@
 /**
  * DynamoDB going away under the running stack: the handlers' DynamoDB is a
  * TCP relay to dynalite, which the test takes down (refusing connections on
- * its port) and brings back on the same port.
+ * its port) and brings back on the same port. The CloudBase target with a
+ * DynamoDB registry goes through the same relay, so both targets are held to
+ * the same answer: an `unavailable` error frame, the connection kept.
  */
 import { EventEmitter, once } from 'node:events';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
+import { UnavailableError } from '../shared/errors.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
-import { startDynalite, type RunningDynalite } from './support/dynalite.js';
+import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
 import { startAwsEmulator } from './support/emulator.js';
+import { startSourceServer } from './support/servers.js';
 
 /** A TCP relay that can be stopped (its port then refuses connections) and restarted on the same port. */
 class Relay {
@@ -35,6 +40,10 @@ class Relay {
     });
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
+  }
+
+  get running(): boolean {
+    return this.server !== undefined;
   }
 
   async stop(): Promise<void> {
@@ -82,7 +91,19 @@ async function next(name: string, match: (...args: any[]) => boolean): Promise<a
   }
 }
 
-it('answers 500 and logs while DynamoDB is unreachable, leaks nothing to the client, and recovers when it is back', async () => {
+const UNAVAILABLE = { type: 'error', code: 'unavailable', message: new UnavailableError().message };
+
+/** Brings DynamoDB back and checks the client: served again, and nothing it got during the outage carried the lost chat or an error's insides. */
+async function expectRecovered(client: TestClient): Promise<void> {
+  await relay.start();
+  client.send({ type: 'chat', content: 'after' });
+  expect((await client.next('chat')).message).toBe('after');
+  expect(client.frames.map((frame) => frame.message)).not.toContain('during');
+  expect(JSON.stringify(client.frames)).not.toMatch(/\s+at\s|ECONNREFUSED|stack|dynamo|internal/i);
+  await client.close();
+}
+
+it('tells the sender `unavailable`, answers 500 and logs while DynamoDB is unreachable, leaks nothing, and recovers when it is back', async () => {
   const room = uniqueName('room');
   const { client } = await TestClient.join(withQuery(emulator.url, { clientId: uniqueName('o'), room }));
   client.send({ type: 'chat', content: 'before' });
@@ -92,6 +113,7 @@ it('answers 500 and logs while DynamoDB is unreachable, leaks nothing to the cli
   const failureLogged = next('function-log', (_name, line) => line.event === 'message_failed');
   const status = next('gateway-warn', (event) => event === 'message_handler_status');
   client.send({ type: 'chat', content: 'during' });
+  expect(await client.next('error')).toMatchObject(UNAVAILABLE);
   const [functionName, line] = await failureLogged;
   expect(functionName).toBe('cloudsocket-message');
   expect(line).toMatchObject({ level: 'error', event: 'message_failed' });
@@ -99,11 +121,26 @@ it('answers 500 and logs while DynamoDB is unreachable, leaks nothing to the cli
   expect(fields).toMatchObject({ routeKey: '$default', statusCode: 500 });
   expect(client.socketOpen()).toBe(true);
 
-  await relay.start();
-  client.send({ type: 'chat', content: 'after' });
-  expect((await client.next('chat')).message).toBe('after');
-  // Nothing the client received during the outage carried an error's insides.
-  expect(client.frames.map((frame) => frame.message)).not.toContain('during');
-  expect(JSON.stringify(client.frames)).not.toMatch(/\s+at\s|ECONNREFUSED|stack/i);
-  await client.close();
+  await expectRecovered(client);
+});
+
+it('on the CloudBase target with a DynamoDB registry: the same `unavailable` frame, the connection kept', async () => {
+  const tables = dynamoClient(dynalite.endpoint);
+  const table = await createConnectionsTable(tables);
+  const registry = new DynamoDbRegistry({ client: dynamoClient(`http://127.0.0.1:${relay.port}`), tableName: table.tableName, ttlSeconds: 7200 });
+  const target = await startSourceServer({}, undefined, registry);
+  try {
+    const room = uniqueName('room');
+    const { client } = await TestClient.join(withQuery(target.url, { clientId: uniqueName('c'), room }));
+    await relay.stop();
+    client.send({ type: 'chat', content: 'during' });
+    expect(await client.next('error')).toMatchObject(UNAVAILABLE);
+    expect(client.socketOpen()).toBe(true);
+    await expectRecovered(client);
+  } finally {
+    if (!relay.running) await relay.start();
+    await target.stop();
+    await table.drop();
+    tables.destroy();
+  }
 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll } from '../scripts/build.js';
 import { loadProject, type Project } from '../scripts/project.js';
 import { runArtifact, type RunningArtifact } from '../scripts/run-artifact.js';
+import { UnavailableError } from '../shared/errors.js';
 import { TestClient } from './support/client.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/throwing-app/', import.meta.url));
@@ -47,10 +48,14 @@ describe('a project with its own app', () => {
     await client.close();
   });
 
-  it("logs a route's failure with a stack trace that names the app's TypeScript line", async () => {
+  it("logs a route's failure with a stack trace that names the app's TypeScript line, and tells the sender only `unavailable`", async () => {
     const { client } = await TestClient.join(`ws://127.0.0.1:${running.port}/`);
     client.send({ type: 'boom' });
-    expect((await client.waitClosed()).code).toBe(1011);
+    const answer = await client.next('error');
+    expect(answer).toMatchObject({ code: 'unavailable', message: new UnavailableError().message });
+    expect(client.socketOpen()).toBe(true);
+    expect(JSON.stringify(client.frames)).not.toMatch(/boom from the app|\s+at\s/);
+    await client.close();
     const line = await running.waitForLine((text) => text.includes('"handler_failed"'));
     const lineOfThrow = (await readFile(join(fixture, 'src/app.ts'), 'utf8')).split('\n').findIndex((text) => text.includes('throw new Error')) + 1;
     expect(JSON.parse(line).error.stack).toContain(`src/app.ts:${lineOfThrow}:`);

@@ -5,7 +5,7 @@
 import type { MemoryRegistry } from '../shared/memory-registry.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
-import { openRawWebSocket } from './support/raw-socket.js';
+import { openRawWebSocket, rawRequest, upgradeRequest } from './support/raw-socket.js';
 import { startArtifactServer, startSourceServer, type SourceServer } from './support/servers.js';
 
 describe('liveness on the CloudBase target', () => {
@@ -88,6 +88,26 @@ describe('SIGTERM on the built artifact', () => {
     const exit = artifact.stop('SIGTERM');
     const closes = await Promise.all(clients.map((client) => client.waitClosed(5000)));
     expect(closes.map((close) => close.code)).toEqual([1012, 1012, 1012]);
+    expect(await withTimeout(exit, 5000, 'process exit after SIGTERM')).toBe(0);
+  });
+
+  it('answers newcomers with 503 shutting_down while it drains, then exits', async () => {
+    const artifact = await startArtifactServer({ LOG_LEVEL: 'info' });
+    const { port } = artifact.running;
+    // A peer that never answers the 1012 close frame holds the drain open for its grace period.
+    const stubborn = await openRawWebSocket(port, `/?clientId=${uniqueName('stubborn')}`);
+    const cutOff = new Promise<void>((resolve) => stubborn.once('close', () => resolve()));
+    const exit = artifact.stop('SIGTERM');
+    await artifact.running.waitForLine((line) => line.includes('"event":"shutdown"'));
+
+    const refused = await rawRequest(port, upgradeRequest(`/?clientId=${uniqueName('late')}`));
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toEqual({ code: 'shutting_down', message: 'server is restarting' });
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'shutting_down' });
+
+    await withTimeout(cutOff, 5000, 'the stubborn peer cut off after the grace period');
     expect(await withTimeout(exit, 5000, 'process exit after SIGTERM')).toBe(0);
   });
 });

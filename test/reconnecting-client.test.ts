@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   backoffDelay,
@@ -12,7 +12,10 @@ import {
   type ConnectionState,
   type ReconnectingClientOptions,
 } from '../clients/reconnecting-client.js';
+import type { RunningEmulator } from '../scripts/emulator/index.js';
+import { ClosedForAbuseError } from '../shared/errors.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { startAwsEmulator } from './support/emulator.js';
 import { startSourceServer, type SourceServer } from './support/servers.js';
 
 /** Everything a client reported, with a way to await the moment something shows up. */
@@ -324,6 +327,81 @@ describe('ReconnectingClient close handling', () => {
       expect(() => new ReconnectingClient({ url, WebSocket })).toThrow(InvalidServerUrlError);
     }
     expect(() => new ReconnectingClient({ url: 'https://x', WebSocket })).toThrow(expect.objectContaining({ code: 'invalid_url' }));
+  });
+});
+
+const ABUSE_MESSAGE = new ClosedForAbuseError().message;
+/** Low, so a flood reaches the close in a few frames on either target. */
+const STRICT_RATE_LIMIT = { RATE_LIMIT: '1', RATE_BURST: '5', RATE_LIMIT_CLOSE_AFTER: '3' };
+
+/** Floods until the server closes the connection, and checks the client stayed closed, never reconnecting. */
+async function floodUntilClosed(url: string): Promise<ConnectionState> {
+  const { client, events } = startClient({ url, reconnectDelayMs: 10 });
+  await events.welcomeNumber(1);
+  for (let i = 0; i < 30; i++) client.chat(`spam ${i}`);
+  const closed = await events.state('closed');
+  // Frames already on their way past the limit may each repeat it; what matters is that it came.
+  expect(events.frames).toContainEqual(expect.objectContaining({ type: 'error', code: 'closed_for_abuse', message: ABUSE_MESSAGE }));
+  expect(events.states.some((state) => state.status === 'reconnecting')).toBe(false);
+  return closed;
+}
+
+describe('ReconnectingClient closed for abuse', () => {
+  it.each([
+    ['1000, as API Gateway closes after DeleteConnection', (socket: WebSocket) => socket.close(1000)],
+    ['1011', (socket: WebSocket) => socket.close(1011, 'x')],
+    ['no close frame at all', (socket: WebSocket) => socket.terminate()],
+  ])('does not reconnect after a closed_for_abuse frame, whatever the close says: %s', async (_how, close) => {
+    let connections = 0;
+    const url = await scriptedServer((socket) => {
+      connections += 1;
+      socket.send(JSON.stringify({ type: 'welcome', clientId: 'x', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: new Date().toISOString() }));
+      socket.send(JSON.stringify({ type: 'error', code: 'closed_for_abuse', message: ABUSE_MESSAGE, timestamp: new Date().toISOString() }));
+      close(socket);
+    });
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    expect(await events.state('closed')).toEqual({ status: 'closed', code: 1008, reason: ABUSE_MESSAGE, gaveUp: false });
+    expect(events.states.map((state) => state.status)).toEqual(['connecting', 'open', 'closed']);
+    expect(connections).toBe(1);
+  });
+
+  it('still reconnects after a plain rate_limited frame and a drop', async () => {
+    let connections = 0;
+    const url = await scriptedServer((socket) => {
+      connections += 1;
+      socket.send(JSON.stringify({ type: 'welcome', clientId: 'x', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: new Date().toISOString() }));
+      if (connections > 1) return;
+      socket.send(JSON.stringify({ type: 'error', code: 'rate_limited', message: 'slow down', timestamp: new Date().toISOString() }));
+      socket.close(1011);
+    });
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.welcomeNumber(2);
+    expect(connections).toBe(2);
+  });
+
+  it('on the CloudBase target: closed with 1008 and the reason, not reconnecting', async () => {
+    const server = await startSourceServer(STRICT_RATE_LIMIT);
+    cleanups.push(() => server.stop());
+    expect(await floodUntilClosed(server.url)).toEqual({ status: 'closed', code: 1008, reason: ABUSE_MESSAGE, gaveUp: false });
+  });
+
+  describe('through the AWS emulator', () => {
+    let emulator: RunningEmulator;
+    beforeAll(async () => {
+      emulator = await startAwsEmulator({ functionEnv: STRICT_RATE_LIMIT });
+    });
+    afterAll(() => emulator?.stop());
+
+    it('the close itself says 1000, so the frame before it is what tells abuse from a goodbye', async () => {
+      const { client } = await TestClient.join(withQuery(emulator.url, { clientId: uniqueName('abuser') }));
+      for (let i = 0; i < 30; i++) client.send({ type: 'chat', content: `spam ${i}` });
+      expect((await client.waitClosed(10_000)).code).toBe(1000);
+      expect(client.frames).toContainEqual(expect.objectContaining({ type: 'error', code: 'closed_for_abuse', message: ABUSE_MESSAGE }));
+    });
+
+    it('the reconnecting client reports 1008 with the reason and does not come back', async () => {
+      expect(await floodUntilClosed(emulator.url)).toEqual({ status: 'closed', code: 1008, reason: ABUSE_MESSAGE, gaveUp: false });
+    });
   });
 });
 

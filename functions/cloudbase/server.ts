@@ -123,7 +123,8 @@ export class CloudbaseServer {
   private async closeEverything(): Promise<void> {
     this.logger.info('shutdown', { connections: this.transport.sockets.size });
     for (const timer of this.timers) clearInterval(timer);
-    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    // The listener stays open while the clients drain, so a newcomer hears 503 `shutting_down`
+    // and /healthz says `shutting_down`, instead of finding nothing on the port.
     const sockets = [...this.transport.sockets.values()];
     const closed = sockets.map((ws) => new Promise<void>((resolve) => ws.once('close', () => resolve())));
     for (const ws of sockets) ws.close(CloseCode.serviceRestart, 'service restart');
@@ -131,6 +132,7 @@ export class CloudbaseServer {
     await Promise.all(closed);
     clearTimeout(grace);
     this.wss.close();
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
     await httpClosed;
   }
@@ -176,10 +178,8 @@ export class CloudbaseServer {
     ws.on('message', (data, isBinary) => {
       this.alive.add(ws);
       if (isBinary) return ws.close(CloseCode.unsupportedData, 'binary frames are not supported');
-      this.engine.receive(connectionId, data.toString()).catch(() => {
-        // The engine has logged it; the client gets a close code, never the error.
-        ws.close(CloseCode.serverError, 'internal error');
-      });
+      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
+      this.engine.receive(connectionId, data.toString()).catch(() => undefined);
     });
     ws.on('close', (code) => {
       this.transport.sockets.delete(connectionId);
@@ -187,6 +187,8 @@ export class CloudbaseServer {
       this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
     });
 
+    // Admitted just before the drain began: it would be missed by it, so it is told to come back at once.
+    if (this.shuttingDown) return void ws.close(CloseCode.serviceRestart, 'service restart');
     this.engine.greet(connectionId).catch((error) => {
       logger.error('greet_failed', { connectionId, error });
       ws.close(CloseCode.serverError, 'internal error');
@@ -209,7 +211,8 @@ export class CloudbaseServer {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { code: 'method_not_allowed', message: 'use GET' });
     if (path === '/healthz') {
-      return sendJson(res, 200, {
+      // 503 while draining, so a health check that reads only the status stops sending newcomers here.
+      return sendJson(res, this.shuttingDown ? 503 : 200, {
         status: this.shuttingDown ? 'shutting_down' : 'ok',
         connections: this.transport.sockets.size,
         uptime: Math.round((Date.now() - this.startedAt) / 1000),

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { createChatApp } from '../../apps/chat/index.js';
 import type { App } from '../../shared/app.js';
+import type { ConnectionRegistry } from '../../shared/registry.js';
 import { createLogger, silentLogger } from '../../shared/log.js';
 import { CloudbaseServer } from '../../functions/cloudbase/server.js';
 import { readCloudbaseSettings, type CloudbaseSettings } from '../../functions/cloudbase/settings.js';
@@ -26,10 +27,10 @@ export interface SourceServer {
  * The CloudBase server from source, on a random port unless `env.PORT` names one (to restart
  * a server where its clients will look for it); `env` is read like the real environment.
  */
-export async function startSourceServer(env: Record<string, string> = {}, app?: App): Promise<SourceServer> {
+export async function startSourceServer(env: Record<string, string> = {}, app?: App, registry?: ConnectionRegistry): Promise<SourceServer> {
   const settings: CloudbaseSettings = { ...readCloudbaseSettings({ PORT: '0', ...env, HOST: '127.0.0.1' }) };
   const logger = process.env.TEST_LOGS ? createLogger('debug') : silentLogger;
-  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: env.AUTH_TOKEN }), settings, logger, page: await loadPage() });
+  const server = new CloudbaseServer({ app: app ?? createChatApp({ authToken: env.AUTH_TOKEN }), registry, settings, logger, page: await loadPage() });
   const { port } = await server.listen();
   return { server, port, url: `ws://127.0.0.1:${port}/`, stop: () => server.shutdown() };
 }
