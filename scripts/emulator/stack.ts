@@ -12,6 +12,7 @@ import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CONNECTIONS_TABLE_ID, tableDefinition, TemplateError, ttlAttribute, type Template, type TemplateResource as Resource } from '../aws-template.js';
 import { HandlerNotBuiltError } from './errors.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
+import { compileSelectionExpression } from './route-selection.js';
 
 export interface FunctionSpec {
   logicalId: string;
@@ -93,6 +94,8 @@ export function readStack(options: StackOptions): EmulatedStack {
   if (apis.length !== 1) throw new TemplateError(`expected one AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET, found ${apis.length}`);
   const [apiLogicalId, api] = apis[0]!;
   const routeSelectionExpression = resolveValue(local, api.Properties?.RouteSelectionExpression ?? '$request.body.action', apiLogicalId);
+  // At load, so an expression the emulator cannot evaluate is one error naming it, not a silent $default for every frame.
+  compileSelectionExpression(routeSelectionExpression);
 
   const routes = new Map<string, RouteSpec>();
   for (const [logicalId, route] of resourcesOfType(template, 'AWS::ApiGatewayV2::Route')) {
