@@ -16,6 +16,9 @@ export async function awsTemplateFor(project: Project): Promise<string> {
   if (project.aws.template) return readFile(project.aws.template, 'utf8');
   const template = await loadTemplate(DEFAULT_TEMPLATE_PATH);
   const env: Record<string, string> = { ...project.env, ...project.aws.env };
+  // The stage the config names is the template's default, so the emulator and a deploy without --stage agree.
+  const stageParameter = template.Parameters?.StageName;
+  if (stageParameter) stageParameter.Default = project.aws.stage;
   // The template passes these two through parameters; the config sets the parameters' defaults.
   for (const [variable, parameter] of [['LOG_LEVEL', 'LogLevel'], ['CONNECTION_TTL', 'ConnectionTtlSeconds']] as const) {
     const value = env[variable];

@@ -106,8 +106,9 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
     const project = await loadProject();
-    const stage = values.stage ?? project.aws.stage;
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
+    // A project's own template names its stage; the emulator reads it from there.
+    const stage = values.stage ?? (project.aws.template ? undefined : project.aws.stage);
+    if (stage !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
       throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
     if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
