@@ -238,7 +238,7 @@ describe('messages', () => {
 
 describe('timeouts', () => {
   it('closes an idle connection with 1001 and fires $disconnect', async () => {
-    const short = await startFixtureEmulator(gate, { idleTimeoutMs: 300 });
+    const short = await startFixtureEmulator(gate, { idleTimeoutMs: 1500 });
     try {
       const client = await TestClient.connect(short.url);
       client.send('who am i');
@@ -251,7 +251,7 @@ describe('timeouts', () => {
   });
 
   it('closes a connection at its maximum duration with 1001 however busy it is', async () => {
-    const short = await startFixtureEmulator(gate, { maxConnectionMs: 600 });
+    const short = await startFixtureEmulator(gate, { maxConnectionMs: 2000 });
     try {
       const client = await TestClient.connect(short.url);
       client.send('who am i');

@@ -2,11 +2,11 @@
  * Templates written the way SAM users write them: Globals, CodeUri folders,
  * SimpleTable, several tables, the stage named by the template itself.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { ListTablesCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadTemplate } from '../scripts/aws-template.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
@@ -35,10 +35,14 @@ describe('a SAM template', () => {
     expect(connect.environment).toMatchObject({ GREETING: 'hello', SESSIONS: 'cloudsocket-Sessions' });
   });
 
-  it('creates every table, SimpleTable included, and names the stage the template deploys', async () => {
+  it('creates every table, SimpleTable included, names the stage the template deploys, and gives handlers the runtime SDK', async () => {
     const template = await loadTemplate(join(fixture, 'template.yaml'));
     expect(stageOfTemplate(template)).toBe('prod');
-    const emulator = await startEmulator({ port: 0, templatePath: join(fixture, 'template.yaml'), distDir: fixture, logger: testLogger() });
+    // Outside this repository, so no node_modules above the handler can hold the SDK.
+    const app = await mkdtemp(join(tmpdir(), 'cloudsocket-sam-'));
+    folders.push(app);
+    await cp(fixture, app, { recursive: true });
+    const emulator = await startEmulator({ port: 0, templatePath: join(app, 'template.yaml'), distDir: app, logger: testLogger() });
     running.push(emulator);
     expect(emulator.stage).toBe('prod');
     expect(emulator.url).toMatch(/\/prod$/);
@@ -48,6 +52,8 @@ describe('a SAM template', () => {
     // The app's own $connect admits the handshake; the socket opens on the template's stage.
     const client = await TestClient.connect(emulator.url);
     expect(client.socketOpen()).toBe(true);
+    const { Count } = await dynamoClient(emulator.dynamoEndpoint).send(new ScanCommand({ TableName: 'cloudsocket-Sessions' }));
+    expect(Count).toBe(1);
     await client.close();
   });
 });

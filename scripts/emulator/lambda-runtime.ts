@@ -62,6 +62,7 @@ class ExecutionEnvironment {
         functionVersion: '$LATEST',
         invokedFunctionArn: spec.arn,
         memoryLimitInMB: spec.memoryMb,
+        runtime: spec.runtime,
         logGroupName,
         logStreamName,
       },
