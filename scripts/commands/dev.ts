@@ -1,6 +1,6 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
@@ -37,7 +37,7 @@ const FUNCTION_SETTINGS = [
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
-  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--port N] [--aws-port N] [--stage NAME]
+  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
 
 Builds dist/ when sources changed, then starts, side by side:
@@ -64,6 +64,9 @@ Options:
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
   --no-build     run dist/ as it is
+  --template PATH  run an existing app's CloudFormation or SAM template and its
+                 code (CodeUri folders, else the template's folder) on the
+                 emulator alone, with nothing of cloudsocket in the functions
   --no-watch     do not rebuild and restart the targets when a source file changes
                  (by default every file of the last build is watched, the config too)
   -h, --help     show this help
@@ -84,12 +87,19 @@ set, replaces the embedded DynamoDB (dynalite).`,
       'max-duration': { type: 'string' },
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
+      template: { type: 'string' },
     });
     if (values.help) {
       console.log(devCommand.help);
       return 0;
     }
-    const target = (values.target ?? 'all') as Target;
+    // An existing API Gateway app: its own template and code, on the emulator alone.
+    const templatePath = values.template === undefined ? undefined : resolve(values.template);
+    if (templatePath !== undefined && !existsSync(templatePath)) throw new UsageError(`dev: --template ${values.template}: no such file`);
+    if (templatePath !== undefined && values.target !== undefined && values.target !== 'aws') {
+      throw new UsageError('dev: --template runs the AWS emulator only; leave out --target or say --target aws');
+    }
+    const target = (templatePath ? 'aws' : (values.target ?? 'all')) as Target;
     if (!TARGETS.includes(target)) throw new UsageError(`dev: --target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(values.target)}`);
     const runsCloudbase = target !== 'aws';
     const runsAws = target !== 'cloudbase';
@@ -107,7 +117,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
     const project = await loadProject();
     // A project's own template names its stage; the emulator reads it from there.
-    const stage = values.stage ?? (project.aws.template ? undefined : project.aws.stage);
+    const stage = values.stage ?? (templatePath || project.aws.template ? undefined : project.aws.stage);
     if (stage !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
       throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
@@ -122,7 +132,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       ...(runsCloudbase ? [join(distDir, 'cloudbase.zip')] : []),
       ...(runsAws ? [join(distDir, 'aws/lambda.zip')] : []),
     ];
-    if (!values['no-build'] && (await anyStale(project, artifacts))) {
+    if (!values['no-build'] && !templatePath && (await anyStale(project, artifacts))) {
       console.log('building dist/ ...');
       await buildAll(project, (line) => console.log(line));
     }
@@ -144,7 +154,8 @@ set, replaces the embedded DynamoDB (dynalite).`,
         idleTimeoutMs,
         maxConnectionMs,
         functionEnv,
-        distDir: join(current.outDir, 'aws'),
+        // --template: the template's own code folders (CodeUri), else the folder it is in.
+        ...(templatePath ? { templatePath, distDir: dirname(templatePath) } : { distDir: join(current.outDir, 'aws') }),
         logger: createLogger(logLevel, (line) => process.stdout.write(line)),
       }).catch(nameFlagOfTakenPort('aws-port'));
 
@@ -206,7 +217,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         console.log(`rebuilt and restarted ${[cloudbase && 'the CloudBase target', aws && 'the AWS emulator'].filter(Boolean).join(' and ')}`);
       });
     };
-    const inputs = await readInputs(distDir);
+    const inputs = templatePath ? [] : await readInputs(distDir);
     const watcher = values['no-watch'] || inputs.length === 0 ? undefined : new SourceWatcher(rebuild);
     watcher?.watch(inputs);
 
