@@ -6,6 +6,7 @@
  * from an asynchronous invocation on AWS, where `$connect` cannot send).
  */
 import { randomBytes } from 'node:crypto';
+import type { Backplane, BackplaneMessage, RoomMember } from './backplane.js';
 import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest, PresenceEvent, Route } from './app.js';
 import { forEachLimited } from './concurrency.js';
 import {
@@ -36,6 +37,14 @@ export interface EngineOptions {
   logger?: Logger;
   /** Epoch ms; injectable so liveness can be reasoned about in tests. */
   clock?: () => number;
+  /** Names this instance in the records it admits; default a random id. */
+  instanceId?: string;
+  /**
+   * Reaches connections other instances own. Absent, every connection is
+   * this instance's (one CloudBase instance, or AWS where the management API
+   * reaches any connection from anywhere).
+   */
+  backplane?: Backplane;
 }
 
 export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; error: HandshakeError };
@@ -53,6 +62,8 @@ const OPENING_WINDOW_MS = 30_000;
 
 export class Engine {
   readonly settings: CoreSettings;
+  readonly instanceId: string;
+  private readonly backplane: Backplane | undefined;
   private readonly app: App;
   private readonly routes: Readonly<Record<string, Route<any>>>;
   private readonly registry: ConnectionRegistry;
@@ -68,6 +79,25 @@ export class Engine {
     this.settings = { ...DEFAULT_CORE_SETTINGS, ...options.settings };
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date.now;
+    this.instanceId = options.instanceId ?? randomBytes(8).toString('hex');
+    this.backplane = options.backplane;
+  }
+
+  /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
+  private ownedElsewhere(owner: string | undefined): owner is string {
+    return this.backplane !== undefined && owner !== undefined && owner !== this.instanceId;
+  }
+
+  /**
+   * What another instance asked of this one's sockets. Sockets that turn out
+   * gone are forgotten here, by their owner: only it can tell.
+   */
+  async handleBackplaneMessage(message: BackplaneMessage): Promise<void> {
+    if (message.kind === 'deliver') {
+      await this.deliverEncoded(message.connectionIds, message.data);
+    } else {
+      await this.transport.close(message.connectionId, message.code, message.reason);
+    }
   }
 
   /**
@@ -105,6 +135,7 @@ export class Engine {
         sourceIp: request.sourceIp,
         identity,
         rate: freshRateState(now),
+        owner: this.instanceId,
       };
       for (const candidate of clientIdCandidates(clientId)) {
         const record = { ...base, clientId: candidate };
@@ -150,7 +181,7 @@ export class Engine {
         this.logger.warn('rate_limit_close', { connectionId, clientId: record.clientId });
         await ctx.close(CloseCode.policyViolation, 'rate limit exceeded');
       } else {
-        await this.sendError(connectionId, new RateLimitedError());
+        await this.sendError(record, new RateLimitedError());
       }
       return;
     }
@@ -159,7 +190,7 @@ export class Engine {
     } catch (error) {
       if (error instanceof ProtocolError) {
         this.logger.debug('protocol_error', { connectionId, code: error.code });
-        await this.sendError(connectionId, error);
+        await this.sendError(record, error);
         return;
       }
       this.logger.error('handler_failed', { connectionId, clientId: record.clientId, error });
@@ -177,9 +208,14 @@ export class Engine {
     await this.app.onDisconnect?.(ctx);
   }
 
-  /** Closes (1001) and forgets every connection idle for longer than heartbeatTimeout. */
+  /**
+   * Closes (1001) and forgets every connection of this instance idle for
+   * longer than heartbeatTimeout. A shared registry lists every instance's;
+   * each owner sweeps its own, as only it can close them and tell they are gone.
+   */
   async sweepIdle(): Promise<number> {
-    const idle = await this.registry.listIdle(this.clock() - this.settings.heartbeatTimeoutMs);
+    const listed = await this.registry.listIdle(this.clock() - this.settings.heartbeatTimeoutMs);
+    const idle = listed.filter((record) => !this.ownedElsewhere(record.owner));
     for (const record of idle) {
       this.logger.info('idle_timeout', { connectionId: record.connectionId, clientId: record.clientId });
       await this.transport.close(record.connectionId, CloseCode.goingAway, 'idle timeout');
@@ -215,11 +251,8 @@ export class Engine {
     // A store's index may not show the newcomer yet; count it exactly once either way.
     const others = members.filter((member) => member.connectionId !== record.connectionId);
     const onlineCount = others.length + 1;
-    await this.send(record.connectionId, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, onlineCount));
-    await this.deliver(
-      others.map((member) => member.connectionId),
-      this.presenceFrame('user_joined', 'joined', record.clientId, record.room, onlineCount),
-    );
+    await this.send(record, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, onlineCount));
+    await this.deliverToMembers(others, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, onlineCount));
   }
 
   /** A presence frame, with the app's words for it as `message` when the app has any. */
@@ -240,16 +273,16 @@ export class Engine {
     return {
       connection: record,
       now: new Date(this.clock()),
-      reply: (frame) => engine.send(record.connectionId, frame).then(() => undefined),
+      reply: (frame) => engine.send(record, frame).then(() => undefined),
       broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(clientId);
         if (!target) return false;
-        return (await engine.send(target.connectionId, frame)) === 'sent';
+        return (await engine.send(target, frame)) === 'sent';
       },
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
-      close: (code, reason) => engine.transport.close(record.connectionId, code, reason),
+      close: (code, reason) => engine.close(record, code, reason),
     };
   }
 
@@ -262,16 +295,40 @@ export class Engine {
       await this.announceArrival(moved);
     } else {
       const onlineCount = await this.registry.countRoom(room);
-      await this.send(record.connectionId, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
+      await this.send(record, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
     }
   }
 
   private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
+    if (this.backplane) return this.broadcastAcross(room, source, options);
     const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((id) => id !== options.except) : members;
     await this.deliver(recipients, frame);
     return members.length;
+  }
+
+  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions): Promise<number> {
+    const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
+    const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
+    const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
+    await this.deliverToMembers(recipients, frame);
+    return members.length;
+  }
+
+  /** Fan-out over instances: this instance's members directly, one backplane message per other owner. */
+  private async deliverToMembers(members: readonly RoomMember[], frame: ServerFrame): Promise<void> {
+    if (members.length === 0) return;
+    if (!this.backplane) return this.deliver(members.map((member) => member.connectionId), frame);
+    const local: string[] = [];
+    const remote = new Map<string, string[]>();
+    for (const { connectionId, owner } of members) {
+      if (!this.ownedElsewhere(owner)) local.push(connectionId);
+      else remote.get(owner)?.push(connectionId) ?? remote.set(owner, [connectionId]);
+    }
+    const data = encodeFrame(frame, new Date(this.clock()));
+    for (const [owner, connectionIds] of remote) await this.backplane.publish(owner, { kind: 'deliver', connectionIds, data });
+    await this.deliverEncoded(local, data);
   }
 
   private async roomConnectionIds(room: string): Promise<string[]> {
@@ -282,7 +339,11 @@ export class Engine {
   /** Fan-out: one encoding, one batch send where the transport has one, and gone connections forgotten afterwards. */
   private async deliver(recipients: readonly string[], frame: ServerFrame): Promise<void> {
     if (recipients.length === 0) return;
-    const data = encodeFrame(frame, new Date(this.clock()));
+    await this.deliverEncoded(recipients, encodeFrame(frame, new Date(this.clock())));
+  }
+
+  private async deliverEncoded(recipients: readonly string[], data: string): Promise<void> {
+    if (recipients.length === 0) return;
     const gone = this.transport.sendMany ? await this.transport.sendMany(recipients, data) : await this.sendEach(recipients, data);
     // After the fan-out, so one stale entry never holds up the others' messages.
     for (const connectionId of gone) await this.forgetGone(connectionId);
@@ -302,10 +363,23 @@ export class Engine {
     return gone;
   }
 
-  private async send(connectionId: string, frame: ServerFrame): Promise<'sent' | 'gone'> {
-    const outcome = await this.transport.send(connectionId, encodeFrame(frame, new Date(this.clock())));
+  /** A connection owned elsewhere counts as sent once its owner has the frame; its owner tells whether it is gone. */
+  private async send(record: ConnectionRecord, frame: ServerFrame): Promise<'sent' | 'gone'> {
+    const data = encodeFrame(frame, new Date(this.clock()));
+    const { connectionId, owner } = record;
+    if (this.ownedElsewhere(owner)) {
+      await this.backplane!.publish(owner, { kind: 'deliver', connectionIds: [connectionId], data });
+      return 'sent';
+    }
+    const outcome = await this.transport.send(connectionId, data);
     if (outcome === 'gone') await this.forgetGone(connectionId);
     return outcome;
+  }
+
+  private async close(record: ConnectionRecord, code: number, reason: string): Promise<void> {
+    const { connectionId, owner } = record;
+    if (this.ownedElsewhere(owner)) return this.backplane!.publish(owner, { kind: 'close', connectionId, code, reason });
+    await this.transport.close(connectionId, code, reason);
   }
 
   /**
@@ -324,8 +398,8 @@ export class Engine {
     await this.disconnect(connectionId);
   }
 
-  private async sendError(connectionId: string, error: ProtocolError): Promise<void> {
-    await this.send(connectionId, { type: 'error', code: error.code, message: error.message });
+  private async sendError(record: ConnectionRecord, error: ProtocolError): Promise<void> {
+    await this.send(record, { type: 'error', code: error.code, message: error.message });
   }
 }
 

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
+import type { Backplane } from '../../shared/backplane.js';
 import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
@@ -24,6 +25,10 @@ export interface CloudbaseServerOptions {
   app: App;
   /** Where connections live; the default is this process's memory (one instance). */
   registry?: ConnectionRegistry;
+  /** How this instance reaches sockets other instances own, when the registry is shared. */
+  backplane?: Backplane;
+  /** Names this instance in the registry and on the backplane; default a random id. */
+  instanceId?: string;
   /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
   settings?: CloudbaseSettingsOverrides;
   /** Default: no logs. */
@@ -62,7 +67,15 @@ export class CloudbaseServer {
     this.registry = options.registry ?? new MemoryRegistry();
     this.pagePaths = pagePathsFor(settings.accessPath);
     this.transport = new WsTransport(settings.maxBufferedBytes, logger);
-    this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
+    this.engine = new Engine({
+      app: options.app,
+      registry: this.registry,
+      transport: this.transport,
+      settings: settings.core,
+      logger,
+      instanceId: options.instanceId,
+      backplane: options.backplane,
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
@@ -88,6 +101,10 @@ export class CloudbaseServer {
 
   async listen(): Promise<AddressInfo> {
     const { port, host, pingIntervalMs, core } = this.settings;
+    // Subscribed before the first upgrade, so no frame for this instance's first client is missed.
+    await this.options.backplane?.subscribe(this.engine.instanceId, (message) => {
+      this.engine.handleBackplaneMessage(message).catch((error) => this.logger.error('backplane_delivery_failed', { error }));
+    });
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
