@@ -48,6 +48,15 @@ export class RedisBackplane implements Backplane {
       if (message) handler(message);
       else this.logger.warn('backplane_message_unreadable', { channel: channel.toString() });
     });
+    // ioredis resubscribes by itself after a reconnect; subscribing again here is idempotent and says when it is done.
+    options.subscriber.on('ready', () => {
+      const channels = [...this.handlers.keys()];
+      if (channels.length === 0) return;
+      options.subscriber.subscribe(...channels).then(
+        () => this.logger.info('backplane_resubscribed', { channels: channels.length }),
+        (error: unknown) => this.logger.warn('backplane_resubscribe_failed', { error }),
+      );
+    });
   }
 
   async publish(instanceId: string, message: BackplaneMessage): Promise<void> {

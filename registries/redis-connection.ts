@@ -39,12 +39,14 @@ export async function connectRedis(url: string, name: string): Promise<Redis> {
     retryStrategy: (attempt) => (ready ? Math.min(attempt * 100, 2000) : null),
   });
   // Without a listener an 'error' event would throw; outages are reported by the callers that notice them.
-  client.on('error', () => {});
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => (cause = error));
   try {
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw new RedisUnavailableError(url, error instanceof Error ? error.message : String(error));
+    // connect() rejects with "Connection is closed."; the socket's own error says why.
+    throw new RedisUnavailableError(url, (cause ?? (error as Error)).message);
   }
   ready = true;
   return client;

@@ -58,6 +58,8 @@ export class CloudbaseServer {
   private readonly alive = new WeakSet<WebSocket>();
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown: Promise<void> | undefined;
+  /** Disconnects still telling rooms (maybe on other instances) that someone left; shutdown waits for them. */
+  private readonly leaving = new Set<Promise<void>>();
 
   constructor(private readonly options: CloudbaseServerOptions) {
     const settings = withOverrides(readCloudbaseSettings(process.env), options.settings);
@@ -144,6 +146,7 @@ export class CloudbaseServer {
     const grace = setTimeout(() => sockets.forEach((ws) => ws.terminate()), SHUTDOWN_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(grace);
+    await Promise.all(this.leaving);
     this.wss.close();
     this.http.closeAllConnections();
     await httpClosed;
@@ -198,7 +201,9 @@ export class CloudbaseServer {
     ws.on('close', (code) => {
       this.transport.sockets.delete(connectionId);
       logger.debug('socket_closed', { connectionId, code });
-      this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
+      const leaving = this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
+      this.leaving.add(leaving);
+      void leaving.finally(() => this.leaving.delete(leaving));
     });
 
     this.engine.greet(connectionId).catch((error) => {
