@@ -1,8 +1,8 @@
 /** How much each scenario does in a full run and in a quick one. */
 import type { BroadcastCase } from './broadcast.js';
 
-export type ScenarioName = 'broadcast' | 'idle' | 'aws';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws'];
+export type ScenarioName = 'broadcast' | 'cluster' | 'idle' | 'aws';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'cluster', 'idle', 'aws'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';

@@ -36,21 +36,26 @@ export class RedisBackplane implements Backplane {
   private readonly maxInFlight: number;
   private readonly logger: Logger;
   private readonly handlers = new Map<string, (message: BackplaneMessage) => void>();
+  /** The instance this one subscribed as: messages to all that it sent itself are skipped. */
+  private self: string | undefined;
 
   constructor(private readonly options: RedisBackplaneOptions) {
     this.prefix = options.prefix ?? 'cloudsocket:';
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.logger = options.logger ?? silentLogger;
     options.subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
-      const handler = this.handlers.get(channel.toString());
+      const name = channel.toString();
+      const text = payload.toString();
+      if (name === this.allChannel()) return this.fromAll(text);
+      const handler = this.handlers.get(name);
       if (!handler) return;
-      const message = decode(payload.toString());
+      const message = decode(text);
       if (message) handler(message);
       else this.logger.warn('backplane_message_unreadable', { channel: channel.toString() });
     });
     // ioredis resubscribes by itself after a reconnect; subscribing again here is idempotent and says when it is done.
     options.subscriber.on('ready', () => {
-      const channels = [...this.handlers.keys()];
+      const channels = [...this.handlers.keys(), ...(this.self === undefined ? [] : [this.allChannel()])];
       if (channels.length === 0) return;
       options.subscriber.subscribe(...channels).then(
         () => this.logger.info('backplane_resubscribed', { channels: channels.length }),
@@ -60,10 +65,14 @@ export class RedisBackplane implements Backplane {
   }
 
   async publish(instanceId: string, message: BackplaneMessage): Promise<void> {
+    await this.publishOn(this.channel(instanceId), encode(message));
+  }
+
+  private async publishOn(channel: string, payload: string): Promise<void> {
     if (this.inFlight >= this.maxInFlight) return this.drop('backlog');
     this.inFlight++;
     try {
-      await this.options.publisher.publish(this.channel(instanceId), encode(message));
+      await this.options.publisher.publish(channel, payload);
     } catch (error) {
       this.drop(error instanceof Error ? error.message : String(error));
     } finally {
@@ -71,10 +80,28 @@ export class RedisBackplane implements Backplane {
     }
   }
 
+  async publishToAll(message: BackplaneMessage): Promise<void> {
+    await this.publishOn(this.allChannel(), `${this.self ?? ''}\n${encode(message)}`);
+  }
+
   async subscribe(instanceId: string, handler: (message: BackplaneMessage) => void): Promise<void> {
     const channel = this.channel(instanceId);
+    this.self = instanceId;
     this.handlers.set(channel, handler);
-    await this.options.subscriber.subscribe(channel);
+    await this.options.subscriber.subscribe(channel, this.allChannel());
+  }
+
+  /** A message to all: sender's id, a line break, the message. */
+  private fromAll(text: string): void {
+    const cut = text.indexOf('\n');
+    if (cut < 0 || text.slice(0, cut) === this.self) return;
+    const handler = this.self === undefined ? undefined : this.handlers.get(this.channel(this.self));
+    const message = decode(text.slice(cut + 1));
+    if (handler && message) handler(message);
+  }
+
+  private allChannel(): string {
+    return `${this.prefix}all`;
   }
 
   async close(): Promise<void> {
@@ -98,6 +125,8 @@ export class RedisBackplane implements Backplane {
  */
 function encode(message: BackplaneMessage): string {
   if (message.kind === 'deliver') return `d\n${message.connectionIds.join(',')}\n${message.data}`;
+  // Room names and connection ids never hold a line break (shared/protocol.ts isValidName, base64url).
+  if (message.kind === 'room') return `r\n${message.room}\n${message.except ?? ''}\n${message.data}`;
   return `c\n${message.connectionId}\n${message.code}\n${message.reason}`;
 }
 
@@ -107,8 +136,12 @@ function decode(payload: string): BackplaneMessage | undefined {
   if (first !== 1 || second < 0) return undefined;
   const ids = payload.slice(first + 1, second);
   if (payload[0] === 'd') return { kind: 'deliver', connectionIds: ids.split(','), data: payload.slice(second + 1) };
-  if (payload[0] !== 'c') return undefined;
   const third = payload.indexOf('\n', second + 1);
   if (third < 0) return undefined;
+  if (payload[0] === 'r') {
+    const except = payload.slice(second + 1, third);
+    return { kind: 'room', room: ids, data: payload.slice(third + 1), ...(except ? { except } : {}) };
+  }
+  if (payload[0] !== 'c') return undefined;
   return { kind: 'close', connectionId: ids, code: Number(payload.slice(second + 1, third)), reason: payload.slice(third + 1) };
 }

@@ -151,6 +151,8 @@ export class RedisRegistry implements ConnectionRegistry {
   private readonly logger: Logger;
   /** This instance's own records, as Redis holds them (or would, after an outage). */
   private readonly own = new Map<string, ConnectionRecord>();
+  /** The same records by room: what a room broadcast from another instance is delivered to here. */
+  private readonly ownByRoom = new Map<string, Set<string>>();
   /** Own connections that left while Redis was away, to be removed there when it is back. */
   private readonly leftWhileAway = new Set<string>();
   private away = false;
@@ -184,7 +186,7 @@ export class RedisRegistry implements ConnectionRegistry {
     }
     this.reachable();
     if (added !== 1) return false;
-    if (this.owns(record)) this.own.set(record.connectionId, copyOf(record));
+    if (this.owns(record)) this.keepOwn(record);
     return true;
   }
 
@@ -239,8 +241,8 @@ export class RedisRegistry implements ConnectionRegistry {
       () => {
         const mine = this.own.get(connectionId);
         if (!mine) return undefined;
-        mine.room = room;
-        return copyOf(mine);
+        this.keepOwn({ ...mine, room });
+        return copyOf(this.own.get(connectionId)!);
       },
     );
   }
@@ -266,7 +268,7 @@ export class RedisRegistry implements ConnectionRegistry {
 
   async remove(connectionId: string): Promise<ConnectionRecord | undefined> {
     const mine = this.own.get(connectionId);
-    this.own.delete(connectionId);
+    this.dropOwn(connectionId);
     return this.orLocal(
       async () => parseFlatRecord(await this.scripts.csRemove(this.prefix, connectionId), connectionId),
       () => {
@@ -354,8 +356,36 @@ export class RedisRegistry implements ConnectionRegistry {
 
   /** Keeps the in-memory copy of an own record in step with the one a script returned. */
   private remember(record: ConnectionRecord | undefined): ConnectionRecord | undefined {
-    if (record && this.owns(record)) this.own.set(record.connectionId, copyOf(record));
+    if (record && this.owns(record)) this.keepOwn(record);
     return record;
+  }
+
+  /** The members of `room` whose sockets this instance owns, from memory: no round trip. */
+  ownRoomIds(room: string): string[] {
+    const ids = this.ownByRoom.get(room);
+    return ids ? [...ids] : [];
+  }
+
+  private keepOwn(record: ConnectionRecord): void {
+    const previous = this.own.get(record.connectionId);
+    if (previous && previous.room !== record.room) this.leaveOwnRoom(previous);
+    this.own.set(record.connectionId, copyOf(record));
+    let members = this.ownByRoom.get(record.room);
+    if (!members) this.ownByRoom.set(record.room, (members = new Set()));
+    members.add(record.connectionId);
+  }
+
+  private dropOwn(connectionId: string): void {
+    const previous = this.own.get(connectionId);
+    if (!previous) return;
+    this.own.delete(connectionId);
+    this.leaveOwnRoom(previous);
+  }
+
+  private leaveOwnRoom(record: ConnectionRecord): void {
+    const members = this.ownByRoom.get(record.room);
+    members?.delete(record.connectionId);
+    if (members?.size === 0) this.ownByRoom.delete(record.room);
   }
 
   private owns(record: ConnectionRecord): boolean {
@@ -363,7 +393,7 @@ export class RedisRegistry implements ConnectionRegistry {
   }
 
   private ownIn(room: string): ConnectionRecord[] {
-    return [...this.own.values()].filter((record) => record.room === room);
+    return this.ownRoomIds(room).map((connectionId) => this.own.get(connectionId)!);
   }
 
   private key(kind: string, name: string): string {

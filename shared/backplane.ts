@@ -9,6 +9,8 @@
 /** What one instance asks another to do with sockets the other owns. */
 export type BackplaneMessage =
   | { kind: 'deliver'; connectionIds: readonly string[]; data: string }
+  /** To every instance: deliver to your own members of `room`, except `except`. */
+  | { kind: 'room'; room: string; data: string; except?: string }
   | { kind: 'close'; connectionId: string; code: number; reason: string };
 
 export interface Backplane {
@@ -18,7 +20,9 @@ export interface Backplane {
    * confirm. A bus that is unreachable drops it (and logs), never throws.
    */
   publish(instanceId: string, message: BackplaneMessage): Promise<void>;
-  /** Starts handing every message addressed to `instanceId` to `handler`. */
+  /** Hands `message` to every other instance subscribed, on the same terms as publish. */
+  publishToAll(message: BackplaneMessage): Promise<void>;
+  /** Starts handing every message addressed to `instanceId`, or to all, to `handler`. */
   subscribe(instanceId: string, handler: (message: BackplaneMessage) => void): Promise<void>;
   close(): Promise<void>;
 }

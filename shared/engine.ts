@@ -95,6 +95,9 @@ export class Engine {
   async handleBackplaneMessage(message: BackplaneMessage): Promise<void> {
     if (message.kind === 'deliver') {
       await this.deliverEncoded(message.connectionIds, message.data);
+    } else if (message.kind === 'room') {
+      const own = this.registry.ownRoomIds?.(message.room) ?? [];
+      await this.deliverEncoded(message.except ? own.filter((id) => id !== message.except) : own, message.data);
     } else {
       await this.transport.close(message.connectionId, message.code, message.reason);
     }
@@ -309,11 +312,25 @@ export class Engine {
   }
 
   private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions): Promise<number> {
+    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, this.registry.ownRoomIds(room));
     const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
     await this.deliverToMembers(recipients, frame);
     return members.length;
+  }
+
+  /**
+   * One message to every instance, which delivers to its own members: no
+   * room listing, and the same cost however many instances share the room.
+   */
+  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
+    const onlineCount = await this.registry.countRoom(room);
+    const frame = typeof source === 'function' ? source({ onlineCount }) : source;
+    const data = encodeFrame(frame, new Date(this.clock()));
+    await this.backplane!.publishToAll({ kind: 'room', room, data, ...(options.except ? { except: options.except } : {}) });
+    await this.deliverEncoded(options.except ? own.filter((id) => id !== options.except) : own, data);
+    return onlineCount;
   }
 
   /** Fan-out over instances: this instance's members directly, one backplane message per other owner. */

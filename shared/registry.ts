@@ -55,6 +55,14 @@ export interface ConnectionRegistry {
    */
   listRoomMembers?(room: string): Promise<RoomMember[]>;
   countRoom(room: string): Promise<number>;
+  /**
+   * Optional, for a registry shared by instances: the members of a room
+   * whose sockets this instance owns, from its own memory. With it (and a
+   * backplane) a broadcast is one message to every instance, each
+   * delivering to its own members, instead of a room listing and one
+   * message per owner.
+   */
+  ownRoomIds?(room: string): readonly string[];
   /** Moves a connection to another room; undefined when it is gone. */
   moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined>;
   /**

@@ -90,6 +90,34 @@ describe('RedisBackplane between two instances', () => {
     expect(await bob.closed).toEqual({ code: 4000, reason: 'asked by A' });
   });
 
+  it('hands a message to all to every other instance, never back to its sender', async () => {
+    const prefix = freshPrefix();
+    const [x, y, z] = await Promise.all(['X', 'Y', 'Z'].map((instanceId) => RedisScaleOut.connect({ url: redis.url, prefix, instanceId, heartbeatMs: 60_000 })));
+    const heard = new Map<string, BackplaneMessage[]>();
+    let onBoth = () => {};
+    const both = new Promise<void>((resolve) => (onBoth = resolve));
+    let onMarker = () => {};
+    const marker = new Promise<void>((resolve) => (onMarker = resolve));
+    for (const [name, scale] of [['X', x], ['Y', y], ['Z', z]] as const) {
+      heard.set(name, []);
+      await scale!.backplane.subscribe(name, (message) => {
+        heard.get(name)!.push(message);
+        if (heard.get('Y')!.length === 1 && heard.get('Z')!.length === 1) onBoth();
+        if (name === 'X' && message.kind === 'close') onMarker();
+      });
+    }
+    const message: BackplaneMessage = { kind: 'room', room: 'lobby', data: '{"type":"chat"}', except: 'conn-1' };
+    await x!.backplane.publishToAll(message);
+    await both;
+    expect(heard.get('Y')).toEqual([message]);
+    expect(heard.get('Z')).toEqual([message]);
+    // Redis sends a subscriber its messages in publish order: once a later one reached X, its own copy had too, and was skipped.
+    await y!.backplane.publish('X', { kind: 'close', connectionId: 'marker', code: 1000, reason: '' });
+    await marker;
+    expect(heard.get('X')!.map((m) => m.kind)).toEqual(['close']);
+    await Promise.all([x, y, z].map((scale) => scale!.stop()));
+  });
+
   it('drops, counts and survives publishes beyond its backlog or while Redis is away', async () => {
     const own = await startRedisServer();
     const scale = await RedisScaleOut.connect({ url: own.url, instanceId: 'X', heartbeatMs: 60_000 });

@@ -11,6 +11,11 @@ export class LocalBackplane implements Backplane {
     queueMicrotask(() => this.handlers.get(instanceId)?.(copy));
   }
 
+  /** To every engine, the sender's too: only registries with ownRoomIds send these, and the in-memory one has none. */
+  async publishToAll(message: BackplaneMessage): Promise<void> {
+    for (const instanceId of this.handlers.keys()) await this.publish(instanceId, message);
+  }
+
   async subscribe(instanceId: string, handler: (message: BackplaneMessage) => void): Promise<void> {
     this.handlers.set(instanceId, handler);
   }
