@@ -2,8 +2,8 @@
 import type { BroadcastCase } from './broadcast.js';
 import type { HostilePlan } from './hostile.js';
 
-export type ScenarioName = 'broadcast' | 'idle' | 'aws' | 'hostile';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws', 'hostile'];
+export type ScenarioName = 'broadcast' | 'cluster' | 'idle' | 'aws' | 'hostile';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'cluster', 'idle', 'aws', 'hostile'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';

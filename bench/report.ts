@@ -1,4 +1,5 @@
 /** The stdout table of a bench run. */
+import type { BroadcastRun } from './broadcast.js';
 import type { BenchReport } from './run.js';
 
 type Cell = string | number | null | undefined;
@@ -13,6 +14,12 @@ function cell(value: Cell): string {
   if (value === null || value === undefined) return 'n/a';
   if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
   return value;
+}
+
+/** The measured columns of a broadcast run, after the ones naming it. */
+function runFigures(run: BroadcastRun): Cell[] {
+  const cpu = run.cpuMicrosPerDelivery === null ? null : Number(run.cpuMicrosPerDelivery.toFixed(2));
+  return [run.deliveredPerSecond, cpu, run.capacityPerCpuSecond, run.p50Ms, run.p99Ms, `${run.received}/${run.expected}`];
 }
 
 const times = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)}×`);
@@ -34,16 +41,7 @@ export function formatReport(report: BenchReport): string {
     out.push(
       table(
         ['clients', 'server', 'delivered/s', 'CPU µs/delivery', 'capacity/CPU-s', 'p50 ms', 'p99 ms', 'received/expected'],
-        report.broadcast.runs.map((run) => [
-          run.clients,
-          run.server,
-          run.deliveredPerSecond,
-          run.cpuMicrosPerDelivery === null ? null : Number(run.cpuMicrosPerDelivery.toFixed(2)),
-          run.capacityPerCpuSecond,
-          run.p50Ms,
-          run.p99Ms,
-          `${run.received}/${run.expected}`,
-        ]),
+        report.broadcast.runs.map((run) => [run.clients, run.server, ...runFigures(run)]),
       ),
     );
     out.push('', 'Ratios, cloudsocket ÷ baseline (capacity: higher is better; latency: lower is better)');
@@ -56,6 +54,18 @@ export function formatReport(report: BenchReport): string {
         ]),
       ),
     );
+  }
+
+  if (report.cluster) {
+    out.push('', 'One room over 3 processes sharing it through Redis (clients dealt round-robin), against one process');
+    out.push(
+      table(
+        ['server', 'instances', 'delivered/s', 'CPU µs/delivery', 'capacity/CPU-s', 'p50 ms', 'p99 ms', 'received/expected'],
+        report.cluster.runs.map((run) => [run.server === 'socketio' ? 'socketio + redis-adapter' : run.server, run.instances, ...runFigures(run)]),
+      ),
+    );
+    const { capacityVsSocketio, p99VsSingle, capacityVsSingle } = report.cluster.ratios;
+    out.push(`Ratios: capacity cloudsocket×3 ÷ Socket.IO+redis-adapter×3 ${times(capacityVsSocketio)}; cloudsocket×3 ÷ ×1: capacity ${times(capacityVsSingle)}, p99 ${times(p99VsSingle)}`);
   }
 
   if (report.idle) {

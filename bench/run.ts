@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildVariants, measureColdStarts, type ColdStartRun } from './aws-cold-start.js';
 import { runAwsRooms, type AwsRoomRun } from './aws.js';
 import { BROADCAST_SERVERS, runBroadcastCase, type BroadcastRun } from './broadcast.js';
+import { runCluster, type ClusterReport } from './cluster.js';
 import { IDLE_SERVERS, runIdleCase, type IdleRun } from './idle.js';
 import { LoadPool } from './load/pool.js';
 import { machineInfo, type MachineInfo } from './machine.js';
@@ -47,6 +48,8 @@ export interface BenchReport {
   notes: string[];
   /** `runs`: per case and server, the round with the median capacity; `rounds`: every round. */
   broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
+  /** One room over three processes sharing it through Redis, against one process. */
+  cluster?: ClusterReport;
   idle?: { runs: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
   hostile?: HostileRun[];
@@ -98,6 +101,11 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
           for (const server of BROADCAST_SERVERS) runs.push(medianRun(caseRuns.filter((run) => run.server === server)));
         }
         report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, spec.clients)) };
+      });
+    }
+    if (options.scenarios.includes('cluster')) {
+      await attempt(report, 'cluster', async () => {
+        report.cluster = await runCluster(programs, pool, plan.broadcast[0]!, plan.broadcastRounds, progress);
       });
     }
     if (options.scenarios.includes('idle')) {
@@ -216,6 +224,11 @@ function checkTargets(report: BenchReport): TargetCheck[] {
     const vsSocketio = worst(report.broadcast.ratios.map((r) => r.capacityVsSocketio));
     checks.push({ target: 'broadcast capacity ≥ 0.9× raw ws', measured: `${vsRaw ?? 'n/a'}× (worst case)`, met: vsRaw !== null && vsRaw >= 0.9 });
     checks.push({ target: 'broadcast capacity ≥ 2× Socket.IO', measured: `${vsSocketio ?? 'n/a'}× (worst case)`, met: vsSocketio !== null && vsSocketio >= 2 });
+  }
+  if (report.cluster) {
+    const { capacityVsSocketio, p99VsSingle } = report.cluster.ratios;
+    checks.push({ target: '3 instances over Redis: capacity ≥ 1.5× Socket.IO + redis-adapter', measured: `${capacityVsSocketio ?? 'n/a'}×`, met: capacityVsSocketio !== null && capacityVsSocketio >= 1.5 });
+    checks.push({ target: '3 instances over Redis: p99 ≤ 2× one instance', measured: `${p99VsSingle ?? 'n/a'}×`, met: p99VsSingle !== null && p99VsSingle <= 2 });
   }
   if (report.idle) {
     const { rssVsRawWs, heapVsRawWs } = report.idle.ratios;

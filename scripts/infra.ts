@@ -60,12 +60,15 @@ export function cloudbasercFor(project: Project): Record<string, unknown> {
         protocolParams: { wsParams: { idleTimeOut: cb.idleTimeout } },
         instanceConcurrencyConfig: { dynamicEnabled: 'FALSE', maxConcurrency: cb.concurrency },
         installDependency: false,
+        // The function reaches a TencentDB for Redis only from inside its VPC (docs/cloudbase.md).
+        ...(cb.vpc ? { vpc: { vpcId: cb.vpc.vpcId, subnetId: cb.vpc.subnetId } } : {}),
         envVariables: {
           LOG_LEVEL: 'info',
           HEARTBEAT_TIMEOUT: '300',
           CLEANUP_INTERVAL: '30',
           ...project.env,
           ...cb.env,
+          ...(cb.redisUrl ? { REDIS_URL: cb.redisUrl } : {}),
           ACCESS_PATH: cb.path,
         },
       },

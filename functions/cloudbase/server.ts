@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
+import type { Backplane } from '../../shared/backplane.js';
 import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
@@ -25,6 +26,10 @@ export interface CloudbaseServerOptions {
   app: App;
   /** Where connections live; the default is this process's memory (one instance). */
   registry?: ConnectionRegistry;
+  /** How this instance reaches sockets other instances own, when the registry is shared. */
+  backplane?: Backplane;
+  /** Names this instance in the registry and on the backplane; default a random id. */
+  instanceId?: string;
   /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
   settings?: CloudbaseSettingsOverrides;
   /** Default: no logs. */
@@ -55,6 +60,8 @@ export class CloudbaseServer {
   private readonly alive = new WeakSet<WebSocket>();
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown: Promise<void> | undefined;
+  /** Disconnects still telling rooms (maybe on other instances) that someone left; shutdown waits for them. */
+  private readonly leaving = new Set<Promise<void>>();
 
   constructor(private readonly options: CloudbaseServerOptions) {
     const settings = withOverrides(readCloudbaseSettings(process.env), options.settings);
@@ -65,7 +72,15 @@ export class CloudbaseServer {
     this.pagePaths = pagePathsFor(settings.accessPath);
     this.pageHeaders = options.page === undefined ? undefined : pageHeaders(options.page);
     this.transport = new WsTransport(settings.maxBufferedBytes, logger);
-    this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
+    this.engine = new Engine({
+      app: options.app,
+      registry: this.registry,
+      transport: this.transport,
+      settings: settings.core,
+      logger,
+      instanceId: options.instanceId,
+      backplane: options.backplane,
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_FRAME_BYTES,
@@ -91,6 +106,10 @@ export class CloudbaseServer {
 
   async listen(): Promise<AddressInfo> {
     const { port, host, pingIntervalMs, core } = this.settings;
+    // Subscribed before the first upgrade, so no frame for this instance's first client is missed.
+    await this.options.backplane?.subscribe(this.engine.instanceId, (message) => {
+      this.engine.handleBackplaneMessage(message).catch((error) => this.logger.error('backplane_delivery_failed', { error }));
+    });
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -131,6 +150,7 @@ export class CloudbaseServer {
     const grace = setTimeout(() => sockets.forEach((ws) => ws.terminate()), SHUTDOWN_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(grace);
+    await Promise.all(this.leaving);
     this.wss.close();
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
@@ -184,7 +204,9 @@ export class CloudbaseServer {
     ws.on('close', (code) => {
       this.transport.sockets.delete(connectionId);
       logger.debug('socket_closed', { connectionId, code });
-      this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
+      const leaving = this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
+      this.leaving.add(leaving);
+      void leaving.finally(() => this.leaving.delete(leaving));
     });
 
     // Admitted just before the drain began: it would be missed by it, so it is told to come back at once.

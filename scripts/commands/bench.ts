@@ -19,6 +19,9 @@ with the machine's description as JSON.
 Scenarios (all by default):
   broadcast   one room of 100 and 1000 clients: deliveries/s, p50/p99 latency,
               server CPU per delivery, against raw ws and Socket.IO
+  cluster     the room of 100 over 3 processes sharing it through a local
+              redis-server: cloudsocket (REDIS_URL) against Socket.IO with
+              @socket.io/redis-adapter, and against one cloudsocket process
   idle        10,000 idle connections: RSS and V8 heap per connection, against raw ws
   aws         the AWS target through the emulator and dynalite: DynamoDB and
               @connections requests per chat message (rooms of 10, 100, 1000),

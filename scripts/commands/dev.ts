@@ -8,14 +8,16 @@ import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
-import { FunctionExitedError, portIsTaken, runArtifact, type ExitStatus, type RunningArtifact } from '../run-artifact.js';
+import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
+import { startRedisServer, type LocalRedis } from '../redis-server.js';
+import { FunctionExitedError, portIsTaken, runArtifact, type ExitStatus } from '../run-artifact.js';
 
 const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
 const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration'] as const;
-const CLOUDBASE_FLAGS = ['port'] as const;
+const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
 const MAX_SECONDS = 86_400;
@@ -39,6 +41,7 @@ export const devCommand: Command = {
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
   help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
+                       [--instances N [--concurrency C] [--redis]]
 
 Builds dist/ when sources changed, then starts, side by side:
   cloudbase  the CloudBase function from dist/cloudbase through its own
@@ -63,6 +66,16 @@ Options:
   --max-duration SECONDS
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
+  --instances N  run N CloudBase instances (each its own process through
+                 scf_bootstrap) behind a front door on --port that gives each new
+                 WebSocket to an instance as CloudBase does: C per instance, then
+                 the next one; with all full, 503
+  --concurrency C
+                 connections per instance (default 1, CloudBase's own default);
+                 with --instances only
+  --redis        start Debian's redis-server on a free port and give every
+                 instance its REDIS_URL, so rooms span instances (without Redis
+                 they cannot); with --instances only
   --no-build     run dist/ as it is
   --template PATH  run an existing app's CloudFormation or SAM template and its
                  code (CodeUri folders, else the template's folder) on the
@@ -71,7 +84,7 @@ Options:
                  (by default every file of the last build is watched, the config too)
   -h, --help     show this help
 
---port applies with the CloudBase target only; --aws-port, --stage,
+--port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
 --idle-timeout and --max-duration with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
@@ -88,6 +101,9 @@ set, replaces the embedded DynamoDB (dynalite).`,
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
       template: { type: 'string' },
+      instances: { type: 'string' },
+      concurrency: { type: 'string' },
+      redis: { type: 'boolean' },
     });
     if (values.help) {
       console.log(devCommand.help);
@@ -108,14 +124,25 @@ set, replaces the embedded DynamoDB (dynalite).`,
       throw new UsageError(
         unused === 'port'
           ? 'dev: --port is the CloudBase target\'s port and --target aws does not run it; the emulator\'s is --aws-port'
-          : `dev: --${unused} applies to the AWS emulator and --target cloudbase does not run it`,
+          : (CLOUDBASE_FLAGS as readonly string[]).includes(unused)
+            ? `dev: --${unused} applies to the CloudBase target and --target aws does not run it`
+            : `dev: --${unused} applies to the AWS emulator and --target cloudbase does not run it`,
       );
     }
     const port = integerFlag('dev', 'port', values.port ?? process.env.PORT, 9000);
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
+    const instances = values.instances === undefined ? undefined : integerFlag('dev', 'instances', values.instances, 1, 1, 100);
+    if (instances === undefined && (values.concurrency !== undefined || values.redis)) {
+      throw new UsageError(`dev: --${values.redis ? 'redis' : 'concurrency'} applies with --instances N only`);
+    }
+    const concurrency = integerFlag('dev', 'concurrency', values.concurrency, 1, 1, 100);
     const project = await loadProject();
+    const configuredRedis = process.env.REDIS_URL || project.cloudbase.env.REDIS_URL || project.cloudbase.redisUrl || project.env.REDIS_URL;
+    if (values.redis && configuredRedis) {
+      throw new UsageError('dev: --redis starts a Redis of its own, but REDIS_URL is already set (in the shell or the config); drop one of them');
+    }
     // A project's own template names its stage; the emulator reads it from there.
     const stage = values.stage ?? (templatePath || project.aws.template ? undefined : project.aws.stage);
     if (stage !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
@@ -137,13 +164,36 @@ set, replaces the embedded DynamoDB (dynalite).`,
       await buildAll(project, (line) => console.log(line));
     }
 
-    const startCloudbase = (current: Project) =>
-      runArtifact(join(current.outDir, 'cloudbase'), {
-        port,
-        // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
-        env: { ...current.env, ...current.cloudbase.env, ACCESS_PATH: current.cloudbase.path, ...process.env } as Record<string, string>,
-        onLine: (line) => console.log(line),
-      }).catch(nameFlagOfTakenPort('port'));
+    let redis: LocalRedis | undefined;
+    if (values.redis) {
+      redis = await startRedisServer();
+      console.log(`started redis-server on 127.0.0.1:${redis.port} for the instances (--redis); it keeps nothing on disk`);
+    }
+    // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
+    const cloudbaseEnv = (current: Project) =>
+      ({
+        ...current.env,
+        ...current.cloudbase.env,
+        ...(current.cloudbase.redisUrl ? { REDIS_URL: current.cloudbase.redisUrl } : {}),
+        ACCESS_PATH: current.cloudbase.path,
+        ...process.env,
+        ...(redis ? { REDIS_URL: redis.url } : {}),
+      }) as Record<string, string>;
+    const startCloudbase = (current: Project): Promise<RunningCloudbase> =>
+      (instances === undefined
+        ? runArtifact(join(current.outDir, 'cloudbase'), { port, env: cloudbaseEnv(current), onLine: (line) => console.log(line) })
+        : startFleet({
+            directory: join(current.outDir, 'cloudbase'),
+            port,
+            host: process.env.HOST || '0.0.0.0',
+            instances,
+            concurrency,
+            env: cloudbaseEnv(current),
+            onLine: (line) => console.log(line),
+            onExit: (index, status) =>
+              console.error(`cloudsocket: dev: CloudBase instance ${index + 1} ${status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`}; the others go on`),
+          })
+      ).catch(nameFlagOfTakenPort('port'));
     const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
     const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
     const startAws = (current: Project) =>
@@ -159,13 +209,14 @@ set, replaces the embedded DynamoDB (dynalite).`,
         logger: createLogger(logLevel, (line) => process.stdout.write(line)),
       }).catch(nameFlagOfTakenPort('aws-port'));
 
-    let cloudbase: RunningArtifact | undefined;
+    let cloudbase: RunningCloudbase | undefined;
     let aws: RunningEmulator | undefined;
     try {
       if (runsCloudbase) cloudbase = await startCloudbase(project);
       if (runsAws) aws = await startAws(project);
     } catch (error) {
       await cloudbase?.stop();
+      await redis?.stop();
       throw error;
     }
 
@@ -173,6 +224,15 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (cloudbase) {
       const page = project.page === false ? 'no page' : `page: http://127.0.0.1:${cloudbase.port}/ and ${project.cloudbase.path}`;
       console.log(`cloudsocket CloudBase target  ws://127.0.0.1:${cloudbase.port}/  (listening on ${process.env.HOST || '0.0.0.0'}:${cloudbase.port}, ${page})`);
+      if (instances !== undefined) {
+        const redisUrl = redis?.url ?? cloudbaseEnv(project).REDIS_URL;
+        const spread = `a front door for ${instances} instance(s), ${concurrency} connection(s) each`;
+        console.log(
+          redisUrl
+            ? `  ${spread}; rooms span instances over Redis (${redisUrl.replace(/:[^:@/]*@/, ':***@')})`
+            : `  ${spread}; without Redis users on different instances cannot see each other (set REDIS_URL or pass --redis)`,
+        );
+      }
     }
     if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
@@ -181,7 +241,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     let restarting = false;
     let died: (status: ExitStatus) => void = () => {};
     const death = new Promise<ExitStatus>((resolve) => (died = resolve));
-    const watchDeath = (target: RunningArtifact | undefined) =>
+    const watchDeath = (target: RunningCloudbase | undefined) =>
       void target?.exitStatus.then((status) => {
         if (!restarting && target === cloudbase) died(status);
       });
@@ -233,9 +293,12 @@ set, replaces the embedded DynamoDB (dynalite).`,
     await rebuilding.catch(() => undefined);
     if (typeof reason !== 'string') {
       await aws?.stop();
+      await cloudbase?.stop('SIGKILL');
+      await redis?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
     }
     const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
+    await redis?.stop();
     return code ?? 0;
   },
 };
