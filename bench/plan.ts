@@ -1,8 +1,9 @@
 /** How much each scenario does in a full run and in a quick one. */
+import type { AwsChurnPlan } from './aws-churn.js';
 import type { BroadcastCase } from './broadcast.js';
 
-export type ScenarioName = 'broadcast' | 'idle' | 'aws';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws'];
+export type ScenarioName = 'broadcast' | 'idle' | 'aws' | 'aws-churn';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws', 'aws-churn'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';
@@ -11,6 +12,7 @@ export interface BenchPlan {
   broadcastRounds: number;
   idleConnections: number;
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
+  awsChurn: AwsChurnPlan;
   /** Said in the output, so a quick run's figures are never mistaken for a full run's. */
   notes: string[];
 }
@@ -29,6 +31,7 @@ export const FULL_PLAN: BenchPlan = {
   broadcastRounds: 3,
   idleConnections: 10_000,
   aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
+  awsChurn: { joiners: 1000, broadcasts: 10, churners: 3000, churnSeconds: 30, settleSeconds: 30 },
   notes: [],
 };
 
@@ -41,7 +44,8 @@ export const QUICK_PLAN: BenchPlan = {
   broadcastRounds: 1,
   idleConnections: 5_000,
   aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
+  awsChurn: { joiners: 200, broadcasts: 3, churners: 300, churnSeconds: 10, settleSeconds: 30 },
   notes: [
-    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000); run `npm run bench` for the full figures',
+    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
   ],
 };
