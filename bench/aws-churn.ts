@@ -69,6 +69,7 @@ export async function runAwsChurn(workerScript: string, plan: AwsChurnPlan, prog
     const churn = await ask({ kind: 'churn', url: emulator.url, room: 'churn', connections: plan.churners, durationMs: plan.churnSeconds * 1000, chatsPerSecond: 2, settleMs: 2000 });
     progress(`aws-churn: waiting up to ${plan.settleSeconds} s for the registry to empty ...`);
     const registryEntriesAfter = await waitForEmptyRegistry(emulator, plan.settleSeconds * 1000);
+    progress(`aws-churn: ${registryEntriesAfter} registry entries left; stopping the emulator ...`);
 
     const sorted = [...churn.welcomesMs].sort((a, b) => a - b);
     const { welcomesMs: _, ...churnRest } = churn;
@@ -86,7 +87,7 @@ export async function runAwsChurn(workerScript: string, plan: AwsChurnPlan, prog
       functionErrors,
     };
   } finally {
-    worker?.disconnect();
+    if (worker?.connected) worker.disconnect();
     await emulator?.stop();
     await rm(out, { recursive: true, force: true });
   }
