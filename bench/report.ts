@@ -120,6 +120,25 @@ export function formatReport(report: BenchReport): string {
     );
   }
 
+  if (report.awsChurn) {
+    const { join, broadcast, churn } = report.awsChurn;
+    out.push('', 'AWS target under a crowd and under churn, through the emulator');
+    out.push(
+      table(
+        ['measure', 'figure'],
+        [
+          ['clients joining one room', `${join.connected} (${join.failed} failed) in ${join.seconds.toFixed(1)} s: ${join.perSecond} connections/s`],
+          ['broadcasts to that room', `${broadcast.messages} to ${broadcast.members}: ${broadcast.exactlyOnce} exactly once, ${broadcast.missing} missing, ${broadcast.duplicated} duplicated`],
+          ['emulator RSS growth, crowd joined', `${report.awsChurn.emulatorRssGrowthMiB} MiB`],
+          ['churn beside 2 live clients', `${churn.churned} churned, ${churn.churnFailed} stuck; live: ${churn.liveReceived}/${churn.liveExpected} delivered, ${churn.liveDuplicated} duplicated`],
+          ['newcomers during the churn', `${churn.probes}: welcome median ${churn.welcomeMedianMs ?? 'n/a'} ms, max ${churn.welcomeMaxMs ?? 'n/a'} ms, ${churn.probeFailures} never welcomed`],
+          ['registry entries after the churn', report.awsChurn.registryEntriesAfter],
+          ['function errors logged', Object.entries(report.awsChurn.functionErrors).map(([event, n]) => `${event} ${n}`).join(', ') || 'none'],
+        ],
+      ),
+    );
+  }
+
   const failures = Object.entries(report.failures);
   if (failures.length > 0) {
     out.push('', 'Not run:');

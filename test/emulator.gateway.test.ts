@@ -268,7 +268,7 @@ describe('timeouts', () => {
 });
 
 describe('Lambda Invoke API', () => {
-  const lambda = () => new LambdaClient({ endpoint: emulator.httpUrl, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const lambda = () => new LambdaClient({ endpoint: emulator.httpUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 
   it('runs a RequestResponse invocation and answers its result', async () => {
     const answer = await lambda().send(new InvokeCommand({ FunctionName: 'cloudsocket-fixture-echo', Payload: JSON.stringify({ body: 'direct' }) }));

@@ -26,6 +26,10 @@ Scenarios (all by default):
   aws         the AWS target through the emulator and dynalite: DynamoDB and
               @connections requests per chat message (rooms of 10, 100, 1000),
               fan-out time, and the handlers' size and cold-start import time
+  aws-churn   the AWS target through the emulator: 1,000 clients joining one
+              room, 10 broadcasts to it, 3,000 connections churning in 30 s
+              beside 2 live clients, newcomers' time to welcome, registry
+              entries left afterwards
 
 Options:
   --quick           smaller rooms, fewer connections, shorter runs (under a minute)

@@ -15,7 +15,7 @@ import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-templ
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
-import { ensureTable, startDynamo } from './dynamo.js';
+import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { LambdaApi } from './lambda-api.js';
@@ -39,6 +39,8 @@ export interface EmulatorOptions {
   idleTimeoutMs?: number;
   /** API Gateway closes every connection after this long (default 2 h). */
   maxConnectionMs?: number;
+  /** A connection whose client has stopped reading is cut once this many bytes wait for it (default 4 MiB, as the CloudBase target). */
+  maxBufferedBytes?: number;
   /** A DynamoDB to use instead of the embedded dynalite (default $AWS_ENDPOINT_URL_DYNAMODB). */
   dynamoEndpoint?: string;
   /** How often expired TTL items are deleted (default 60 s). */
@@ -67,6 +69,9 @@ export interface RunningEmulator {
   stop(): Promise<void>;
 }
 
+/** What every function is given, as Lambda gives its role's session; the Invoke API accepts only these. */
+export const FUNCTION_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
+
 const DEFAULTS = {
   port: 3001,
   host: '127.0.0.1',
@@ -76,6 +81,7 @@ const DEFAULTS = {
   maxConnectionMs: 2 * 60 * 60_000,
   ttlSweepMs: 60_000,
   maxEnvironments: 4,
+  maxBufferedBytes: 4 * 1024 * 1024,
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
@@ -115,9 +121,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       ...options.functionEnv,
       AWS_REGION: settings.region,
       AWS_DEFAULT_REGION: settings.region,
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_SESSION_TOKEN: 'local',
+      AWS_ACCESS_KEY_ID: FUNCTION_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: FUNCTION_CREDENTIALS.secretAccessKey,
+      AWS_SESSION_TOKEN: FUNCTION_CREDENTIALS.sessionToken,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`,
       AWS_ENDPOINT_URL_LAMBDA: httpUrl,
@@ -132,10 +138,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     logger,
     idleTimeoutMs: settings.idleTimeoutMs,
     maxConnectionMs: settings.maxConnectionMs,
+    maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
   });
   const management = new ManagementApi(gateway, settings.stage, logger);
-  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId);
+  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, FUNCTION_CREDENTIALS);
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
   for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);
 
