@@ -249,7 +249,12 @@ async function throwInputs(target: Target, plan: HostilePlan, progress: (line: s
     await new Promise((resolve) => setTimeout(resolve, 500));
     roomAfter = await roomCount(target.url, room);
   }
-  const fdsAfter = await countFds(target.pid);
+  // Keep-alive sockets of the functions' SDK clients close once idle (the emulator's server drops them after 5 s).
+  let fdsAfter = await countFds(target.pid);
+  for (let attempt = 0; attempt < 30 && fdsAfter > fdsBefore + 10; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    fdsAfter = await countFds(target.pid);
+  }
   const alive = await roomCount(target.url, uniqueName('alive')).then(() => true, () => false);
   return { categories: runs, fdsBefore, fdsAfter, roomBefore, roomAfter, bystanderSent, bystanderReceived, alive, durationSeconds: Math.round((Date.now() - started) / 1000) };
 }
