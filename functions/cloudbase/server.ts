@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
@@ -52,7 +52,7 @@ export class CloudbaseServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly startedAt = Date.now();
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly onHandshakeSocketError: (error: Error) => void;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown: Promise<void> | undefined;
 
@@ -68,8 +68,11 @@ export class CloudbaseServer {
     this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
     this.wss = new WebSocketServer({
       noServer: true,
+      // The transport's map is the one list of sockets; ws's own would be a Set entry and a listener per socket.
+      clientTracking: false,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
+      WebSocket: connectionSocketClass(this.engine, this.transport, logger),
       verifyClient: (info: { req: IncomingMessage }, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void) =>
         void this.verify(info.req, accept),
     });
@@ -77,9 +80,11 @@ export class CloudbaseServer {
     // Made once, outside the upgrade handler: a listener created there would share its closure
     // scope, which holds `req`, and keep every request's headers alive as long as the socket.
     const onSocketError = (error: Error) => logger.debug('socket_error', { error });
+    this.onHandshakeSocketError = onSocketError;
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', onSocketError);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, req));
+      // `ws` makes every socket a ConnectionSocket (the `WebSocket` option).
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws as ConnectionSocket, req));
     });
     this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }) => {
       logger.debug('http_client_error', { error });
@@ -163,46 +168,33 @@ export class CloudbaseServer {
     }
   }
 
-  private onOpen(ws: WebSocket, req: IncomingMessage): void {
+  private onOpen(ws: ConnectionSocket, req: IncomingMessage): void {
     const pending = pendingConnectionIds.get(req);
     if (pending === undefined) return void ws.terminate();
-    // From here the socket's own close event does the forgetting.
+    pendingConnectionIds.delete(req);
+    // From here the socket's own close event does the forgetting, and ws hears the TCP socket's errors.
     req.socket.off('close', pending.forgetUnopened);
+    req.socket.off('error', this.onHandshakeSocketError);
     const { connectionId } = pending;
-    const { logger } = this;
+    ws.connectionId = connectionId;
     this.transport.sockets.set(connectionId, ws);
-    this.alive.add(ws);
-
-    ws.on('pong', () => this.alive.add(ws));
-    ws.on('error', (error) => logger.info('socket_error', { connectionId, error: error.message, code: (error as { code?: string }).code }));
-    ws.on('message', (data, isBinary) => {
-      this.alive.add(ws);
-      if (isBinary) return ws.close(CloseCode.unsupportedData, 'binary frames are not supported');
-      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
-      this.engine.receive(connectionId, data.toString()).catch(() => undefined);
-    });
-    ws.on('close', (code) => {
-      this.transport.sockets.delete(connectionId);
-      logger.debug('socket_closed', { connectionId, code });
-      this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
-    });
 
     // Admitted just before the drain began: it would be missed by it, so it is told to come back at once.
     if (this.shuttingDown) return void ws.close(CloseCode.serviceRestart, 'service restart');
     this.engine.greet(connectionId).catch((error) => {
-      logger.error('greet_failed', { connectionId, error });
+      this.logger.error('greet_failed', { connectionId, error });
       ws.close(CloseCode.serverError, 'internal error');
     });
   }
 
   /** Peers that did not answer the previous ping are dead (no close frame ever came) and are cut off. */
   private pingAll(): void {
-    for (const ws of this.transport.sockets.values()) {
-      if (!this.alive.has(ws)) {
+    for (const ws of this.transport.sockets.values() as IterableIterator<ConnectionSocket>) {
+      if (!ws.alive) {
         ws.terminate();
         continue;
       }
-      this.alive.delete(ws);
+      ws.alive = false;
       ws.ping();
     }
   }
@@ -232,6 +224,63 @@ export class CloudbaseServer {
 function pagePathsFor(accessPath: string): ReadonlySet<string> {
   const base = accessPath.replace(/\/+$/, '');
   return new Set(['/', '/index.html', ...(base ? [base, `${base}/`, `${base}/index.html`] : [])]);
+}
+
+/**
+ * A server-side socket that carries its connection id and liveness itself,
+ * instead of entries in maps keyed by it. The events the server handles are
+ * handled in `emit`, by a class made once per server: no listener, closure
+ * or listener table per connection.
+ */
+class ConnectionSocket extends WebSocket {
+  /** Empty until the socket opens as an admitted connection; such a socket is only ever terminated. */
+  connectionId = '';
+  /** Whether the peer has shown life (a frame, a pong) since the last ping. */
+  alive = true;
+}
+
+function connectionSocketClass(engine: Engine, transport: WsTransport, logger: Logger): typeof ConnectionSocket {
+  return class extends ConnectionSocket {
+    override emit(event: string | symbol, ...args: any[]): boolean {
+      if (this.connectionId !== '') this.handle(event, args);
+      // Handled: without a listener, EventEmitter would throw it.
+      if (event === 'error' && this.listenerCount('error') === 0) return true;
+      return super.emit(event, ...args);
+    }
+
+    private handle(event: string | symbol, args: any[]): void {
+      switch (event) {
+        case 'pong':
+          this.alive = true;
+          break;
+        case 'message':
+          this.onMessage(args[0] as WebSocket.RawData, args[1] as boolean);
+          break;
+        case 'close':
+          this.onClose(args[0] as number);
+          break;
+        case 'error': {
+          const error = args[0] as Error & { code?: string };
+          logger.info('socket_error', { connectionId: this.connectionId, error: error.message, code: error.code });
+          break;
+        }
+      }
+    }
+
+    private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+      this.alive = true;
+      if (isBinary) return this.close(CloseCode.unsupportedData, 'binary frames are not supported');
+      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
+      engine.receive(this.connectionId, data.toString()).catch(() => undefined);
+    }
+
+    private onClose(code: number): void {
+      const { connectionId } = this;
+      transport.sockets.delete(connectionId);
+      logger.debug('socket_closed', { connectionId, code });
+      engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
+    }
+  };
 }
 
 const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; forgetUnopened: () => void }>();
