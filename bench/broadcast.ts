@@ -27,6 +27,8 @@ export interface BroadcastCase {
 
 export interface BroadcastRun {
   server: ServerName;
+  /** Which round of its case this run was (1-based); rounds are compared with each other, not across. */
+  round?: number;
   clients: number;
   ratePerClient: number;
   /** Deliveries per second asked for: clients × rate × room size. */
@@ -46,7 +48,7 @@ export interface BroadcastRun {
   connectFailures: number;
 }
 
-export const BROADCAST_SERVERS: readonly ServerName[] = ['raw-ws', 'cloudsocket', 'socketio'];
+export const BROADCAST_SERVERS: readonly ServerName[] = ['floor', 'raw-ws', 'cloudsocket', 'ws-frame-once', 'socketio'];
 
 export async function runBroadcastCase(
   programs: BenchPrograms,

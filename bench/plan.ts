@@ -55,5 +55,6 @@ export const QUICK_PLAN: BenchPlan = {
   },
   notes: [
     'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000); run `npm run bench` for the full figures',
+    'quick mode is noisy: with one short round, a ratio is one sample, and p99 ratios have moved from 1.25× to 1.80× between quick runs of the same code; the full run gives the median of three rounds and the range between them',
   ],
 };

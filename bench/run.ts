@@ -14,29 +14,9 @@ import { LoadPool } from './load/pool.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 import type { BenchPlan, ScenarioName } from './plan.js';
 import { buildPrograms } from './programs.js';
+import { broadcastRatios, broadcastTargets, idleRatios, idleTargets, ratio, type BroadcastRatios, type IdleRatios, type TargetCheck } from './ratios.js';
 
-export interface BroadcastRatios {
-  clients: number;
-  /** Capacity (deliveries per server CPU-second), ours ÷ theirs: above 1 is better. */
-  capacityVsRawWs: number | null;
-  capacityVsSocketio: number | null;
-  /** Latency, ours ÷ theirs: below 1 is better. */
-  p50VsRawWs: number | null;
-  p99VsRawWs: number | null;
-  p50VsSocketio: number | null;
-  p99VsSocketio: number | null;
-}
-
-export interface IdleRatios {
-  rssVsRawWs: number | null;
-  heapVsRawWs: number | null;
-}
-
-export interface TargetCheck {
-  target: string;
-  measured: string;
-  met: boolean;
-}
+export type { BroadcastRatios, IdleRatios, TargetCheck };
 
 export interface BenchReport {
   generatedAt: string;
@@ -91,13 +71,13 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
               progress(`broadcast: ${server}, ${spec.clients} clients × ${spec.ratePerClient}/s for ${spec.durationMs / 1000} s (round ${round + 1}/${plan.broadcastRounds}) ...`);
               const profileFile = options.profileDir ? join(options.profileDir, `broadcast-${spec.clients}-${server}-${round + 1}.cpuprofile`) : undefined;
               if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
-              caseRuns.push(await runBroadcastCase(programs, pool, spec, server, {}, profileFile));
+              caseRuns.push({ ...(await runBroadcastCase(programs, pool, spec, server, {}, profileFile)), round: round + 1 });
             }
           }
           rounds.push(...caseRuns);
           for (const server of BROADCAST_SERVERS) runs.push(medianRun(caseRuns.filter((run) => run.server === server)));
         }
-        report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, spec.clients)) };
+        report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, rounds, spec.clients)) };
       });
     }
     if (options.scenarios.includes('idle')) {
@@ -181,46 +161,10 @@ function medianRun(runs: BroadcastRun[]): BroadcastRun {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-function ratio(ours: number | null | undefined, theirs: number | null | undefined): number | null {
-  if (ours == null || theirs == null || theirs === 0) return null;
-  return Math.round((ours / theirs) * 100) / 100;
-}
-
-function broadcastRatios(runs: BroadcastRun[], clients: number): BroadcastRatios {
-  const of = (server: BroadcastRun['server']) => runs.find((run) => run.server === server && run.clients === clients);
-  const ours = of('cloudsocket');
-  const raw = of('raw-ws');
-  const socketio = of('socketio');
-  return {
-    clients,
-    capacityVsRawWs: ratio(ours?.capacityPerCpuSecond, raw?.capacityPerCpuSecond),
-    capacityVsSocketio: ratio(ours?.capacityPerCpuSecond, socketio?.capacityPerCpuSecond),
-    p50VsRawWs: ratio(ours?.p50Ms, raw?.p50Ms),
-    p99VsRawWs: ratio(ours?.p99Ms, raw?.p99Ms),
-    p50VsSocketio: ratio(ours?.p50Ms, socketio?.p50Ms),
-    p99VsSocketio: ratio(ours?.p99Ms, socketio?.p99Ms),
-  };
-}
-
-function idleRatios(runs: IdleRun[]): IdleRatios {
-  const ours = runs.find((run) => run.server === 'cloudsocket');
-  const raw = runs.find((run) => run.server === 'raw-ws');
-  return { rssVsRawWs: ratio(ours?.rssBytesPerConnection, raw?.rssBytesPerConnection), heapVsRawWs: ratio(ours?.heapBytesPerConnection, raw?.heapBytesPerConnection) };
-}
-
 function checkTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
-  const worst = (values: Array<number | null>) => (values.some((v) => v === null) || values.length === 0 ? null : Math.min(...(values as number[])));
-  if (report.broadcast) {
-    const vsRaw = worst(report.broadcast.ratios.map((r) => r.capacityVsRawWs));
-    const vsSocketio = worst(report.broadcast.ratios.map((r) => r.capacityVsSocketio));
-    checks.push({ target: 'broadcast capacity ≥ 0.9× raw ws', measured: `${vsRaw ?? 'n/a'}× (worst case)`, met: vsRaw !== null && vsRaw >= 0.9 });
-    checks.push({ target: 'broadcast capacity ≥ 2× Socket.IO', measured: `${vsSocketio ?? 'n/a'}× (worst case)`, met: vsSocketio !== null && vsSocketio >= 2 });
-  }
-  if (report.idle) {
-    const { rssVsRawWs, heapVsRawWs } = report.idle.ratios;
-    checks.push({ target: 'memory per idle connection ≤ 1.25× raw ws (RSS)', measured: `${rssVsRawWs ?? 'n/a'}× (V8 heap ${heapVsRawWs ?? 'n/a'}×)`, met: rssVsRawWs !== null && rssVsRawWs <= 1.25 });
-  }
+  if (report.broadcast) checks.push(...broadcastTargets(report.broadcast.ratios));
+  if (report.idle) checks.push(...idleTargets(report.idle.ratios));
   for (const run of report.hostile ?? []) {
     const sent = run.categories.reduce((total, c) => total + c.sent, 0);
     const right = run.categories.reduce((total, c) => total + c.rightAnswers, 0);
