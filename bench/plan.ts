@@ -11,6 +11,8 @@ export interface BenchPlan {
   /** Each broadcast case runs this many times per server, in rotating order; the median run counts. */
   broadcastRounds: number;
   idleConnections: number;
+  /** Each server's idle memory is read this many times, in rotating order; the median RSS counts (one reading moves by ±4%). */
+  idleRounds: number;
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
   hostile: { cloudbase: HostilePlan; aws: HostilePlan };
@@ -31,6 +33,7 @@ export const FULL_PLAN: BenchPlan = {
   ],
   broadcastRounds: 3,
   idleConnections: 10_000,
+  idleRounds: 3,
   aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
@@ -48,6 +51,7 @@ export const QUICK_PLAN: BenchPlan = {
   ],
   broadcastRounds: 1,
   idleConnections: 5_000,
+  idleRounds: 1,
   aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
   hostile: {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },

@@ -60,11 +60,16 @@ export function formatReport(report: BenchReport): string {
   }
 
   if (report.idle) {
-    out.push('', 'Idle connections (rooms of 10): growth after a full GC ÷ connections');
+    const rounds = report.idle.rounds;
+    const rssOverRounds = (server: string) => {
+      const values = rounds.filter((run) => run.server === server).map((run) => run.rssBytesPerConnection);
+      return values.length < 2 ? '-' : `${kib(Math.min(...values))} - ${kib(Math.max(...values))}`;
+    };
+    out.push('', `Idle connections (rooms of 10): growth after a full GC ÷ connections; median RSS of ${rounds.length / report.idle.runs.length} round(s)`);
     out.push(
       table(
-        ['server', 'connections', 'RSS/conn', 'heap/conn'],
-        report.idle.runs.map((run) => [run.server, run.connections, kib(run.rssBytesPerConnection), kib(run.heapBytesPerConnection)]),
+        ['server', 'connections', 'RSS/conn', 'heap/conn', 'RSS/conn over rounds'],
+        report.idle.runs.map((run) => [run.server, run.connections, kib(run.rssBytesPerConnection), kib(run.heapBytesPerConnection), rssOverRounds(run.server)]),
       ),
     );
     out.push(`Ratio cloudsocket ÷ raw ws (idiomatic): RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);

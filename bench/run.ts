@@ -27,7 +27,8 @@ export interface BenchReport {
   notes: string[];
   /** `runs`: per case and server, the round with the median capacity; `rounds`: every round. */
   broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
-  idle?: { runs: IdleRun[]; ratios: IdleRatios };
+  /** `runs`: per server, the round with the median RSS; `rounds`: every round. */
+  idle?: { runs: IdleRun[]; rounds: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
   hostile?: HostileRun[];
   /** Scenarios that could not run, and why. */
@@ -83,12 +84,15 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     if (options.scenarios.includes('idle')) {
       await attempt(report, 'idle', async () => {
         const connections = idleConnectionsWithinLimits(plan.idleConnections, report);
-        const runs: IdleRun[] = [];
-        for (const server of IDLE_SERVERS) {
-          progress(`idle: ${connections} connections to ${server} ...`);
-          runs.push(await runIdleCase(programs, pool, connections, server));
+        const rounds: IdleRun[] = [];
+        for (let round = 0; round < plan.idleRounds; round++) {
+          for (const server of rotate(IDLE_SERVERS, round)) {
+            progress(`idle: ${connections} connections to ${server} (round ${round + 1}/${plan.idleRounds}) ...`);
+            rounds.push(await runIdleCase(programs, pool, connections, server));
+          }
         }
-        report.idle = { runs, ratios: idleRatios(runs) };
+        const runs = IDLE_SERVERS.map((server) => median(rounds.filter((run) => run.server === server), (run) => run.rssBytesPerConnection));
+        report.idle = { runs, rounds, ratios: idleRatios(runs) };
       });
     }
     if (options.scenarios.includes('aws')) {
@@ -157,7 +161,11 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 
 /** A whole measured run, not a mix of figures from different rounds. */
 function medianRun(runs: BroadcastRun[]): BroadcastRun {
-  const sorted = [...runs].sort((a, b) => (a.capacityPerCpuSecond ?? 0) - (b.capacityPerCpuSecond ?? 0));
+  return median(runs, (run) => run.capacityPerCpuSecond ?? 0);
+}
+
+function median<T>(runs: readonly T[], by: (run: T) => number): T {
+  const sorted = [...runs].sort((a, b) => by(a) - by(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 

@@ -1,27 +1,59 @@
 import type { JsonObject } from './protocol.js';
 import { nameKey } from './names.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from './registry.js';
-import { consumeToken, type RateLimit } from './rate-limit.js';
+import { consumeToken, type RateLimit, type RateState } from './rate-limit.js';
+
+/**
+ * Entries keep times as ms since this module loaded, not since 1970: small
+ * integers V8 stores inside the entry, where an epoch-ms number is a heap
+ * object of its own (16 bytes, three per entry). After about 24 days they
+ * outgrow that and V8 boxes them as before; nothing else changes.
+ */
+const EPOCH = Date.now();
+
+/** `ms` since EPOCH, as a small integer whenever it is one (arithmetic on epoch-ms numbers yields heap numbers). */
+function sinceEpoch(ms: number): number {
+  const offset = ms - EPOCH;
+  return offset === (offset | 0) ? offset | 0 : offset;
+}
 
 /**
  * One stored connection, kept small because a process holds one per open
  * socket: the rate state inline instead of an object of its own, one shared
- * object for the usual empty identity, the nameKey and room sharing the
- * strings they equal. Callers get ConnectionRecords built from it, never it.
+ * object for the usual empty identity, the nameKey, room and address sharing
+ * the strings they equal. Callers get ConnectionRecords built from it, never it.
  */
 class Entry {
+  readonly connectedAt: number;
+  lastActiveAt: number;
+  tat: number;
+
   constructor(
     readonly connectionId: string,
     readonly clientId: string,
     readonly nameKey: string,
     public room: string,
-    readonly connectedAt: number,
-    public lastActiveAt: number,
+    connectedAt: number,
+    lastActiveAt: number,
     readonly sourceIp: string,
     readonly identity: JsonObject,
-    public tat: number,
+    tat: number,
     public strikes: number,
-  ) {}
+  ) {
+    this.connectedAt = sinceEpoch(connectedAt);
+    this.lastActiveAt = sinceEpoch(lastActiveAt);
+    this.tat = sinceEpoch(tat);
+  }
+
+  get rate(): RateState {
+    return { tat: this.tat + EPOCH, strikes: this.strikes };
+  }
+
+  touch(now: number, rate: RateState): void {
+    this.lastActiveAt = sinceEpoch(now);
+    this.tat = sinceEpoch(rate.tat);
+    this.strikes = rate.strikes;
+  }
 
   toRecord(): ConnectionRecord {
     return {
@@ -29,11 +61,11 @@ class Entry {
       clientId: this.clientId,
       nameKey: this.nameKey,
       room: this.room,
-      connectedAt: this.connectedAt,
-      lastActiveAt: this.lastActiveAt,
+      connectedAt: this.connectedAt + EPOCH,
+      lastActiveAt: this.lastActiveAt + EPOCH,
       sourceIp: this.sourceIp,
       identity: this.identity === NO_IDENTITY ? {} : this.identity,
-      rate: { tat: this.tat, strikes: this.strikes },
+      rate: this.rate,
     };
   }
 }
@@ -49,6 +81,12 @@ export class MemoryRegistry implements ConnectionRegistry {
   private readonly byConnection = new Map<string, Entry>();
   private readonly byNameKey = new Map<string, Entry>();
   private readonly rooms = new Map<string, Set<Entry>>();
+  /**
+   * The source address last stored. Connections arrive in runs from one
+   * address (a gateway, a proxy, a NAT), and each handshake reads its own
+   * copy of the string; runs share one.
+   */
+  private lastSourceIp = '';
 
   get size(): number {
     return this.byConnection.size;
@@ -65,7 +103,7 @@ export class MemoryRegistry implements ConnectionRegistry {
       this.roomName(record.room),
       record.connectedAt,
       record.lastActiveAt,
-      record.sourceIp,
+      this.sharedSourceIp(record.sourceIp),
       Object.keys(identity).length === 0 ? NO_IDENTITY : identity,
       record.rate.tat,
       record.rate.strikes,
@@ -113,10 +151,8 @@ export class MemoryRegistry implements ConnectionRegistry {
   async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
     const entry = this.byConnection.get(connectionId);
     if (!entry) return undefined;
-    const decision = consumeToken(entry, now, limit);
-    entry.tat = decision.state.tat;
-    entry.strikes = decision.state.strikes;
-    entry.lastActiveAt = now;
+    const decision = consumeToken(entry.rate, now, limit);
+    entry.touch(now, decision.state);
     return { record: entry.toRecord(), admitted: decision.admitted };
   }
 
@@ -132,7 +168,7 @@ export class MemoryRegistry implements ConnectionRegistry {
   async listIdle(before: number): Promise<ConnectionRecord[]> {
     const idle: ConnectionRecord[] = [];
     for (const entry of this.byConnection.values()) {
-      if (entry.lastActiveAt < before) idle.push(entry.toRecord());
+      if (entry.lastActiveAt + EPOCH < before) idle.push(entry.toRecord());
     }
     return idle;
   }
@@ -144,6 +180,11 @@ export class MemoryRegistry implements ConnectionRegistry {
       this.rooms.set(room, members);
     }
     return members;
+  }
+
+  private sharedSourceIp(sourceIp: string): string {
+    if (sourceIp !== this.lastSourceIp) this.lastSourceIp = sourceIp;
+    return this.lastSourceIp;
   }
 
   /** The room's name as the rooms map already holds it, so its members share one string. */

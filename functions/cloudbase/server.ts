@@ -307,8 +307,20 @@ function handshakeFrom(req: IncomingMessage): HandshakeRequest | undefined {
     connectionId: randomBytes(12).toString('base64url'),
     headers,
     query: Object.fromEntries(target.query),
-    sourceIp: req.socket.remoteAddress ?? '',
+    sourceIp: peerAddress(req.socket),
   };
+}
+
+/**
+ * The peer's address, without leaving it cached on the socket: net.Socket
+ * keeps what `remoteAddress` read (an object and a string, lib/net.js
+ * `_peername`) for the socket's life, and the registry holds the address already.
+ */
+function peerAddress(socket: IncomingMessage['socket']): string {
+  const address = socket.remoteAddress ?? '';
+  const cached = socket as unknown as { _peername?: unknown };
+  if (cached._peername !== undefined) cached._peername = undefined;
+  return address;
 }
 
 const CLIENT_ERRORS = new Map<string | undefined, [status: number, code: string, message: string]>([
