@@ -27,7 +27,7 @@ Scenarios (all by default):
               fan-out time, and the handlers' size and cold-start import time
 
 Options:
-  --quick           smaller rooms, fewer connections, shorter runs (under a minute)
+  --quick           smaller rooms, fewer connections, shorter runs (about 3 minutes)
   --only NAME       run only these scenarios (comma-separated: ${SCENARIOS.join(', ')})
   --out FILE        where the JSON goes (default bench/results/latest.json)
   --idle N          idle connections (default 10000, quick 5000)
