@@ -52,7 +52,7 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
   try {
     const runs: AwsRoomRun[] = [];
     for (const roomSize of options.roomSizes) {
-      const result = await pool.connect({ url: emulator.url, dialect: 'chat', count: roomSize, roomSize: 1, concurrency: 20 });
+      const result = await pool.connect({ urls: [emulator.url], dialect: 'chat', count: roomSize, roomSize: 1, concurrency: 20 });
       if (result.connected !== roomSize) throw new Error(`aws: ${result.connected}/${roomSize} clients connected (${result.firstError ?? 'no error'})`);
       const room = `bench${roomSize}`;
       await gatherInto(dynamo, emulator, room);

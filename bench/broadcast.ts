@@ -15,7 +15,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { LoadPool } from './load/pool.js';
 import type { BenchPrograms } from './programs.js';
-import { launchServer, type LaunchOptions, type ServerName, type ServerUnderTest } from './servers/launch.js';
+import { launchServers, type LaunchOptions, type ServerName, type ServerUnderTest } from './servers/launch.js';
 
 export interface BroadcastCase {
   clients: number;
@@ -29,6 +29,8 @@ export interface BroadcastRun {
   server: ServerName;
   /** Which round of its case this run was (1-based); rounds are compared with each other, not across. */
   round?: number;
+  /** Processes of the server, sharing the room over Redis when more than one. */
+  instances: number;
   clients: number;
   ratePerClient: number;
   /** Deliveries per second asked for: clients × rate × room size. */
@@ -59,9 +61,9 @@ export async function runBroadcastCase(
   /** When set, the server's CPU profile of the measured part is written here. */
   profileFile?: string,
 ): Promise<BroadcastRun> {
-  const target = await launchServer(server, programs, launch);
+  const target = await launchServers(server, programs, launch);
   try {
-    const connection = await pool.connect({ url: target.url, dialect: target.dialect, count: spec.clients, roomSize: 0 });
+    const connection = await pool.connect({ urls: target.urls, dialect: target.dialect, count: spec.clients, roomSize: 0 });
     if (connection.connected === 0) throw new Error(`${server}: no client could connect (${connection.firstError ?? 'no error'})`);
     await settle(target, pool);
     if (profileFile) await target.startProfile();
@@ -80,6 +82,7 @@ export async function runBroadcastCase(
     await pool.closeClients();
     return {
       server,
+      instances: target.urls.length,
       clients: connection.connected,
       ratePerClient: spec.ratePerClient,
       offeredPerSecond: spec.clients * spec.ratePerClient * spec.clients,

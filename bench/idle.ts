@@ -28,11 +28,11 @@ const WARMUP_CONNECTIONS = 100;
 export async function runIdleCase(programs: BenchPrograms, pool: LoadPool, connections: number, server: ServerName): Promise<IdleRun> {
   const target = await launchServer(server, programs);
   try {
-    await pool.connect({ url: target.url, dialect: target.dialect, count: WARMUP_CONNECTIONS, roomSize: ROOM_SIZE });
+    await pool.connect({ urls: [target.url], dialect: target.dialect, count: WARMUP_CONNECTIONS, roomSize: ROOM_SIZE });
     await pool.closeClients();
     await quiet(target);
     const before = await target.memory();
-    const result = await pool.connect({ url: target.url, dialect: target.dialect, count: connections, roomSize: ROOM_SIZE, concurrency: 100 });
+    const result = await pool.connect({ urls: [target.url], dialect: target.dialect, count: connections, roomSize: ROOM_SIZE, concurrency: 100 });
     await quiet(target);
     const after = await target.memory();
     await pool.closeClients();

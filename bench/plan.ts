@@ -1,9 +1,10 @@
 /** How much each scenario does in a full run and in a quick one. */
+import type { AwsChurnPlan } from './aws-churn.js';
 import type { BroadcastCase } from './broadcast.js';
 import type { HostilePlan } from './hostile.js';
 
-export type ScenarioName = 'broadcast' | 'idle' | 'aws' | 'hostile';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'idle', 'aws', 'hostile'];
+export type ScenarioName = 'broadcast' | 'cluster' | 'idle' | 'aws' | 'aws-churn' | 'hostile';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'cluster', 'idle', 'aws', 'aws-churn', 'hostile'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';
@@ -16,6 +17,7 @@ export interface BenchPlan {
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
   hostile: { cloudbase: HostilePlan; aws: HostilePlan };
+  awsChurn: AwsChurnPlan;
   /** Said in the output, so a quick run's figures are never mistaken for a full run's. */
   notes: string[];
 }
@@ -40,6 +42,7 @@ export const FULL_PLAN: BenchPlan = {
     cloudbase: { garbage: 2500, targets: 2500, framing: 2500, json: 2500 },
     aws: { garbage: 3000, targets: 3000, framing: 1000, json: 3000 },
   },
+  awsChurn: { joiners: 1000, broadcasts: 10, churners: 3000, churnSeconds: 30, settleSeconds: 30 },
   notes: [],
 };
 
@@ -57,8 +60,9 @@ export const QUICK_PLAN: BenchPlan = {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },
     aws: { garbage: 300, targets: 300, framing: 100, json: 300 },
   },
+  awsChurn: { joiners: 200, broadcasts: 3, churners: 300, churnSeconds: 10, settleSeconds: 30 },
   notes: [
-    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000); run `npm run bench` for the full figures',
+    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
     'quick mode is noisy: with one short round, a ratio is one sample, and p99 ratios have moved from 1.25× to 1.80× between quick runs of the same code; the full run gives the median of three rounds and the range between them',
   ],
 };

@@ -20,6 +20,8 @@ export interface BenchPrograms {
   floor: string;
   socketio: string;
   loadWorker: string;
+  /** The load process of the aws-churn scenario. */
+  churnWorker: string;
   /** file: URL of the probe, for NODE_OPTIONS=--import. */
   probeUrl: string;
   remove(): Promise<void>;
@@ -32,6 +34,7 @@ const SOURCES = {
   socketio: 'bench/servers/socketio.ts',
   probe: 'bench/servers/probe.ts',
   loadWorker: 'bench/load/worker.ts',
+  churnWorker: 'bench/load/churn-worker.ts',
 } as const;
 
 export async function buildPrograms(): Promise<BenchPrograms> {
@@ -50,6 +53,7 @@ export async function buildPrograms(): Promise<BenchPrograms> {
     floor: outfile('floor'),
     socketio: outfile('socketio'),
     loadWorker: outfile('loadWorker'),
+    churnWorker: outfile('churnWorker'),
     probeUrl: pathToFileURL(outfile('probe')).href,
     remove: () => rm(out, { recursive: true, force: true }),
   };

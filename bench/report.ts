@@ -1,5 +1,6 @@
 /** The stdout table of a bench run. */
 import { BASELINE_LABELS } from './ratios.js';
+import type { BroadcastRun } from './broadcast.js';
 import type { BenchReport } from './run.js';
 
 type Cell = string | number | null | undefined;
@@ -14,6 +15,12 @@ function cell(value: Cell): string {
   if (value === null || value === undefined) return 'n/a';
   if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 2 });
   return value;
+}
+
+/** The measured columns of a broadcast run, after the ones naming it. */
+function runFigures(run: BroadcastRun): Cell[] {
+  const cpu = run.cpuMicrosPerDelivery === null ? null : Number(run.cpuMicrosPerDelivery.toFixed(2));
+  return [run.deliveredPerSecond, cpu, run.capacityPerCpuSecond, run.p50Ms, run.p99Ms, `${run.received}/${run.expected}`];
 }
 
 const times = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)}×`);
@@ -36,16 +43,7 @@ export function formatReport(report: BenchReport): string {
     out.push(
       table(
         ['clients', 'server', 'delivered/s', 'CPU µs/delivery', 'capacity/CPU-s', 'p50 ms', 'p99 ms', 'received/expected'],
-        report.broadcast.runs.map((run) => [
-          run.clients,
-          run.server,
-          run.deliveredPerSecond,
-          run.cpuMicrosPerDelivery === null ? null : Number(run.cpuMicrosPerDelivery.toFixed(2)),
-          run.capacityPerCpuSecond,
-          run.p50Ms,
-          run.p99Ms,
-          `${run.received}/${run.expected}`,
-        ]),
+        report.broadcast.runs.map((run) => [run.clients, run.server, ...runFigures(run)]),
       ),
     );
     out.push('', 'Ratios, cloudsocket ÷ baseline (capacity: higher is better; latency: lower is better; range: lowest and highest of the rounds, each against the same round)');
@@ -57,6 +55,18 @@ export function formatReport(report: BenchReport): string {
         ),
       ),
     );
+  }
+
+  if (report.cluster) {
+    out.push('', 'One room over 3 processes sharing it through Redis (clients dealt round-robin), against one process');
+    out.push(
+      table(
+        ['server', 'instances', 'delivered/s', 'CPU µs/delivery', 'capacity/CPU-s', 'p50 ms', 'p99 ms', 'received/expected'],
+        report.cluster.runs.map((run) => [run.server === 'socketio' ? 'socketio + redis-adapter' : run.server, run.instances, ...runFigures(run)]),
+      ),
+    );
+    const { capacityVsSocketio, p99VsSingle, capacityVsSingle } = report.cluster.ratios;
+    out.push(`Ratios: capacity cloudsocket×3 ÷ Socket.IO+redis-adapter×3 ${times(capacityVsSocketio)}; cloudsocket×3 ÷ ×1: capacity ${times(capacityVsSingle)}, p99 ${times(p99VsSingle)}`);
   }
 
   if (report.idle) {
@@ -112,6 +122,25 @@ export function formatReport(report: BenchReport): string {
       table(
         ['variant', 'message.mjs', '4 handlers', 'import median ms', 'build'],
         report.aws.coldStart.map((run) => [run.variant, kib(run.messageBytes), kib(run.totalBytes), run.importMedianMs, run.description]),
+      ),
+    );
+  }
+
+  if (report.awsChurn) {
+    const { join, broadcast, churn } = report.awsChurn;
+    out.push('', 'AWS target under a crowd and under churn, through the emulator');
+    out.push(
+      table(
+        ['measure', 'figure'],
+        [
+          ['clients joining one room', `${join.connected} (${join.failed} failed) in ${join.seconds.toFixed(1)} s: ${join.perSecond} connections/s`],
+          ['broadcasts to that room', `${broadcast.messages} to ${broadcast.members}: ${broadcast.exactlyOnce} exactly once, ${broadcast.missing} missing, ${broadcast.duplicated} duplicated`],
+          ['emulator RSS growth, crowd joined', `${report.awsChurn.emulatorRssGrowthMiB} MiB`],
+          ['churn beside 2 live clients', `${churn.churned} churned, ${churn.churnFailed} stuck; live: ${churn.liveReceived}/${churn.liveExpected} delivered, ${churn.liveDuplicated} duplicated`],
+          ['newcomers during the churn', `${churn.probes}: welcome median ${churn.welcomeMedianMs ?? 'n/a'} ms, max ${churn.welcomeMaxMs ?? 'n/a'} ms, ${churn.probeFailures} never welcomed`],
+          ['registry entries after the churn', report.awsChurn.registryEntriesAfter],
+          ['function errors logged', Object.entries(report.awsChurn.functionErrors).map(([event, n]) => `${event} ${n}`).join(', ') || 'none'],
+        ],
       ),
     );
   }

@@ -8,7 +8,9 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { buildVariants, measureColdStarts, type ColdStartRun } from './aws-cold-start.js';
 import { runAwsRooms, type AwsRoomRun } from './aws.js';
+import { runAwsChurn, type AwsChurnRun } from './aws-churn.js';
 import { BROADCAST_SERVERS, runBroadcastCase, type BroadcastRun } from './broadcast.js';
+import { runCluster, type ClusterReport } from './cluster.js';
 import { IDLE_SERVERS, runIdleCase, type IdleRun } from './idle.js';
 import { LoadPool } from './load/pool.js';
 import { machineInfo, type MachineInfo } from './machine.js';
@@ -27,10 +29,13 @@ export interface BenchReport {
   notes: string[];
   /** `runs`: per case and server, the round with the median capacity; `rounds`: every round. */
   broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
+  /** One room over three processes sharing it through Redis, against one process. */
+  cluster?: ClusterReport;
   /** `runs`: per server, the round with the median RSS; `rounds`: every round. */
   idle?: { runs: IdleRun[]; rounds: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
   hostile?: HostileRun[];
+  awsChurn?: AwsChurnRun;
   /** Scenarios that could not run, and why. */
   failures: Partial<Record<ScenarioName, string>>;
   targets: TargetCheck[];
@@ -81,6 +86,11 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
         report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, rounds, spec.clients)) };
       });
     }
+    if (options.scenarios.includes('cluster')) {
+      await attempt(report, 'cluster', async () => {
+        report.cluster = await runCluster(programs, pool, plan.broadcast[0]!, plan.broadcastRounds, progress);
+      });
+    }
     if (options.scenarios.includes('idle')) {
       await attempt(report, 'idle', async () => {
         const connections = idleConnectionsWithinLimits(plan.idleConnections, report);
@@ -118,6 +128,11 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     if (options.scenarios.includes('hostile')) {
       await attempt(report, 'hostile', async () => {
         report.hostile = await runHostile(plan.hostile, progress);
+      });
+    }
+    if (options.scenarios.includes('aws-churn')) {
+      await attempt(report, 'aws-churn', async () => {
+        report.awsChurn = await runAwsChurn(programs.churnWorker, plan.awsChurn, progress);
       });
     }
   } finally {
@@ -172,6 +187,11 @@ function median<T>(runs: readonly T[], by: (run: T) => number): T {
 function checkTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
   if (report.broadcast) checks.push(...broadcastTargets(report.broadcast.ratios));
+  if (report.cluster) {
+    const { capacityVsSocketio, p99VsSingle } = report.cluster.ratios;
+    checks.push({ target: '3 instances over Redis: capacity ≥ 1.5× Socket.IO + redis-adapter', measured: `${capacityVsSocketio ?? 'n/a'}×`, met: capacityVsSocketio !== null && capacityVsSocketio >= 1.5 });
+    checks.push({ target: '3 instances over Redis: p99 ≤ 2× one instance', measured: `${p99VsSingle ?? 'n/a'}×`, met: p99VsSingle !== null && p99VsSingle <= 2 });
+  }
   if (report.idle) checks.push(...idleTargets(report.idle.ratios));
   for (const run of report.hostile ?? []) {
     const sent = run.categories.reduce((total, c) => total + c.sent, 0);
@@ -190,5 +210,19 @@ function checkTargets(report: BenchReport): TargetCheck[] {
     checks.push({ target: 'AWS: no Scan per chat message', measured: `${scans} Scans`, met: scans === 0 });
     checks.push({ target: 'AWS: ≤ 2 DynamoDB requests per chat message', measured: `${most} at most (rooms up to ${largest})`, met: most <= 2 });
   }
+  if (report.awsChurn) checks.push(...churnTargets(report.awsChurn, report.mode === 'full'));
   return checks;
+}
+
+/** The targets hold for the full plan's sizes; a quick run says what it measured but meets nothing. */
+function churnTargets(run: AwsChurnRun, full: boolean): TargetCheck[] {
+  const { join, broadcast, churn } = run;
+  const sized = (met: boolean) => full && met;
+  return [
+    { target: 'AWS emulator: 1,000 clients join one room at ≥ 200 connections/s', measured: `${join.connected} in ${join.seconds.toFixed(1)} s = ${join.perSecond}/s (${join.failed} failed)`, met: sized(join.connected === 1000 && join.perSecond >= 200) },
+    { target: 'AWS emulator: a room of 1,000 gets 10 broadcasts, every member all 10 exactly once', measured: `${broadcast.exactlyOnce}/${broadcast.members * broadcast.messages} exactly once, ${broadcast.missing} missing, ${broadcast.duplicated} duplicated`, met: sized(broadcast.members === 1000 && broadcast.messages === 10 && broadcast.exactlyOnce === 10_000) },
+    { target: 'AWS emulator: 3,000 churning connections in 30 s cost 2 live clients 0 messages', measured: `${churn.liveReceived}/${churn.liveExpected} delivered, ${churn.liveDuplicated} duplicated; ${churn.churned} churned, ${churn.churnFailed} stuck`, met: sized(churn.liveReceived === churn.liveExpected && churn.liveDuplicated === 0 && churn.churned + churn.churnFailed === 3000) },
+    { target: 'AWS emulator: 0 registry entries 30 s after the churners left', measured: `${run.registryEntriesAfter} entries`, met: sized(run.registryEntriesAfter === 0) },
+    { target: 'AWS emulator: a newcomer is welcomed within 2 s throughout the churn', measured: `max ${churn.welcomeMaxMs ?? 'n/a'} ms, median ${churn.welcomeMedianMs ?? 'n/a'} ms over ${churn.probes} newcomers, ${churn.probeFailures} never welcomed`, met: sized(churn.probeFailures === 0 && churn.welcomeMaxMs !== null && churn.welcomeMaxMs <= 2000) },
+  ];
 }

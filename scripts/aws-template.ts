@@ -115,11 +115,23 @@ export function resource(template: Template, logicalId: string, type?: string): 
  * DynamoDB. Only the parts a local table can honour; billing, TTL and tags are
  * the cloud's business (see `ttlAttribute`).
  */
-export function tableDefinition(template: Template, tableName: string): CreateTableCommandInput {
-  const table = resource(template, CONNECTIONS_TABLE_ID, 'AWS::DynamoDB::Table');
+export function tableDefinition(template: Template, tableName: string, logicalId = CONNECTIONS_TABLE_ID): CreateTableCommandInput {
+  const table = resource(template, logicalId);
   const props = (table.Properties ?? {}) as Record<string, any>;
+  if (table.Type === 'AWS::Serverless::SimpleTable') {
+    // SAM's SimpleTable: one string (or given) hash key, named `id` unless PrimaryKey says otherwise.
+    const key = (props.PrimaryKey ?? { Name: 'id', Type: 'String' }) as { Name: string; Type: string };
+    const attributeType = ({ String: 'S', Number: 'N', Binary: 'B' } as Record<string, 'S' | 'N' | 'B'>)[key.Type] ?? 'S';
+    return {
+      TableName: tableName,
+      KeySchema: [{ AttributeName: key.Name, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: key.Name, AttributeType: attributeType }],
+      BillingMode: 'PAY_PER_REQUEST',
+    };
+  }
+  if (table.Type !== 'AWS::DynamoDB::Table') throw new TemplateError(`${logicalId} is ${table.Type}, expected AWS::DynamoDB::Table`);
   if (!Array.isArray(props.KeySchema) || !Array.isArray(props.AttributeDefinitions)) {
-    throw new TemplateError(`${CONNECTIONS_TABLE_ID} needs KeySchema and AttributeDefinitions`);
+    throw new TemplateError(`${logicalId} needs KeySchema and AttributeDefinitions`);
   }
   const definition: CreateTableCommandInput = {
     TableName: tableName,
@@ -138,8 +150,8 @@ export function tableDefinition(template: Template, tableName: string): CreateTa
 }
 
 /** The attribute DynamoDB's TTL deletes items by, or undefined when TTL is off. */
-export function ttlAttribute(template: Template): string | undefined {
-  const props = (resource(template, CONNECTIONS_TABLE_ID).Properties ?? {}) as Record<string, any>;
+export function ttlAttribute(template: Template, logicalId = CONNECTIONS_TABLE_ID): string | undefined {
+  const props = (resource(template, logicalId).Properties ?? {}) as Record<string, any>;
   const spec = props.TimeToLiveSpecification;
   return spec && spec.Enabled === true && typeof spec.AttributeName === 'string' ? spec.AttributeName : undefined;
 }

@@ -16,6 +16,9 @@ export async function awsTemplateFor(project: Project): Promise<string> {
   if (project.aws.template) return readFile(project.aws.template, 'utf8');
   const template = await loadTemplate(DEFAULT_TEMPLATE_PATH);
   const env: Record<string, string> = { ...project.env, ...project.aws.env };
+  // The stage the config names is the template's default, so the emulator and a deploy without --stage agree.
+  const stageParameter = template.Parameters?.StageName;
+  if (stageParameter) stageParameter.Default = project.aws.stage;
   // The template passes these two through parameters; the config sets the parameters' defaults.
   for (const [variable, parameter] of [['LOG_LEVEL', 'LogLevel'], ['CONNECTION_TTL', 'ConnectionTtlSeconds']] as const) {
     const value = env[variable];
@@ -57,12 +60,15 @@ export function cloudbasercFor(project: Project): Record<string, unknown> {
         protocolParams: { wsParams: { idleTimeOut: cb.idleTimeout } },
         instanceConcurrencyConfig: { dynamicEnabled: 'FALSE', maxConcurrency: cb.concurrency },
         installDependency: false,
+        // The function reaches a TencentDB for Redis only from inside its VPC (docs/cloudbase.md).
+        ...(cb.vpc ? { vpc: { vpcId: cb.vpc.vpcId, subnetId: cb.vpc.subnetId } } : {}),
         envVariables: {
           LOG_LEVEL: 'info',
           HEARTBEAT_TIMEOUT: '300',
           CLEANUP_INTERVAL: '30',
           ...project.env,
           ...cb.env,
+          ...(cb.redisUrl ? { REDIS_URL: cb.redisUrl } : {}),
           ACCESS_PATH: cb.path,
         },
       },

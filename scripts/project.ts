@@ -9,7 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build as esbuild } from 'esbuild';
-import type { AwsTargetConfig, CloudbaseTargetConfig, CloudsocketConfig } from '../shared/config.js';
+import type { AwsTargetConfig, CloudbaseTargetConfig, CloudbaseVpcConfig, CloudsocketConfig } from '../shared/config.js';
 import { ConfigError } from '../shared/errors.js';
 import { builtInModule, selfResolvePlugin } from './package-root.js';
 
@@ -28,7 +28,12 @@ export interface Project {
   page: string | false;
   outDir: string;
   env: Record<string, string>;
-  cloudbase: Required<Omit<CloudbaseTargetConfig, 'envId' | 'memory'>> & { envId: string | undefined; memory: number };
+  cloudbase: Required<Omit<CloudbaseTargetConfig, 'envId' | 'memory' | 'redisUrl' | 'vpc'>> & {
+    envId: string | undefined;
+    memory: number;
+    redisUrl: string | undefined;
+    vpc: CloudbaseVpcConfig | undefined;
+  };
   aws: Required<Omit<AwsTargetConfig, 'region' | 'template'>> & { region: string | undefined; template: string | undefined };
 }
 
@@ -114,7 +119,14 @@ export function resolveProject(root: string, configPath: string | undefined, con
   const env = check.env('env', config.env);
 
   const cb = config.cloudbase ?? {};
-  check.keys('cloudbase.', cb, ['envId', 'functionName', 'runtime', 'concurrency', 'idleTimeout', 'timeout', 'memory', 'path', 'env', 'registry']);
+  check.keys('cloudbase.', cb, ['envId', 'functionName', 'runtime', 'concurrency', 'idleTimeout', 'timeout', 'memory', 'path', 'env', 'registry', 'redisUrl', 'vpc']);
+  const redisUrl = cb.redisUrl === undefined ? undefined : check.redisUrl('cloudbase.redisUrl', cb.redisUrl);
+  const cbEnv = check.env('cloudbase.env', cb.env);
+  const registry = check.choice('cloudbase.registry', cb.registry ?? (redisUrl ? 'redis' : 'memory'), ['memory', 'redis'] as const);
+  if (registry === 'redis' && !redisUrl && !(cbEnv.REDIS_URL ?? env.REDIS_URL)) {
+    throw new ConfigError(`${where}: cloudbase.registry is "redis" but no Redis is named: set cloudbase.redisUrl (or REDIS_URL in cloudbase.env)`);
+  }
+  if (registry === 'memory' && redisUrl) throw new ConfigError(`${where}: cloudbase.redisUrl is set but cloudbase.registry is "memory"; drop one of them`);
   const functionName = check.name('cloudbase.functionName', cb.functionName ?? name);
   // CloudBase allows idle timeouts up to 7200 s, but the function timeout (at most 900 s) must be at least as long.
   const idleTimeout = check.integer('cloudbase.idleTimeout', cb.idleTimeout ?? 600, 10, 900);
@@ -127,8 +139,10 @@ export function resolveProject(root: string, configPath: string | undefined, con
     timeout: check.integer('cloudbase.timeout', cb.timeout ?? 900, idleTimeout, 900, `${idleTimeout} (cloudbase.idleTimeout)`),
     memory: check.integer('cloudbase.memory', cb.memory ?? 256, 64, 3072),
     path: check.path('cloudbase.path', cb.path ?? (builtInChat ? '/chat' : `/${functionName}`)),
-    env: check.env('cloudbase.env', cb.env),
-    registry: check.choice('cloudbase.registry', cb.registry ?? 'memory', ['memory']),
+    env: cbEnv,
+    registry,
+    redisUrl,
+    vpc: cb.vpc === undefined ? undefined : check.vpc('cloudbase.vpc', cb.vpc),
   };
 
   const aws = config.aws ?? {};
@@ -213,6 +227,20 @@ class FieldChecker {
       this.fail(field, `must be a whole number from ${minText} to ${max}, got ${JSON.stringify(value)}`);
     }
     return value;
+  }
+
+  redisUrl(field: string, value: unknown): string {
+    const text = this.string(field, value);
+    if (!/^rediss?:\/\/[^\s]+$/.test(text)) this.fail(field, `must be a redis:// or rediss:// URL, got ${JSON.stringify(text.replace(/:[^:@/]*@/, ':***@'))}`);
+    return text;
+  }
+
+  vpc(field: string, value: unknown): CloudbaseVpcConfig {
+    this.keys(`${field}.`, value, ['vpcId', 'subnetId']);
+    const { vpcId, subnetId } = value as Record<string, unknown>;
+    if (typeof vpcId !== 'string' || !/^vpc-[a-z0-9]+$/.test(vpcId)) this.fail(`${field}.vpcId`, `must be a VPC id such as "vpc-abcd1234", got ${JSON.stringify(vpcId)}`);
+    if (typeof subnetId !== 'string' || !/^subnet-[a-z0-9]+$/.test(subnetId)) this.fail(`${field}.subnetId`, `must be a subnet id such as "subnet-abcd1234", got ${JSON.stringify(subnetId)}`);
+    return { vpcId, subnetId };
   }
 
   choice<T extends string>(field: string, value: unknown, choices: readonly T[]): T {

@@ -23,8 +23,23 @@ export interface CloudbaseTargetConfig {
   path?: string;
   /** Environment variables of this target only, over `env`. */
   env?: Record<string, string>;
-  /** Where connections live: "memory" (each instance its own). */
-  registry?: 'memory';
+  /**
+   * Where connections live: "memory" (each instance its own; users on
+   * different instances cannot see each other) or "redis" (one registry and
+   * backplane for every instance). Default "redis" when redisUrl is set.
+   */
+  registry?: 'memory' | 'redis';
+  /** The Redis the instances share, e.g. "redis://:password@10.0.0.12:6379" (becomes REDIS_URL). */
+  redisUrl?: string;
+  /** The VPC the function runs in, to reach a TencentDB for Redis instance there. */
+  vpc?: CloudbaseVpcConfig;
+}
+
+export interface CloudbaseVpcConfig {
+  /** e.g. "vpc-abcd1234". */
+  vpcId: string;
+  /** e.g. "subnet-abcd1234"; a subnet of vpcId. */
+  subnetId: string;
 }
 
 export interface AwsTargetConfig {

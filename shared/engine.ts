@@ -6,6 +6,7 @@
  * from an asynchronous invocation on AWS, where `$connect` cannot send).
  */
 import { randomBytes } from 'node:crypto';
+import type { Backplane, BackplaneMessage, RoomMember } from './backplane.js';
 import type { App, BroadcastOptions, Context, FrameSource, HandshakeRequest, PresenceEvent, Route } from './app.js';
 import { forEachLimited } from './concurrency.js';
 import {
@@ -40,6 +41,14 @@ export interface EngineOptions {
   logger?: Logger;
   /** Epoch ms; injectable so liveness can be reasoned about in tests. */
   clock?: () => number;
+  /** Names this instance in the records it admits; default a random id. */
+  instanceId?: string;
+  /**
+   * Reaches connections other instances own. Absent, every connection is
+   * this instance's (one CloudBase instance, or AWS where the management API
+   * reaches any connection from anywhere).
+   */
+  backplane?: Backplane;
 }
 
 export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; error: HandshakeError };
@@ -57,6 +66,8 @@ const OPENING_WINDOW_MS = 30_000;
 
 export class Engine {
   readonly settings: CoreSettings;
+  readonly instanceId: string;
+  private readonly backplane: Backplane | undefined;
   private readonly app: App;
   private readonly routes: Readonly<Record<string, Route<any>>>;
   private readonly registry: ConnectionRegistry;
@@ -72,6 +83,28 @@ export class Engine {
     this.settings = { ...DEFAULT_CORE_SETTINGS, ...options.settings };
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date.now;
+    this.instanceId = options.instanceId ?? randomBytes(8).toString('hex');
+    this.backplane = options.backplane;
+  }
+
+  /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
+  private ownedElsewhere(owner: string | undefined): owner is string {
+    return this.backplane !== undefined && owner !== undefined && owner !== this.instanceId;
+  }
+
+  /**
+   * What another instance asked of this one's sockets. Sockets that turn out
+   * gone are forgotten here, by their owner: only it can tell.
+   */
+  async handleBackplaneMessage(message: BackplaneMessage): Promise<void> {
+    if (message.kind === 'deliver') {
+      await this.deliverEncoded(message.connectionIds, message.data);
+    } else if (message.kind === 'room') {
+      const own = this.registry.ownRoomIds?.(message.room) ?? [];
+      await this.deliverEncoded(message.except ? own.filter((id) => id !== message.except) : own, message.data);
+    } else {
+      await this.transport.close(message.connectionId, message.code, message.reason);
+    }
   }
 
   /**
@@ -110,6 +143,7 @@ export class Engine {
         sourceIp: request.sourceIp,
         identity,
         rate: freshRateState(now),
+        owner: this.instanceId,
       };
       for (const candidate of clientIdCandidates(clientId)) {
         // A taken key (the same name, or one that looks like it) moves on to the next variant.
@@ -161,10 +195,10 @@ export class Engine {
           if (record.rate.strikes === closeAfter) this.logger.warn('rate_limit_close', { connectionId, clientId: record.clientId });
           // Every frame over the threshold says why before it closes: frames are handled
           // concurrently (one Lambda invocation each), and whichever closes first must have said it.
-          await this.sendError(connectionId, new ClosedForAbuseError());
+          await this.sendError(record, new ClosedForAbuseError());
           await ctx.close(CloseCode.policyViolation, 'rate limit exceeded');
         } else {
-          await this.sendError(connectionId, new RateLimitedError());
+          await this.sendError(record, new RateLimitedError());
         }
         return;
       }
@@ -174,7 +208,7 @@ export class Engine {
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         this.logger.debug('protocol_error', { connectionId, code: error.code });
-        await this.sendError(connectionId, error);
+        await this.sendError(record, error);
       }
     } catch (error) {
       if (handlerOf === undefined) this.logger.error('frame_failed', { connectionId, error });
@@ -190,13 +224,18 @@ export class Engine {
     if (!record) return;
     this.logger.info('disconnect', { connectionId, clientId: record.clientId, room: record.room });
     const ctx = this.context(record);
-    await ctx.broadcast(record.room, ({ onlineCount }) => this.presenceFrame('user_left', 'left', record.clientId, record.room, onlineCount));
+    await this.announceDeparture(record.clientId, record.room);
     await this.app.onDisconnect?.(ctx);
   }
 
-  /** Closes (1001) and forgets every connection idle for longer than heartbeatTimeout. */
+  /**
+   * Closes (1001) and forgets every connection of this instance idle for
+   * longer than heartbeatTimeout. A shared registry lists every instance's;
+   * each owner sweeps its own, as only it can close them and tell they are gone.
+   */
   async sweepIdle(): Promise<number> {
-    const idle = await this.registry.listIdle(this.clock() - this.settings.heartbeatTimeoutMs);
+    const listed = await this.registry.listIdle(this.clock() - this.settings.heartbeatTimeoutMs);
+    const idle = listed.filter((record) => !this.ownedElsewhere(record.owner));
     for (const record of idle) {
       this.logger.info('idle_timeout', { connectionId: record.connectionId, clientId: record.clientId });
       await this.transport.close(record.connectionId, CloseCode.goingAway, 'idle timeout');
@@ -227,16 +266,39 @@ export class Engine {
     if (!allowed.has(normalizeOrigin(origin))) throw new ForbiddenOriginError(origin);
   }
 
+  /**
+   * The welcome first, then `user_joined` to the others. Presence costs one
+   * send per member per arrival, so a room filling up costs the square of its
+   * size (500,000 PostToConnection calls for 1,000 joins, fifty seconds of an
+   * AWS account's whole @connections throughput); past presenceLimit members
+   * a room is only counted, and its members learn the count from every frame.
+   */
   private async announceArrival(record: ConnectionRecord): Promise<void> {
-    const members = await this.registry.listRoom(record.room);
+    const { onlineCount, others } = await this.presence(record.room, record.connectionId);
     // A store's index may not show the newcomer yet; count it exactly once either way.
-    const others = members.filter((member) => member.connectionId !== record.connectionId);
-    const onlineCount = others.length + 1;
-    await this.send(record.connectionId, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, onlineCount));
-    await this.deliver(
-      others.map((member) => member.connectionId),
-      this.presenceFrame('user_joined', 'joined', record.clientId, record.room, onlineCount),
-    );
+    const counted = others ? others.length + 1 : Math.max(onlineCount, 1);
+    await this.send(record, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, counted));
+    if (others) await this.deliverToMembers(others, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted));
+  }
+
+  private async announceDeparture(clientId: string, room: string): Promise<void> {
+    const { onlineCount, others } = await this.presence(room);
+    if (others) await this.deliverToMembers(others, this.presenceFrame('user_left', 'left', clientId, room, onlineCount));
+  }
+
+  /** The room's count, and its members but `except` when the room is small enough to be told of arrivals and departures. */
+  private async presence(room: string, except?: string): Promise<{ onlineCount: number; others: RoomMember[] | undefined }> {
+    const onlineCount = await this.registry.countRoom(room);
+    if (onlineCount > this.settings.presenceLimit + (except ? 1 : 0)) return { onlineCount, others: undefined };
+    const members = await this.roomMembers(room);
+    const others = members.filter((member) => member.connectionId !== except);
+    return { onlineCount: members.length, others };
+  }
+
+  /** The room's members with their owners where instances share it; only the ids where one process owns everything. */
+  private async roomMembers(room: string): Promise<RoomMember[]> {
+    if (!this.backplane) return (await this.roomConnectionIds(room)).map((connectionId) => ({ connectionId }));
+    return this.registry.listRoomMembers ? this.registry.listRoomMembers(room) : this.registry.listRoom(room);
   }
 
   /** A presence frame, with the app's words for it as `message` when the app has any. */
@@ -257,16 +319,16 @@ export class Engine {
     return {
       connection: record,
       now: new Date(this.clock()),
-      reply: (frame) => engine.send(record.connectionId, frame).then(() => undefined),
+      reply: (frame) => engine.send(record, frame).then(() => undefined),
       broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;
-        return (await engine.send(target.connectionId, frame)) === 'sent';
+        return (await engine.send(target, frame)) === 'sent';
       },
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
-      close: (code, reason) => engine.transport.close(record.connectionId, code, reason),
+      close: (code, reason) => engine.close(record, code, reason),
     };
   }
 
@@ -277,20 +339,58 @@ export class Engine {
     const moved = previousRoom === room ? record : await this.registry.moveToRoom(record.connectionId, room);
     if (!moved) return;
     if (previousRoom !== room) {
-      await this.broadcast(previousRoom, ({ onlineCount }) => this.presenceFrame('user_left', 'left', record.clientId, previousRoom, onlineCount));
+      await this.announceDeparture(record.clientId, previousRoom);
       await this.announceArrival(moved);
     } else {
       const onlineCount = await this.registry.countRoom(room);
-      await this.send(record.connectionId, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
+      await this.send(record, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
     }
   }
 
   private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
+    if (this.backplane) return this.broadcastAcross(room, source, options);
     const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((id) => id !== options.except) : members;
     await this.deliver(recipients, frame);
     return members.length;
+  }
+
+  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions): Promise<number> {
+    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, this.registry.ownRoomIds(room));
+    const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
+    const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
+    const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
+    await this.deliverToMembers(recipients, frame);
+    return members.length;
+  }
+
+  /**
+   * One message to every instance, which delivers to its own members: no
+   * room listing, and the same cost however many instances share the room.
+   */
+  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
+    const onlineCount = await this.registry.countRoom(room);
+    const frame = typeof source === 'function' ? source({ onlineCount }) : source;
+    const data = encodeFrame(frame, new Date(this.clock()));
+    await this.backplane!.publishToAll({ kind: 'room', room, data, ...(options.except ? { except: options.except } : {}) });
+    await this.deliverEncoded(options.except ? own.filter((id) => id !== options.except) : own, data);
+    return onlineCount;
+  }
+
+  /** Fan-out over instances: this instance's members directly, one backplane message per other owner. */
+  private async deliverToMembers(members: readonly RoomMember[], frame: ServerFrame): Promise<void> {
+    if (members.length === 0) return;
+    if (!this.backplane) return this.deliver(members.map((member) => member.connectionId), frame);
+    const local: string[] = [];
+    const remote = new Map<string, string[]>();
+    for (const { connectionId, owner } of members) {
+      if (!this.ownedElsewhere(owner)) local.push(connectionId);
+      else remote.get(owner)?.push(connectionId) ?? remote.set(owner, [connectionId]);
+    }
+    const data = encodeFrame(frame, new Date(this.clock()));
+    for (const [owner, connectionIds] of remote) await this.backplane.publish(owner, { kind: 'deliver', connectionIds, data });
+    await this.deliverEncoded(local, data);
   }
 
   private async roomConnectionIds(room: string): Promise<string[]> {
@@ -301,7 +401,11 @@ export class Engine {
   /** Fan-out: one encoding, one batch send where the transport has one, and gone connections forgotten afterwards. */
   private async deliver(recipients: readonly string[], frame: ServerFrame): Promise<void> {
     if (recipients.length === 0) return;
-    const data = encodeFrame(frame, new Date(this.clock()));
+    await this.deliverEncoded(recipients, encodeFrame(frame, new Date(this.clock())));
+  }
+
+  private async deliverEncoded(recipients: readonly string[], data: string): Promise<void> {
+    if (recipients.length === 0) return;
     const gone = this.transport.sendMany ? await this.transport.sendMany(recipients, data) : await this.sendEach(recipients, data);
     // After the fan-out, so one stale entry never holds up the others' messages.
     for (const connectionId of gone) await this.forgetGone(connectionId);
@@ -321,10 +425,23 @@ export class Engine {
     return gone;
   }
 
-  private async send(connectionId: string, frame: ServerFrame): Promise<'sent' | 'gone'> {
-    const outcome = await this.transport.send(connectionId, encodeFrame(frame, new Date(this.clock())));
+  /** A connection owned elsewhere counts as sent once its owner has the frame; its owner tells whether it is gone. */
+  private async send(record: ConnectionRecord, frame: ServerFrame): Promise<'sent' | 'gone'> {
+    const data = encodeFrame(frame, new Date(this.clock()));
+    const { connectionId, owner } = record;
+    if (this.ownedElsewhere(owner)) {
+      await this.backplane!.publish(owner, { kind: 'deliver', connectionIds: [connectionId], data });
+      return 'sent';
+    }
+    const outcome = await this.transport.send(connectionId, data);
     if (outcome === 'gone') await this.forgetGone(connectionId);
     return outcome;
+  }
+
+  private async close(record: ConnectionRecord, code: number, reason: string): Promise<void> {
+    const { connectionId, owner } = record;
+    if (this.ownedElsewhere(owner)) return this.backplane!.publish(owner, { kind: 'close', connectionId, code, reason });
+    await this.transport.close(connectionId, code, reason);
   }
 
   /**
@@ -343,8 +460,8 @@ export class Engine {
     await this.disconnect(connectionId);
   }
 
-  private async sendError(connectionId: string, error: ProtocolError): Promise<void> {
-    await this.send(connectionId, { type: 'error', code: error.code, message: error.message });
+  private async sendError(record: ConnectionRecord, error: ProtocolError): Promise<void> {
+    await this.send(record, { type: 'error', code: error.code, message: error.message });
   }
 
   /**

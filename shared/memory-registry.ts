@@ -39,6 +39,7 @@ class Entry {
     readonly identity: JsonObject,
     tat: number,
     public strikes: number,
+    readonly owner: string | undefined,
   ) {
     this.connectedAt = sinceEpoch(connectedAt);
     this.lastActiveAt = sinceEpoch(lastActiveAt);
@@ -56,7 +57,7 @@ class Entry {
   }
 
   toRecord(): ConnectionRecord {
-    return {
+    const record: ConnectionRecord = {
       connectionId: this.connectionId,
       clientId: this.clientId,
       nameKey: this.nameKey,
@@ -67,6 +68,8 @@ class Entry {
       identity: this.identity === NO_IDENTITY ? {} : this.identity,
       rate: this.rate,
     };
+    if (this.owner !== undefined) record.owner = this.owner;
+    return record;
   }
 }
 
@@ -107,6 +110,7 @@ export class MemoryRegistry implements ConnectionRegistry {
       Object.keys(identity).length === 0 ? NO_IDENTITY : identity,
       record.rate.tat,
       record.rate.strikes,
+      record.owner,
     );
     this.byConnection.set(entry.connectionId, entry);
     this.byNameKey.set(entry.nameKey, entry);

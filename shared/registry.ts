@@ -1,4 +1,5 @@
 import type { JsonObject } from './protocol.js';
+import type { RoomMember } from './backplane.js';
 import type { RateLimit, RateState } from './rate-limit.js';
 
 /** What the core knows about one live connection. Plain data, so any store can hold it. */
@@ -21,6 +22,11 @@ export interface ConnectionRecord {
   /** Whatever the app's authenticate hook returned, or {}. */
   identity: JsonObject;
   rate: RateState;
+  /**
+   * The instance whose transport holds the socket. Absent where every
+   * instance's transport reaches every connection (the AWS management API).
+   */
+  owner?: string;
 }
 
 export interface TouchResult {
@@ -50,7 +56,21 @@ export interface ConnectionRegistry {
    * without it the core takes the ids from listRoom.
    */
   listRoomIds?(room: string): Promise<string[]>;
+  /**
+   * Optional: the connection ids of a room with their owners, what a
+   * broadcast across instances needs; without it the core takes them from
+   * listRoom.
+   */
+  listRoomMembers?(room: string): Promise<RoomMember[]>;
   countRoom(room: string): Promise<number>;
+  /**
+   * Optional, for a registry shared by instances: the members of a room
+   * whose sockets this instance owns, from its own memory. With it (and a
+   * backplane) a broadcast is one message to every instance, each
+   * delivering to its own members, instead of a room listing and one
+   * message per owner.
+   */
+  ownRoomIds?(room: string): readonly string[];
   /** Moves a connection to another room; undefined when it is gone. */
   moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined>;
   /**

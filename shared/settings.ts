@@ -17,6 +17,8 @@ export interface CoreSettings {
   allowedOrigins: ReadonlySet<string> | null;
   /** Sends in flight at once during a broadcast. */
   fanoutConcurrency: number;
+  /** Rooms with more members than this get no `user_joined` / `user_left` frames. */
+  presenceLimit: number;
 }
 
 export const DEFAULT_CORE_SETTINGS: CoreSettings = {
@@ -25,6 +27,7 @@ export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   rateLimit: DEFAULT_RATE_LIMIT,
   allowedOrigins: null,
   fanoutConcurrency: 50,
+  presenceLimit: 100,
 };
 
 export function readCoreSettings(env: Env): CoreSettings {
@@ -38,6 +41,7 @@ export function readCoreSettings(env: Env): CoreSettings {
     },
     allowedOrigins: readOrigins(env.ALLOWED_ORIGINS),
     fanoutConcurrency: readNumber(env, 'FANOUT_CONCURRENCY', 50, { min: 1, max: 1000, integer: true }),
+    presenceLimit: readNumber(env, 'PRESENCE_LIMIT', 100, { min: 0, integer: true }),
   };
 }
 

@@ -29,7 +29,7 @@ describe('bench load generator against the raw ws baseline', () => {
 
   it('counts every delivery: received = sent × room size', async () => {
     const clients = 6;
-    const connection = await pool.connect({ url: server.url, dialect: server.dialect, count: clients, roomSize: 0 });
+    const connection = await pool.connect({ urls: [server.url], dialect: server.dialect, count: clients, roomSize: 0 });
     expect(connection).toEqual({ connected: clients, failed: 0 });
 
     const sent = await pool.send({ ratePerClient: 2, durationMs: 1000, warmupMs: 0, contentBytes: 48 });
@@ -55,7 +55,7 @@ describe('bench load generator against the raw ws baseline', () => {
     const baseline = await launchServer(name, programs);
     try {
       const clients = 5;
-      expect(await pool.connect({ url: baseline.url, dialect: baseline.dialect, count: clients, roomSize: 0 })).toEqual({ connected: clients, failed: 0 });
+      expect(await pool.connect({ urls: [baseline.url], dialect: baseline.dialect, count: clients, roomSize: 0 })).toEqual({ connected: clients, failed: 0 });
       const sent = await pool.send({ ratePerClient: 2, durationMs: 1000, warmupMs: 0, contentBytes: 200 });
       expect(sent).toBeGreaterThan(0);
       const tally = await pool.drain(sent * clients, 5000);

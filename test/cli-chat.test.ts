@@ -129,7 +129,8 @@ describe.each(targets)('cloudsocket chat against $name', (target) => {
     cli.write('//second, with a slash');
     cli.endInput();
     // Sent in order; on API Gateway each frame is its own Lambda invocation, so they may be broadcast in either order.
-    const received = [await peer.next('chat'), await peer.next('chat')];
+    // A loaded machine makes the emulated Lambda path slow; the wait is for the event, not a fixed pause.
+    const received = [await peer.next('chat', 15_000), await peer.next('chat', 15_000)];
     expect(received.map((frame) => frame.clientId)).toEqual([dave, dave]);
     expect(received.map((frame) => frame.message).sort()).toEqual(['/second, with a slash', 'first line']);
     expect(await exitCode(cli)).toBe(0);

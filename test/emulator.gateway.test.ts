@@ -238,7 +238,7 @@ describe('messages', () => {
 
 describe('timeouts', () => {
   it('closes an idle connection with 1001 and fires $disconnect', async () => {
-    const short = await startFixtureEmulator(gate, { idleTimeoutMs: 300 });
+    const short = await startFixtureEmulator(gate, { idleTimeoutMs: 1500 });
     try {
       const client = await TestClient.connect(short.url);
       client.send('who am i');
@@ -251,7 +251,7 @@ describe('timeouts', () => {
   });
 
   it('closes a connection at its maximum duration with 1001 however busy it is', async () => {
-    const short = await startFixtureEmulator(gate, { maxConnectionMs: 600 });
+    const short = await startFixtureEmulator(gate, { maxConnectionMs: 2000 });
     try {
       const client = await TestClient.connect(short.url);
       client.send('who am i');
@@ -268,7 +268,7 @@ describe('timeouts', () => {
 });
 
 describe('Lambda Invoke API', () => {
-  const lambda = () => new LambdaClient({ endpoint: emulator.httpUrl, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const lambda = () => new LambdaClient({ endpoint: emulator.httpUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 
   it('runs a RequestResponse invocation and answers its result', async () => {
     const answer = await lambda().send(new InvokeCommand({ FunctionName: 'cloudsocket-fixture-echo', Payload: JSON.stringify({ body: 'direct' }) }));

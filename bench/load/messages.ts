@@ -9,7 +9,8 @@ export type Dialect = 'chat' | 'socketio';
 
 export interface ConnectOrder {
   kind: 'connect';
-  url: string;
+  /** Client i connects to urls[i % urls.length]: several instances of one server share the clients. */
+  urls: string[];
   dialect: Dialect;
   count: number;
   /** Index of this process's first client among all clients, so names and rooms are global. */

@@ -30,14 +30,14 @@ export class LoadPool {
   }
 
   /** Opens `count` clients spread over the processes; resolves when each is in its room. */
-  async connect(options: { url: string; dialect: Dialect; count: number; roomSize: number; concurrency?: number }): Promise<{ connected: number; failed: number; firstError?: string }> {
+  async connect(options: { urls: string[]; dialect: Dialect; count: number; roomSize: number; concurrency?: number }): Promise<{ connected: number; failed: number; firstError?: string }> {
     const shares = split(options.count, this.workers.length);
     let firstIndex = 0;
     const replies = await Promise.all(
       this.workers.map((worker, index) => {
         const order: ConnectOrder = {
           kind: 'connect',
-          url: options.url,
+          urls: options.urls,
           dialect: options.dialect,
           count: shares[index]!,
           firstIndex,

@@ -89,7 +89,7 @@ async function connect(order: ConnectOrder): Promise<void> {
       const index = order.firstIndex + next++;
       const room = order.roomSize === 0 ? 'bench' : `r${Math.floor(index / order.roomSize)}`;
       try {
-        clients.push(await open(order.url, `c${index}`, room));
+        clients.push(await open(order.urls[index % order.urls.length]!, `c${index}`, room));
       } catch (error) {
         failed++;
         firstError ??= error instanceof Error ? error.message : String(error);

@@ -23,6 +23,8 @@ export interface ServerUnderTest {
   name: ServerName;
   dialect: Dialect;
   url: string;
+  /** Every instance's URL; clients are spread over them. */
+  urls: string[];
   /** Memory after a full GC, as the server process reports it. */
   memory(): Promise<MemoryUsage>;
   /** CPU time the server process has used so far, in microseconds (user + system). */
@@ -38,6 +40,31 @@ export interface ServerUnderTest {
 export interface LaunchOptions {
   /** Extra environment of the server (cloudsocket settings such as RATE_LIMIT). */
   env?: Record<string, string>;
+  /** Processes of the server; more than one share the room through `redisUrl`. */
+  instances?: number;
+  redisUrl?: string;
+}
+
+/**
+ * One server, or several processes of it sharing rooms over Redis (ours
+ * through REDIS_URL, Socket.IO through @socket.io/redis-adapter): measured as
+ * one, its CPU the sum of theirs.
+ */
+export async function launchServers(name: ServerName, programs: BenchPrograms, options: LaunchOptions = {}): Promise<ServerUnderTest> {
+  const count = options.instances ?? 1;
+  if (count === 1) return launchServer(name, programs, options);
+  if (!options.redisUrl) throw new Error(`${name}: ${count} instances need a redisUrl`);
+  const env = { ...options.env, REDIS_URL: options.redisUrl, REDIS_PREFIX: `bench${Date.now()}:` };
+  const members = await Promise.all(Array.from({ length: count }, () => launchServer(name, programs, { env })));
+  const sum = async (each: (member: ServerUnderTest) => Promise<number>) => (await Promise.all(members.map(each))).reduce((a, b) => a + b, 0);
+  return {
+    ...members[0]!,
+    urls: members.map((member) => member.url),
+    cpuMicros: () => sum((member) => member.cpuMicros()),
+    stop: async () => {
+      await Promise.all(members.map((member) => member.stop()));
+    },
+  };
 }
 
 const START_TIMEOUT_MS = 15_000;
@@ -80,6 +107,7 @@ export async function launchServer(name: ServerName, programs: BenchPrograms, op
     name,
     dialect: name === 'socketio' ? 'socketio' : 'chat',
     url: `ws://127.0.0.1:${port}/`,
+    urls: [`ws://127.0.0.1:${port}/`],
     memory: async () => {
       const response = await fetch(`http://127.0.0.1:${probePort}/memory`);
       return (await response.json()) as MemoryUsage;

@@ -1,7 +1,10 @@
 /**
  * The welcome, invoked asynchronously by `$connect`. The invocation can
  * arrive before API Gateway has opened the connection (posting then answers
- * 410), so it first waits for GetConnection to know the connection.
+ * 410), so it first waits for GetConnection to know the connection. A 410
+ * also means gone, and only the registry tells the two apart: once the
+ * connection's entry has been removed (its `$disconnect` ran), it stops at
+ * once instead of spending its retries on a client that has left.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -21,7 +24,8 @@ export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => 
       rt.logger.error('welcome_bad_payload', { payload });
       return { statusCode: 400, body: 'connectionId, domainName and stage are required' };
     }
-    if (!(await confirmConnection(rt.managementClient(payload), connectionId))) {
+    const stillRegistered = async () => (await rt.registry.get(connectionId)) !== undefined;
+    if (!(await confirmConnection(rt.managementClient(payload), connectionId, stillRegistered))) {
       // Never opened, or already closed: its $disconnect (or the TTL) forgets it.
       rt.logger.info('welcome_unconfirmed', { connectionId });
       return { statusCode: 410, body: 'connection not open' };
@@ -31,9 +35,12 @@ export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => 
   });
 };
 
-async function confirmConnection(client: ApiGatewayManagementApiClient, connectionId: string): Promise<boolean> {
+async function confirmConnection(client: ApiGatewayManagementApiClient, connectionId: string, stillRegistered: () => Promise<boolean>): Promise<boolean> {
   for (const wait of CONFIRM_DELAYS_MS) {
-    if (wait > 0) await delay(wait);
+    if (wait > 0) {
+      if (!(await stillRegistered())) return false;
+      await delay(wait);
+    }
     try {
       await client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
       return true;

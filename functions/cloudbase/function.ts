@@ -9,11 +9,13 @@ import type { App } from '../../shared/app.js';
 import { CloudsocketError } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
+import { RedisScaleOut } from '../../registries/redis.js';
 import { CloudbaseServer } from './server.js';
-import { readCloudbaseSettings } from './settings.js';
+import { readCloudbaseSettings, type CloudbaseSettings } from './settings.js';
 
 export interface CloudbaseFunctionOptions {
   app: App;
+  /** Over the one REDIS_URL picks (Redis when set, else this process's memory). */
   registry?: ConnectionRegistry;
   /** Default: JSON lines on stdout at LOG_LEVEL. */
   logger?: Logger;
@@ -35,9 +37,19 @@ export async function startCloudbaseFunction(options: CloudbaseFunctionOptions):
 
   const pageUrl = options.pageUrl ?? new URL('./public/index.html', import.meta.url);
   const page = await readFile(pageUrl, 'utf8').catch(() => undefined);
-  const server = new CloudbaseServer({ app: options.app, registry: options.registry, settings, logger, page });
+  const scale = options.registry ? undefined : await connectScaleOut(settings, logger);
+  const server = new CloudbaseServer({
+    app: options.app,
+    registry: options.registry ?? scale?.registry,
+    backplane: scale?.backplane,
+    instanceId: scale?.instanceId,
+    settings,
+    logger,
+    page,
+  });
   try {
     await server.listen();
+    await scale?.start(server.engine);
   } catch (error) {
     process.stderr.write(`cloudsocket: cannot listen on ${settings.host}:${settings.port}: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
@@ -47,9 +59,34 @@ export async function startCloudbaseFunction(options: CloudbaseFunctionOptions):
     logger.info('signal', { signal });
     // A second signal while draining means "now".
     process.once(signal, () => process.exit(1));
-    server.shutdown().then(() => process.exit(0));
+    // Clients first (1012, and their user_left reaches every instance), then off the instance list.
+    server
+      .shutdown()
+      .then(() => scale?.stop())
+      .then(() => process.exit(0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return server;
+}
+
+/** Redis when REDIS_URL is set; one that cannot be reached now is one line on stderr and exit 1. */
+async function connectScaleOut(settings: CloudbaseSettings, logger: Logger): Promise<RedisScaleOut | undefined> {
+  if (!settings.redisUrl) return undefined;
+  try {
+    const scale = await RedisScaleOut.connect({
+      url: settings.redisUrl,
+      prefix: settings.redisPrefix,
+      heartbeatMs: settings.instanceHeartbeatMs,
+      // Whoever started the process may name it (scripts/run-artifact.ts does); CloudBase does not.
+      instanceId: process.env.CLOUDSOCKET_INSTANCE_ID || undefined,
+      logger,
+    });
+    logger.info('redis_connected', { instanceId: scale.instanceId });
+    return scale;
+  } catch (error) {
+    if (!(error instanceof CloudsocketError)) throw error;
+    process.stderr.write(`cloudsocket: ${error.message}\n`);
+    process.exit(1);
+  }
 }

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
+import type { Backplane } from '../../shared/backplane.js';
 import { Engine } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
@@ -25,6 +26,10 @@ export interface CloudbaseServerOptions {
   app: App;
   /** Where connections live; the default is this process's memory (one instance). */
   registry?: ConnectionRegistry;
+  /** How this instance reaches sockets other instances own, when the registry is shared. */
+  backplane?: Backplane;
+  /** Names this instance in the registry and on the backplane; default a random id. */
+  instanceId?: string;
   /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
   settings?: CloudbaseSettingsOverrides;
   /** Default: no logs. */
@@ -55,6 +60,8 @@ export class CloudbaseServer {
   private readonly onHandshakeSocketError: (error: Error) => void;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown: Promise<void> | undefined;
+  /** Disconnects still telling rooms (maybe on other instances) that someone left; shutdown waits for them. */
+  private readonly leaving = new Set<Promise<void>>();
 
   constructor(private readonly options: CloudbaseServerOptions) {
     const settings = withOverrides(readCloudbaseSettings(process.env), options.settings);
@@ -65,14 +72,22 @@ export class CloudbaseServer {
     this.pagePaths = pagePathsFor(settings.accessPath);
     this.pageHeaders = options.page === undefined ? undefined : pageHeaders(options.page);
     this.transport = new WsTransport(settings.maxBufferedBytes, logger);
-    this.engine = new Engine({ app: options.app, registry: this.registry, transport: this.transport, settings: settings.core, logger });
+    this.engine = new Engine({
+      app: options.app,
+      registry: this.registry,
+      transport: this.transport,
+      settings: settings.core,
+      logger,
+      instanceId: options.instanceId,
+      backplane: options.backplane,
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       // The transport's map is the one list of sockets; ws's own would be a Set entry and a listener per socket.
       clientTracking: false,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
-      WebSocket: connectionSocketClass(this.engine, this.transport, logger),
+      WebSocket: connectionSocketClass(this.engine, logger, (connectionId, code) => this.onSocketClosed(connectionId, code)),
       verifyClient: (info: { req: IncomingMessage }, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void) =>
         void this.verify(info.req, accept),
     });
@@ -96,6 +111,10 @@ export class CloudbaseServer {
 
   async listen(): Promise<AddressInfo> {
     const { port, host, pingIntervalMs, core } = this.settings;
+    // Subscribed before the first upgrade, so no frame for this instance's first client is missed.
+    await this.options.backplane?.subscribe(this.engine.instanceId, (message) => {
+      this.engine.handleBackplaneMessage(message).catch((error) => this.logger.error('backplane_delivery_failed', { error }));
+    });
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -136,6 +155,7 @@ export class CloudbaseServer {
     const grace = setTimeout(() => sockets.forEach((ws) => ws.terminate()), SHUTDOWN_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(grace);
+    await Promise.all(this.leaving);
     this.wss.close();
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
@@ -185,6 +205,14 @@ export class CloudbaseServer {
       this.logger.error('greet_failed', { connectionId, error });
       ws.close(CloseCode.serverError, 'internal error');
     });
+  }
+
+  private onSocketClosed(connectionId: string, code: number): void {
+    this.transport.sockets.delete(connectionId);
+    this.logger.debug('socket_closed', { connectionId, code });
+    const leaving = this.engine.disconnect(connectionId).catch((error) => this.logger.error('disconnect_failed', { connectionId, error }));
+    this.leaving.add(leaving);
+    void leaving.finally(() => this.leaving.delete(leaving));
   }
 
   /** Peers that did not answer the previous ping are dead (no close frame ever came) and are cut off. */
@@ -239,7 +267,7 @@ class ConnectionSocket extends WebSocket {
   alive = true;
 }
 
-function connectionSocketClass(engine: Engine, transport: WsTransport, logger: Logger): typeof ConnectionSocket {
+function connectionSocketClass(engine: Engine, logger: Logger, closed: (connectionId: string, code: number) => void): typeof ConnectionSocket {
   return class extends ConnectionSocket {
     override emit(event: string | symbol, ...args: any[]): boolean {
       if (this.connectionId !== '') this.handle(event, args);
@@ -257,7 +285,7 @@ function connectionSocketClass(engine: Engine, transport: WsTransport, logger: L
           this.onMessage(args[0] as WebSocket.RawData, args[1] as boolean);
           break;
         case 'close':
-          this.onClose(args[0] as number);
+          closed(this.connectionId, args[0] as number);
           break;
         case 'error': {
           const error = args[0] as Error & { code?: string };
@@ -272,13 +300,6 @@ function connectionSocketClass(engine: Engine, transport: WsTransport, logger: L
       if (isBinary) return this.close(CloseCode.unsupportedData, 'binary frames are not supported');
       // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
       engine.receive(this.connectionId, data.toString()).catch(() => undefined);
-    }
-
-    private onClose(code: number): void {
-      const { connectionId } = this;
-      transport.sockets.delete(connectionId);
-      logger.debug('socket_closed', { connectionId, code });
-      engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
     }
   };
 }

@@ -12,6 +12,12 @@ export interface CloudbaseSettings {
   logLevel: LogLevel;
   /** The HTTP access path CloudBase routes to the function (ACCESS_PATH); the page is served there too. */
   accessPath: string;
+  /** REDIS_URL: the Redis every instance shares rooms through; absent, each instance is on its own. */
+  redisUrl: string | undefined;
+  /** REDIS_PREFIX: put before every key and channel, so apps can share one Redis. */
+  redisPrefix: string;
+  /** INSTANCE_HEARTBEAT: an instance that has not renewed its liveness key for this long is dead, its users gone. */
+  instanceHeartbeatMs: number;
   core: CoreSettings;
 }
 
@@ -25,8 +31,18 @@ export function readCloudbaseSettings(env: Env): CloudbaseSettings {
     maxBufferedBytes: readNumber(env, 'MAX_BUFFERED_BYTES', 4 * 1024 * 1024, { min: 1024, integer: true }),
     logLevel: readChoice(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     accessPath: readAccessPath(env.ACCESS_PATH),
+    redisUrl: readRedisUrl(env.REDIS_URL),
+    redisPrefix: env.REDIS_PREFIX || 'cloudsocket:',
+    instanceHeartbeatMs: readSeconds(env, 'INSTANCE_HEARTBEAT', 10) * 1000,
     core: readCoreSettings(env),
   };
+}
+
+function readRedisUrl(raw: string | undefined): string | undefined {
+  const url = raw?.trim();
+  if (!url) return undefined;
+  if (!/^rediss?:\/\/\S+$/.test(url)) throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
+  return url;
 }
 
 function readAccessPath(raw: string | undefined): string {

@@ -21,13 +21,20 @@ with the machine's description as JSON.
 Scenarios (all by default):
   broadcast   one room of 100 and 1000 clients: deliveries/s, p50/p99 latency,
               server CPU per delivery, against each baseline
+  cluster     the room of 100 over 3 processes sharing it through a local
+              redis-server: cloudsocket (REDIS_URL) against Socket.IO with
+              @socket.io/redis-adapter, and against one cloudsocket process
   idle        10,000 idle connections: RSS and V8 heap per connection, against raw ws
   aws         the AWS target through the emulator and dynalite: DynamoDB and
               @connections requests per chat message (rooms of 10, 100, 1000),
               fan-out time, and the handlers' size and cold-start import time
+  aws-churn   the AWS target through the emulator: 1,000 clients joining one
+              room, 10 broadcasts to it, 3,000 connections churning in 30 s
+              beside 2 live clients, newcomers' time to welcome, registry
+              entries left afterwards
 
 Options:
-  --quick           smaller rooms, fewer connections, shorter runs (about 3 minutes)
+  --quick           smaller rooms, fewer connections, shorter runs (a few minutes)
   --only NAME       run only these scenarios (comma-separated: ${SCENARIOS.join(', ')})
   --out FILE        where the JSON goes (default bench/results/latest.json)
   --idle N          idle connections (default 10000, quick 5000)

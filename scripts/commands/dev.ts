@@ -1,6 +1,6 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
@@ -8,14 +8,16 @@ import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
-import { FunctionExitedError, portIsTaken, runArtifact, type ExitStatus, type RunningArtifact } from '../run-artifact.js';
+import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
+import { startRedisServer, type LocalRedis } from '../redis-server.js';
+import { FunctionExitedError, portIsTaken, runArtifact, type ExitStatus } from '../run-artifact.js';
 
 const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
 const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration'] as const;
-const CLOUDBASE_FLAGS = ['port'] as const;
+const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
 const MAX_SECONDS = 86_400;
@@ -37,8 +39,9 @@ const FUNCTION_SETTINGS = [
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
-  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--port N] [--aws-port N] [--stage NAME]
+  help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
+                       [--instances N [--concurrency C] [--redis]]
 
 Builds dist/ when sources changed, then starts, side by side:
   cloudbase  the CloudBase function from dist/cloudbase through its own
@@ -63,12 +66,25 @@ Options:
   --max-duration SECONDS
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
+  --instances N  run N CloudBase instances (each its own process through
+                 scf_bootstrap) behind a front door on --port that gives each new
+                 WebSocket to an instance as CloudBase does: C per instance, then
+                 the next one; with all full, 503
+  --concurrency C
+                 connections per instance (default 1, CloudBase's own default);
+                 with --instances only
+  --redis        start Debian's redis-server on a free port and give every
+                 instance its REDIS_URL, so rooms span instances (without Redis
+                 they cannot); with --instances only
   --no-build     run dist/ as it is
+  --template PATH  run an existing app's CloudFormation or SAM template and its
+                 code (CodeUri folders, else the template's folder) on the
+                 emulator alone, with nothing of cloudsocket in the functions
   --no-watch     do not rebuild and restart the targets when a source file changes
                  (by default every file of the last build is watched, the config too)
   -h, --help     show this help
 
---port applies with the CloudBase target only; --aws-port, --stage,
+--port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
 --idle-timeout and --max-duration with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
@@ -84,12 +100,22 @@ set, replaces the embedded DynamoDB (dynalite).`,
       'max-duration': { type: 'string' },
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
+      template: { type: 'string' },
+      instances: { type: 'string' },
+      concurrency: { type: 'string' },
+      redis: { type: 'boolean' },
     });
     if (values.help) {
       console.log(devCommand.help);
       return 0;
     }
-    const target = (values.target ?? 'all') as Target;
+    // An existing API Gateway app: its own template and code, on the emulator alone.
+    const templatePath = values.template === undefined ? undefined : resolve(values.template);
+    if (templatePath !== undefined && !existsSync(templatePath)) throw new UsageError(`dev: --template ${values.template}: no such file`);
+    if (templatePath !== undefined && values.target !== undefined && values.target !== 'aws') {
+      throw new UsageError('dev: --template runs the AWS emulator only; leave out --target or say --target aws');
+    }
+    const target = (templatePath ? 'aws' : (values.target ?? 'all')) as Target;
     if (!TARGETS.includes(target)) throw new UsageError(`dev: --target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(values.target)}`);
     const runsCloudbase = target !== 'aws';
     const runsAws = target !== 'cloudbase';
@@ -98,16 +124,28 @@ set, replaces the embedded DynamoDB (dynalite).`,
       throw new UsageError(
         unused === 'port'
           ? 'dev: --port is the CloudBase target\'s port and --target aws does not run it; the emulator\'s is --aws-port'
-          : `dev: --${unused} applies to the AWS emulator and --target cloudbase does not run it`,
+          : (CLOUDBASE_FLAGS as readonly string[]).includes(unused)
+            ? `dev: --${unused} applies to the CloudBase target and --target aws does not run it`
+            : `dev: --${unused} applies to the AWS emulator and --target cloudbase does not run it`,
       );
     }
     const port = integerFlag('dev', 'port', values.port ?? process.env.PORT, 9000);
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
+    const instances = values.instances === undefined ? undefined : integerFlag('dev', 'instances', values.instances, 1, 1, 100);
+    if (instances === undefined && (values.concurrency !== undefined || values.redis)) {
+      throw new UsageError(`dev: --${values.redis ? 'redis' : 'concurrency'} applies with --instances N only`);
+    }
+    const concurrency = integerFlag('dev', 'concurrency', values.concurrency, 1, 1, 100);
     const project = await loadProject();
-    const stage = values.stage ?? project.aws.stage;
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
+    const configuredRedis = process.env.REDIS_URL || project.cloudbase.env.REDIS_URL || project.cloudbase.redisUrl || project.env.REDIS_URL;
+    if (values.redis && configuredRedis) {
+      throw new UsageError('dev: --redis starts a Redis of its own, but REDIS_URL is already set (in the shell or the config); drop one of them');
+    }
+    // A project's own template names its stage; the emulator reads it from there.
+    const stage = values.stage ?? (templatePath || project.aws.template ? undefined : project.aws.stage);
+    if (stage !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(stage)) {
       throw new UsageError(`dev: --stage must be 1-128 letters, digits, "-" or "_" (an API Gateway stage name), got ${JSON.stringify(stage)}`);
     }
     if (runsCloudbase && runsAws && port === awsPort && port !== 0) throw new UsageError(`dev: --port and --aws-port must differ, both are ${port}`);
@@ -121,18 +159,41 @@ set, replaces the embedded DynamoDB (dynalite).`,
       ...(runsCloudbase ? [join(distDir, 'cloudbase.zip')] : []),
       ...(runsAws ? [join(distDir, 'aws/lambda.zip')] : []),
     ];
-    if (!values['no-build'] && (await anyStale(project, artifacts))) {
+    if (!values['no-build'] && !templatePath && (await anyStale(project, artifacts))) {
       console.log('building dist/ ...');
       await buildAll(project, (line) => console.log(line));
     }
 
-    const startCloudbase = (current: Project) =>
-      runArtifact(join(current.outDir, 'cloudbase'), {
-        port,
-        // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
-        env: { ...current.env, ...current.cloudbase.env, ACCESS_PATH: current.cloudbase.path, ...process.env } as Record<string, string>,
-        onLine: (line) => console.log(line),
-      }).catch(nameFlagOfTakenPort('port'));
+    let redis: LocalRedis | undefined;
+    if (values.redis) {
+      redis = await startRedisServer();
+      console.log(`started redis-server on 127.0.0.1:${redis.port} for the instances (--redis); it keeps nothing on disk`);
+    }
+    // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
+    const cloudbaseEnv = (current: Project) =>
+      ({
+        ...current.env,
+        ...current.cloudbase.env,
+        ...(current.cloudbase.redisUrl ? { REDIS_URL: current.cloudbase.redisUrl } : {}),
+        ACCESS_PATH: current.cloudbase.path,
+        ...process.env,
+        ...(redis ? { REDIS_URL: redis.url } : {}),
+      }) as Record<string, string>;
+    const startCloudbase = (current: Project): Promise<RunningCloudbase> =>
+      (instances === undefined
+        ? runArtifact(join(current.outDir, 'cloudbase'), { port, env: cloudbaseEnv(current), onLine: (line) => console.log(line) })
+        : startFleet({
+            directory: join(current.outDir, 'cloudbase'),
+            port,
+            host: process.env.HOST || '0.0.0.0',
+            instances,
+            concurrency,
+            env: cloudbaseEnv(current),
+            onLine: (line) => console.log(line),
+            onExit: (index, status) =>
+              console.error(`cloudsocket: dev: CloudBase instance ${index + 1} ${status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`}; the others go on`),
+          })
+      ).catch(nameFlagOfTakenPort('port'));
     const functionEnv = Object.fromEntries(FUNCTION_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
     const logLevel = readChoice(process.env, 'LOG_LEVEL', LOG_LEVELS, 'info');
     const startAws = (current: Project) =>
@@ -143,17 +204,19 @@ set, replaces the embedded DynamoDB (dynalite).`,
         idleTimeoutMs,
         maxConnectionMs,
         functionEnv,
-        distDir: join(current.outDir, 'aws'),
+        // --template: the template's own code folders (CodeUri), else the folder it is in.
+        ...(templatePath ? { templatePath, distDir: dirname(templatePath) } : { distDir: join(current.outDir, 'aws') }),
         logger: createLogger(logLevel, (line) => process.stdout.write(line)),
       }).catch(nameFlagOfTakenPort('aws-port'));
 
-    let cloudbase: RunningArtifact | undefined;
+    let cloudbase: RunningCloudbase | undefined;
     let aws: RunningEmulator | undefined;
     try {
       if (runsCloudbase) cloudbase = await startCloudbase(project);
       if (runsAws) aws = await startAws(project);
     } catch (error) {
       await cloudbase?.stop();
+      await redis?.stop();
       throw error;
     }
 
@@ -161,6 +224,15 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (cloudbase) {
       const page = project.page === false ? 'no page' : `page: http://127.0.0.1:${cloudbase.port}/ and ${project.cloudbase.path}`;
       console.log(`cloudsocket CloudBase target  ws://127.0.0.1:${cloudbase.port}/  (listening on ${process.env.HOST || '0.0.0.0'}:${cloudbase.port}, ${page})`);
+      if (instances !== undefined) {
+        const redisUrl = redis?.url ?? cloudbaseEnv(project).REDIS_URL;
+        const spread = `a front door for ${instances} instance(s), ${concurrency} connection(s) each`;
+        console.log(
+          redisUrl
+            ? `  ${spread}; rooms span instances over Redis (${redisUrl.replace(/:[^:@/]*@/, ':***@')})`
+            : `  ${spread}; without Redis users on different instances cannot see each other (set REDIS_URL or pass --redis)`,
+        );
+      }
     }
     if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
@@ -169,7 +241,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     let restarting = false;
     let died: (status: ExitStatus) => void = () => {};
     const death = new Promise<ExitStatus>((resolve) => (died = resolve));
-    const watchDeath = (target: RunningArtifact | undefined) =>
+    const watchDeath = (target: RunningCloudbase | undefined) =>
       void target?.exitStatus.then((status) => {
         if (!restarting && target === cloudbase) died(status);
       });
@@ -205,7 +277,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         console.log(`rebuilt and restarted ${[cloudbase && 'the CloudBase target', aws && 'the AWS emulator'].filter(Boolean).join(' and ')}`);
       });
     };
-    const inputs = await readInputs(distDir);
+    const inputs = templatePath ? [] : await readInputs(distDir);
     const watcher = values['no-watch'] || inputs.length === 0 ? undefined : new SourceWatcher(rebuild);
     watcher?.watch(inputs);
 
@@ -221,9 +293,12 @@ set, replaces the embedded DynamoDB (dynalite).`,
     await rebuilding.catch(() => undefined);
     if (typeof reason !== 'string') {
       await aws?.stop();
+      await cloudbase?.stop('SIGKILL');
+      await redis?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
     }
     const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
+    await redis?.stop();
     return code ?? 0;
   },
 };

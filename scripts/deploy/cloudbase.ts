@@ -89,7 +89,10 @@ function configDiffers(existing: FunctionDetail, func: FunctionConfig): boolean 
     existing.MemorySize !== func.memorySize ||
     wanted.join('\n') !== current.join('\n') ||
     (idle !== undefined && idle !== func.protocolParams?.wsParams?.idleTimeOut) ||
-    (concurrency !== undefined && concurrency !== func.instanceConcurrencyConfig?.maxConcurrency)
+    (concurrency !== undefined && concurrency !== func.instanceConcurrencyConfig?.maxConcurrency) ||
+    // A function outside the VPC of its Redis cannot reach it; an unset VPC reads back as "".
+    (existing.VpcConfig?.VpcId || undefined) !== func.vpc?.vpcId ||
+    (existing.VpcConfig?.SubnetId || undefined) !== func.vpc?.subnetId
   );
 }
 

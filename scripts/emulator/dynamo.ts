@@ -32,9 +32,17 @@ export async function startDynalite(): Promise<EmbeddedDynalite> {
   let drained: (() => void) | undefined;
   server.on('request', (_request, response) => {
     inFlight++;
-    response.once('close', () => {
-      if (--inFlight === 0) drained?.();
-    });
+    // Counted until dynalite answers, not until the socket closes: a client that goes away
+    // mid-request closes the response while dynalite is still writing to its database.
+    const end = response.end.bind(response) as (...args: unknown[]) => typeof response;
+    let answered = false;
+    response.end = ((...args: unknown[]) => {
+      if (!answered) {
+        answered = true;
+        if (--inFlight === 0) drained?.();
+      }
+      return end(...args);
+    }) as typeof response.end;
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

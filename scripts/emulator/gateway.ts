@@ -41,8 +41,18 @@ export interface GatewayOptions {
   logger: Logger;
   idleTimeoutMs: number;
   maxConnectionMs: number;
+  /** Bytes a connection may have queued for a client that does not read before it is cut. */
+  maxBufferedBytes: number;
   /** The port we listen on (known only once listening), for X-Forwarded-Port. */
   port: () => number;
+}
+
+type VerifyDone = (verified: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
+
+interface Refusal {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
 }
 
 interface ProxyResult {
@@ -57,6 +67,9 @@ export class Gateway {
   private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
   private readonly routeKeys: ReadonlySet<string>;
   private readonly disconnects = new Set<Promise<void>>();
+  /** Handshakes `ws` has checked and `$connect` is deciding. */
+  private readonly upgrading = new WeakMap<IncomingMessage, Connection>();
+  private readonly decided = new WeakMap<IncomingMessage, () => void>();
 
   constructor(private readonly options: GatewayOptions) {
     this.routeKeys = new Set(options.stack.routes.keys());
@@ -67,6 +80,7 @@ export class Gateway {
       perMessageDeflate: false,
       // API Gateway answers with the subprotocol `$connect` returned, and none when it returned none.
       handleProtocols: (_offered, request) => this.chosenProtocol.get(request) ?? false,
+      verifyClient: (info: { req: IncomingMessage }, done: VerifyDone) => this.verify(info.req, done),
     });
   }
 
@@ -75,12 +89,40 @@ export class Gateway {
     return pathname === `/${this.options.stage}` || pathname === `/${this.options.stage}/`;
   }
 
-  async handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { stack, stage, lambda, logger } = this.options;
-    socket.on('error', (error) => logger.debug('socket_error', { error }));
-    if (request.headers['sec-websocket-version'] !== '13' || !request.headers['sec-websocket-key']) {
-      return refuse(socket, 400, JSON.stringify({ message: 'Bad Request' }));
+  /**
+   * The handshake is checked (method, Upgrade, key, version, subprotocol
+   * syntax) before `$connect` runs, as API Gateway's front end does: a request
+   * that could never become a WebSocket must not leave a registered
+   * connection behind. `ws` makes those checks and then asks `verifyClient`,
+   * which is where `$connect` runs. Resolves once the handshake is decided.
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', (error) => this.options.logger.debug('socket_error', { error }));
+    // API Gateway speaks version 13 only; `ws` would also take 8.
+    if (request.headers['sec-websocket-version'] !== '13') {
+      refuse(socket, 400, JSON.stringify({ message: 'Bad Request' }));
+      return Promise.resolve();
     }
+    return new Promise((resolve) => {
+      this.decided.set(request, resolve);
+      this.wss.handleUpgrade(request, socket, head, (ws) => {
+        const connection = this.upgrading.get(request);
+        if (connection) this.open(connection, ws);
+        else ws.terminate();
+      });
+      // `ws` refused it without asking verifyClient.
+      if (!this.upgrading.has(request)) this.decide(request);
+    });
+  }
+
+  private decide(request: IncomingMessage): void {
+    const resolve = this.decided.get(request);
+    this.decided.delete(request);
+    resolve?.();
+  }
+
+  private verify(request: IncomingMessage, done: VerifyDone): void {
+    const { stack, stage, logger } = this.options;
     const now = Date.now();
     const facts: ConnectionFacts = {
       connectionId: gatewayId(),
@@ -92,33 +134,53 @@ export class Gateway {
       apiId: stack.apiId,
     };
     const connection: Connection = { facts, state: 'connecting', lastActiveAt: now };
+    this.upgrading.set(request, connection);
     // Registered before $connect runs, so the management API can answer 410 for it meanwhile.
     this.connections.set(facts.connectionId, connection);
+    this.runConnect(request, connection)
+      .catch((error: unknown) => {
+        logger.error('connect_handler_failed', { connectionId: facts.connectionId, error });
+        return internalError(facts.connectionId);
+      })
+      .then((refusal) => {
+        if (refusal) {
+          this.connections.delete(facts.connectionId);
+          done(false, refusal.status, refusal.body, refusal.headers);
+          return;
+        }
+        done(true);
+        // `ws` completes the upgrade synchronously or not at all (the client left, or we are closing):
+        // `$connect` did succeed, so `$disconnect` must follow, or the registry would keep it.
+        if (!connection.socket) void this.finish(connection, 1006, '');
+      })
+      .finally(() => {
+        this.upgrading.delete(request);
+        this.decide(request);
+      });
+  }
 
+  /** undefined when `$connect` admitted the connection; otherwise the refusal to answer. */
+  private async runConnect(request: IncomingMessage, connection: Connection): Promise<Refusal | undefined> {
+    const { stack, lambda, logger } = this.options;
+    const { connectionId } = connection.facts;
     const route = stack.routes.get('$connect');
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
-      const outcome = await lambda.invoke(route.functionName, connectEvent(facts, request, this.options.port(), now));
+      const outcome = await lambda.invoke(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt));
       if (!outcome.ok) {
-        logger.error('connect_handler_failed', { connectionId: facts.connectionId, functionName: route.functionName, error: outcome.error });
-        this.connections.delete(facts.connectionId);
-        return refuse(socket, 500, JSON.stringify({ message: 'Internal server error', connectionId: facts.connectionId, requestId: gatewayId() }));
+        logger.error('connect_handler_failed', { connectionId, functionName: route.functionName, error: outcome.error });
+        return internalError(connectionId);
       }
       result = outcome.result as ProxyResult | null;
     }
     const status = typeof result?.statusCode === 'number' ? result.statusCode : 200;
     if (status < 200 || status > 299) {
-      this.connections.delete(facts.connectionId);
-      logger.info('connect_refused', { connectionId: facts.connectionId, status });
-      return refuse(socket, status, typeof result?.body === 'string' ? result.body : '', result?.headers);
-    }
-    if (socket.destroyed) {
-      // The client gave up while $connect ran: it never connected, but $connect did succeed.
-      return this.finish(connection, 1006, '');
+      logger.info('connect_refused', { connectionId, status });
+      return { status, body: typeof result?.body === 'string' ? result.body : '', headers: refusalHeaders(result?.headers) };
     }
     const protocol = headerValue(result?.headers, 'sec-websocket-protocol');
     if (protocol) this.chosenProtocol.set(request, protocol);
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.open(connection, ws));
+    return undefined;
   }
 
   private open(connection: Connection, ws: WebSocket): void {
@@ -197,6 +259,13 @@ export class Gateway {
   private sendToSocket(connection: Connection, data: string | Buffer): boolean {
     const ws = connection.socket;
     if (!ws || ws.readyState !== ws.OPEN) return false;
+    if (ws.bufferedAmount > this.options.maxBufferedBytes) {
+      // A client that never reads would otherwise grow this process without bound. A close frame
+      // would queue behind the backlog it is meant to end, so the TCP connection is cut (1006).
+      this.options.logger.warn('slow_consumer', { connectionId: connection.facts.connectionId, bufferedBytes: ws.bufferedAmount });
+      ws.terminate();
+      return false;
+    }
     const binary = typeof data !== 'string' && !isUtf8(data);
     ws.send(data, { binary });
     return true;
@@ -242,15 +311,22 @@ export class Gateway {
   }
 }
 
-function refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
+function internalError(connectionId: string): Refusal {
+  return { status: 500, body: JSON.stringify({ message: 'Internal server error', connectionId, requestId: gatewayId() }), headers: refusalHeaders() };
+}
+
+/** The function's headers on a refusal, minus those that frame the answer, which are ours to set. */
+function refusalHeaders(headers: Record<string, string> = {}): Record<string, string> {
+  const kept = Object.entries(headers).filter(([name]) => !/^(content-length|content-type|connection|transfer-encoding)$/i.test(name));
+  const type = Object.entries(headers).find(([name]) => name.toLowerCase() === 'content-type')?.[1];
+  return { 'Content-Type': type ?? 'application/json', ...Object.fromEntries(kept) };
+}
+
+function refuse(socket: Duplex, status: number, body: string): void {
   if (socket.destroyed) return;
-  const extra = Object.entries(headers)
-    .filter(([name]) => !/^(content-length|connection|transfer-encoding)$/i.test(name))
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n` +
-      `Connection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+      `Connection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
 import { pageHeaders } from '../../shared/page-headers.js';
@@ -15,13 +15,13 @@ import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-templ
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
-import { ensureTable, startDynamo } from './dynamo.js';
+import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { LambdaApi } from './lambda-api.js';
 import { LambdaRuntime } from './lambda-runtime.js';
 import { ManagementApi } from './management-api.js';
-import { readStack, type EmulatedStack } from './stack.js';
+import { readStack, stageOfTemplate, type EmulatedStack } from './stack.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 
 export interface EmulatorOptions {
@@ -39,6 +39,8 @@ export interface EmulatorOptions {
   idleTimeoutMs?: number;
   /** API Gateway closes every connection after this long (default 2 h). */
   maxConnectionMs?: number;
+  /** A connection whose client has stopped reading is cut once this many bytes wait for it (default 4 MiB, as the CloudBase target). */
+  maxBufferedBytes?: number;
   /** A DynamoDB to use instead of the embedded dynalite (default $AWS_ENDPOINT_URL_DYNAMODB). */
   dynamoEndpoint?: string;
   /** How often expired TTL items are deleted (default 60 s). */
@@ -67,6 +69,9 @@ export interface RunningEmulator {
   stop(): Promise<void>;
 }
 
+/** What every function is given, as Lambda gives its role's session; the Invoke API accepts only these. */
+export const FUNCTION_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
+
 const DEFAULTS = {
   port: 3001,
   host: '127.0.0.1',
@@ -76,22 +81,25 @@ const DEFAULTS = {
   maxConnectionMs: 2 * 60 * 60_000,
   ttlSweepMs: 60_000,
   maxEnvironments: 4,
+  maxBufferedBytes: 4 * 1024 * 1024,
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
-  const settings = { ...DEFAULTS, ...definedOnly(options) };
   const logger = options.logger ?? createLogger('info');
   const handlersDir = options.distDir ?? join(builtInProject().outDir, 'aws');
   // A build writes the stack's template beside the handlers; without one, the built-in template describes them.
   const builtTemplate = join(handlersDir, 'template.yaml');
   const templatePath = options.templatePath ?? (existsSync(builtTemplate) ? builtTemplate : DEFAULT_TEMPLATE_PATH);
   const template = options.template ?? (await loadTemplate(templatePath));
-  const stack = readStack({ template, distDir: handlersDir, stage: settings.stage, region: settings.region });
+  // The stage a deploy of this template would have, unless one is asked for.
+  const settings = { ...DEFAULTS, stage: stageOfTemplate(template) ?? DEFAULTS.stage, ...definedOnly(options) };
+  const templateDir = options.template ? undefined : dirname(templatePath);
+  const stack = readStack({ template, distDir: handlersDir, templateDir, stage: settings.stage, region: settings.region });
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);
   const http = createServer();
   try {
-    if (stack.table) await ensureTable(dynamo.client, stack.table);
+    for (const table of stack.tables) await ensureTable(dynamo.client, table);
     await new Promise<void>((resolve, reject) => {
       http.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
       http.listen(settings.port, settings.host, () => resolve());
@@ -113,9 +121,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       ...options.functionEnv,
       AWS_REGION: settings.region,
       AWS_DEFAULT_REGION: settings.region,
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_SESSION_TOKEN: 'local',
+      AWS_ACCESS_KEY_ID: FUNCTION_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: FUNCTION_CREDENTIALS.secretAccessKey,
+      AWS_SESSION_TOKEN: FUNCTION_CREDENTIALS.sessionToken,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`,
       AWS_ENDPOINT_URL_LAMBDA: httpUrl,
@@ -130,12 +138,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     logger,
     idleTimeoutMs: settings.idleTimeoutMs,
     maxConnectionMs: settings.maxConnectionMs,
+    maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
   });
   const management = new ManagementApi(gateway, settings.stage, logger);
-  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId);
-  const sweeper = stack.table?.ttlAttribute ? new TtlSweeper(dynamo.client, stack.table.name, stack.table.ttlAttribute, logger) : undefined;
-  sweeper?.start(settings.ttlSweepMs);
+  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, FUNCTION_CREDENTIALS);
+  const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
+  for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Raw, not resolved as a URL reference: `new URL('//')` throws here (and took the process down), and `//x/dev` is not /dev.
@@ -190,10 +199,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     stage: settings.stage,
     dynamoEndpoint: dynamo.endpoint,
     stack,
-    sweepTtl: () => sweeper?.sweep() ?? Promise.resolve(0),
+    sweepTtl: async () => (await Promise.all(sweepers.map((sweeper) => sweeper.sweep()))).reduce((total, n) => total + n, 0),
     stop: () =>
       (stopping ??= (async () => {
-        sweeper?.stop();
+        for (const sweeper of sweepers) sweeper.stop();
         await gateway.close();
         await runtime.stop();
         await new Promise<void>((resolve) => {

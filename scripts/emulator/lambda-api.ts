@@ -3,11 +3,15 @@
  * endpoint AWS_ENDPOINT_URL_LAMBDA points the handlers' SDK at. `Event`
  * answers 202 and runs the function afterwards, `RequestResponse` runs it and
  * answers with its result (a failure is still 200, flagged by
- * X-Amz-Function-Error, as Lambda does), `DryRun` only checks.
+ * X-Amz-Function-Error, as Lambda does), `DryRun` only checks. Like Lambda,
+ * it answers nothing but a 403 to a request not signed with the credentials
+ * the functions were given: the port is reachable by anyone who can reach
+ * the WebSocket API, and an invocation can act as any connection.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendAwsError, sendJson } from './aws-responses.js';
 import type { LambdaRuntime } from './lambda-runtime.js';
+import { checkSignature, type SigningCredentials } from './sigv4.js';
 
 /** Lambda's payload limits: asynchronous and synchronous invocations. */
 const MAX_EVENT_PAYLOAD = 256 * 1024;
@@ -20,6 +24,7 @@ export class LambdaApi {
     private readonly runtime: LambdaRuntime,
     private readonly region: string,
     private readonly accountId: string,
+    private readonly credentials: SigningCredentials,
   ) {}
 
   /** The function named in an Invoke path; undefined for any other path. */
@@ -34,6 +39,11 @@ export class LambdaApi {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, requested: string): Promise<void> {
+    // The signature covers the body, so the body is read first (up to the larger of the two limits).
+    const body = await readBody(req, MAX_SYNC_PAYLOAD);
+    if (body === undefined) return sendAwsError(res, 413, 'RequestEntityTooLargeException', `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the RequestResponse invocation type`);
+    const refused = checkSignature(req, body, 'lambda', this.credentials);
+    if (refused) return sendAwsError(res, refused.status, refused.errorType, refused.message);
     if (req.method !== 'POST') return sendAwsError(res, 405, 'MethodNotAllowedException', 'only POST invokes a function');
     const name = this.runtime.resolve(requested);
     if (!name) {
@@ -45,8 +55,7 @@ export class LambdaApi {
       return sendAwsError(res, 400, 'InvalidParameterValueException', `InvocationType ${invocationType} is not one of Event, RequestResponse, DryRun`);
     }
     const limit = invocationType === 'Event' ? MAX_EVENT_PAYLOAD : MAX_SYNC_PAYLOAD;
-    const body = await readBody(req, limit);
-    if (body === undefined) {
+    if (body.length > limit) {
       return sendAwsError(res, 413, 'RequestEntityTooLargeException', `Request must be smaller than ${limit} bytes for the ${invocationType} invocation type`);
     }
     let event: unknown = {};

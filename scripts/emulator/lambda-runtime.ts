@@ -62,6 +62,7 @@ class ExecutionEnvironment {
         functionVersion: '$LATEST',
         invokedFunctionArn: spec.arn,
         memoryLimitInMB: spec.memoryMb,
+        runtime: spec.runtime,
         logGroupName,
         logStreamName,
       },
@@ -161,7 +162,10 @@ class FunctionPool {
   }
 
   async stop(): Promise<void> {
-    this.queue.splice(0);
+    // Waiting callers are answered, not forgotten: a handshake held on its `$connect` would otherwise never be answered.
+    for (const pending of this.queue.splice(0)) {
+      pending.resolve({ ok: false, error: { errorType: 'ServiceException', errorMessage: 'the emulator is stopping', trace: [] } });
+    }
     await Promise.all([...this.all].map((environment) => environment.worker.terminate()));
     this.all.clear();
     this.idle.splice(0);

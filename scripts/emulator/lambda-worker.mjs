@@ -2,6 +2,7 @@
 // (given by the parent), which imports the built handler once (the "init"
 // phase) and then serves one invocation at a time, as Lambda does.
 // Plain JavaScript because worker threads do not inherit the TypeScript loader.
+import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -16,6 +17,11 @@ function describe(error) {
 
 // Lambda's Node runtime honours NODE_OPTIONS; a worker thread does not read it, so the one flag that matters is applied here.
 if (/--enable-source-maps/.test(process.env.NODE_OPTIONS ?? '')) process.setSourceMapsEnabled(true);
+
+// nodejs18.x and later provide the AWS SDK v3; older runtimes are not emulated.
+if (/^nodejs(1[89]|[2-9]\d)\.x$/.test(workerData.runtime ?? 'nodejs20.x')) {
+  register(new URL('./runtime-sdk-hooks.mjs', import.meta.url), { data: { parentURL: import.meta.url } });
+}
 
 let handler;
 let initError;

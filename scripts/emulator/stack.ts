@@ -7,11 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CONNECTIONS_TABLE_ID, tableDefinition, TemplateError, ttlAttribute, type Template, type TemplateResource as Resource } from '../aws-template.js';
 import { HandlerNotBuiltError } from './errors.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
+import { compileSelectionExpression } from './route-selection.js';
 
 export interface FunctionSpec {
   logicalId: string;
@@ -36,6 +37,7 @@ export interface RouteSpec {
 }
 
 export interface TableSpec {
+  logicalId: string;
   name: string;
   /** The CreateTable request for a local DynamoDB. */
   definition: CreateTableCommandInput;
@@ -50,12 +52,17 @@ export interface EmulatedStack {
   routeSelectionExpression: string;
   routes: Map<string, RouteSpec>;
   functions: Map<string, FunctionSpec>;
+  /** Every table of the template (AWS::DynamoDB::Table and SAM's AWS::Serverless::SimpleTable). */
+  tables: TableSpec[];
+  /** The connections table: the one named ConnectionsTable, else the only one. */
   table: TableSpec | undefined;
 }
 
 export interface StackOptions {
   template: Template;
   distDir: string;
+  /** The template's folder: SAM's CodeUri folders are relative to it. */
+  templateDir?: string;
   stage: string;
   region: string;
   stackName?: string;
@@ -85,7 +92,8 @@ export function readStack(options: StackOptions): EmulatedStack {
 
   const functions = new Map<string, FunctionSpec>();
   for (const [logicalId, resource] of resourcesOfType(template, 'AWS::Lambda::Function', 'AWS::Serverless::Function')) {
-    const spec = readFunction(local, logicalId, resource, distDir);
+    const merged = withGlobals(template, resource);
+    const spec = readFunction(local, logicalId, merged, options.templateDir ? codeFolder(merged, options.templateDir, distDir) : distDir);
     functions.set(spec.name, spec);
   }
 
@@ -93,6 +101,8 @@ export function readStack(options: StackOptions): EmulatedStack {
   if (apis.length !== 1) throw new TemplateError(`expected one AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET, found ${apis.length}`);
   const [apiLogicalId, api] = apis[0]!;
   const routeSelectionExpression = resolveValue(local, api.Properties?.RouteSelectionExpression ?? '$request.body.action', apiLogicalId);
+  // At load, so an expression the emulator cannot evaluate is one error naming it, not a silent $default for every frame.
+  compileSelectionExpression(routeSelectionExpression);
 
   const routes = new Map<string, RouteSpec>();
   for (const [logicalId, route] of resourcesOfType(template, 'AWS::ApiGatewayV2::Route')) {
@@ -113,12 +123,42 @@ export function readStack(options: StackOptions): EmulatedStack {
     });
   }
 
-  let table: TableSpec | undefined;
-  if (template.Resources[CONNECTIONS_TABLE_ID]) {
-    const name = local.physicalId(CONNECTIONS_TABLE_ID);
-    table = { name, definition: tableDefinition(template, name), ttlAttribute: ttlAttribute(template) };
+  const tables = resourcesOfType(template, 'AWS::DynamoDB::Table', 'AWS::Serverless::SimpleTable').map(([logicalId]): TableSpec => {
+    const name = local.physicalId(logicalId);
+    return { logicalId, name, definition: tableDefinition(template, name, logicalId), ttlAttribute: ttlAttribute(template, logicalId) };
+  });
+  const table = tables.find((spec) => spec.logicalId === CONNECTIONS_TABLE_ID) ?? (tables.length === 1 ? tables[0] : undefined);
+  return { apiId, region, accountId, routeSelectionExpression, routes, functions, tables, table };
+}
+
+/** The stage the template deploys: its AWS::ApiGatewayV2::Stage's StageName, a literal or a parameter's default. */
+export function stageOfTemplate(template: Template): string | undefined {
+  for (const [, stage] of resourcesOfType(template, 'AWS::ApiGatewayV2::Stage')) {
+    const name = stage.Properties?.StageName as unknown;
+    if (typeof name === 'string') return name;
+    const ref = (name as { Ref?: unknown } | undefined)?.Ref;
+    const fallback = typeof ref === 'string' ? template.Parameters?.[ref]?.Default : undefined;
+    if (typeof fallback === 'string') return fallback;
   }
-  return { apiId, region, accountId, routeSelectionExpression, routes, functions, table };
+  return undefined;
+}
+
+/** SAM's Globals.Function under the function's own properties (its Environment.Variables merged, the function's winning). */
+function withGlobals(template: Template, resource: Resource): Resource {
+  if (resource.Type !== 'AWS::Serverless::Function') return resource;
+  const globals = ((template as { Globals?: { Function?: Record<string, unknown> } }).Globals?.Function ?? {}) as Record<string, unknown>;
+  const own = resource.Properties ?? {};
+  const variables = {
+    ...((globals.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}),
+    ...((own.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}),
+  };
+  return { ...resource, Properties: { ...globals, ...own, Environment: { Variables: variables } } };
+}
+
+/** Where a function's code is: SAM's CodeUri folder when it names a local one, else the build's folder. */
+function codeFolder(resource: Resource, templateDir: string, distDir: string): string {
+  const codeUri = resource.Properties?.CodeUri;
+  return typeof codeUri === 'string' && !codeUri.startsWith('s3://') ? resolve(templateDir, codeUri) : distDir;
 }
 
 function readFunction(stack: LocalStack, logicalId: string, resource: Resource, distDir: string): FunctionSpec {
@@ -166,6 +206,7 @@ function physicalId(stack: LocalStack, logicalId: string, apiId: string): string
     case 'AWS::Serverless::Function':
       return named('FunctionName');
     case 'AWS::DynamoDB::Table':
+    case 'AWS::Serverless::SimpleTable':
       return named('TableName');
     case 'AWS::IAM::Role':
       return named('RoleName');
@@ -187,6 +228,7 @@ function attribute(stack: LocalStack, logicalId: string, name: string, apiId: st
     case 'AWS::Serverless::Function.Arn':
       return `arn:aws:lambda:${region}:${accountId}:function:${id}`;
     case 'AWS::DynamoDB::Table.Arn':
+    case 'AWS::Serverless::SimpleTable.Arn':
       return `arn:aws:dynamodb:${region}:${accountId}:table/${id}`;
     case 'AWS::IAM::Role.Arn':
       return `arn:aws:iam::${accountId}:role/${id}`;

@@ -1,0 +1,69 @@
+/**
+ * Connections to Redis the way the CloudBase adapter needs them: the first
+ * connection must succeed or the function stops with one clear error; after
+ * that a lost Redis is retried for ever while commands fail at once (no
+ * offline queue), so callers fall back to what this instance knows by itself
+ * instead of waiting.
+ */
+import { Redis } from 'ioredis';
+import { CloudsocketError, HandshakeError } from '../shared/errors.js';
+
+/** Redis could not be reached when the function started. */
+export class RedisUnavailableError extends CloudsocketError {
+  constructor(url: string, cause: string) {
+    super('redis_unavailable', `cannot reach Redis at REDIS_URL=${redactUrl(url)}: ${cause}`);
+  }
+}
+
+/** A handshake while Redis is away: a clientId cannot be claimed across instances, so the client is asked to retry. */
+export class RegistryUnavailableError extends HandshakeError {
+  constructor() {
+    super(503, 'registry_unavailable', 'the connection registry is unreachable, try again shortly');
+  }
+}
+
+/** How long a command may wait for Redis before it counts as an outage. */
+const COMMAND_TIMEOUT_MS = 1000;
+const CONNECT_TIMEOUT_MS = 5000;
+
+export async function connectRedis(url: string, name: string): Promise<Redis> {
+  let ready = false;
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectionName: name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // Before the first success a failure is final (the function exits); after it, retry with a capped backoff.
+    retryStrategy: (attempt) => (ready ? Math.min(attempt * 100, 2000) : null),
+  });
+  // Without a listener an 'error' event would throw; outages are reported by the callers that notice them.
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => (cause = error));
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    // connect() rejects with "Connection is closed."; the socket's own error says why.
+    throw new RedisUnavailableError(url, (cause ?? (error as Error)).message);
+  }
+  ready = true;
+  return client;
+}
+
+/** Whether an error means Redis is away (as opposed to Redis refusing a command, a bug to surface). */
+export function isOutage(error: unknown): boolean {
+  return !(error instanceof Error && error.name === 'ReplyError');
+}
+
+/** The URL without its password, fit for a log or an error message. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Everything a CloudBase instance needs to share rooms with other instances
+ * over one Redis: the registry, the backplane and the liveness beat, on two
+ * connections (commands, and one in subscriber mode).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { silentLogger, type Logger } from '../shared/log.js';
+import { connectRedis } from './redis-connection.js';
+import { RedisBackplane } from './redis-backplane.js';
+import { RedisLiveness } from './redis-liveness.js';
+import { RedisRegistry } from './redis-registry.js';
+
+export interface RedisScaleOutOptions {
+  url: string;
+  /** Default a random id; it must differ between live instances. */
+  instanceId?: string;
+  /** Key and channel prefix; default "cloudsocket:". */
+  prefix?: string;
+  /** An instance that has not renewed its key for this long is dead. */
+  heartbeatMs: number;
+  logger?: Logger;
+}
+
+/** What `start` needs of the engine: forgetting a dead instance's connections tells their rooms. */
+export interface Disconnecter {
+  disconnect(connectionId: string): Promise<void>;
+}
+
+export class RedisScaleOut {
+  private liveness: RedisLiveness | undefined;
+
+  private constructor(
+    readonly instanceId: string,
+    readonly registry: RedisRegistry,
+    readonly backplane: RedisBackplane,
+    private readonly client: Redis,
+    private readonly options: RedisScaleOutOptions,
+  ) {}
+
+  /** Connects both connections; a Redis that cannot be reached is a RedisUnavailableError naming REDIS_URL. */
+  static async connect(options: RedisScaleOutOptions): Promise<RedisScaleOut> {
+    const instanceId = options.instanceId ?? randomBytes(8).toString('hex');
+    const logger = options.logger ?? silentLogger;
+    const client = await connectRedis(options.url, `cloudsocket-${instanceId}`);
+    let subscriber: Redis;
+    try {
+      subscriber = await connectRedis(options.url, `cloudsocket-${instanceId}-sub`);
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
+    const { prefix } = options;
+    const registry = new RedisRegistry({ client, prefix, instanceId, logger });
+    const backplane = new RedisBackplane({ publisher: client, subscriber, prefix, logger });
+    return new RedisScaleOut(instanceId, registry, backplane, client, { ...options, instanceId });
+  }
+
+  /** Starts the liveness beat; survivors' reaping goes through `engine` so rooms hear `user_left`. */
+  async start(engine: Disconnecter): Promise<void> {
+    const logger = this.options.logger ?? silentLogger;
+    this.liveness = new RedisLiveness({
+      client: this.client,
+      instanceId: this.instanceId,
+      prefix: this.options.prefix,
+      heartbeatMs: this.options.heartbeatMs,
+      logger,
+      onDeadInstance: async (_deadId, connectionIds) => {
+        for (const connectionId of connectionIds) {
+          await engine.disconnect(connectionId).catch((error) => logger.error('reap_failed', { connectionId, error }));
+        }
+      },
+      onForgotten: () => this.registry.restore(),
+    });
+    await this.liveness.start();
+  }
+
+  /** After the server has closed its sockets: leave the instance list, then hang up. */
+  async stop(): Promise<void> {
+    await this.liveness?.stop();
+    await this.backplane.close();
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}

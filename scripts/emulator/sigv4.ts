@@ -1,0 +1,136 @@
+/**
+ * Checks a request's AWS Signature Version 4 against the one set of
+ * credentials the emulator hands its functions, as an AWS endpoint checks it
+ * against IAM: the signature is recomputed from the request and compared.
+ * The algorithm is AWS's "Create a signed AWS API request" (canonical request,
+ * string to sign, HMAC key chain); the path is escaped once more, as the SDK
+ * does for every service but S3 (@smithy/signature-v4 `getCanonicalPath`).
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+export interface SigningCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** When set, a request carrying X-Amz-Security-Token must carry this one. */
+  sessionToken?: string;
+}
+
+/** What the endpoint answers when the check fails: AWS's status, error type and message. */
+export interface SignatureFailure {
+  status: 403;
+  errorType: 'MissingAuthenticationTokenException' | 'IncompleteSignatureException' | 'UnrecognizedClientException' | 'InvalidSignatureException';
+  message: string;
+}
+
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+/** AWS refuses a signature dated more than 15 minutes from its own clock. */
+const MAX_SKEW_MS = 15 * 60_000;
+
+/** undefined when `req` (with `body`, already read) is signed for `service` with `credentials`. */
+export function checkSignature(req: IncomingMessage, body: Buffer, service: string, credentials: SigningCredentials, now = Date.now()): SignatureFailure | undefined {
+  const authorization = req.headers.authorization;
+  if (!authorization) return fail('MissingAuthenticationTokenException', 'Missing Authentication Token');
+  const parsed = parseAuthorization(authorization);
+  const amzDate = header(req, 'x-amz-date');
+  if (!parsed || !amzDate || !/^\d{8}T\d{6}Z$/.test(amzDate)) {
+    return fail('IncompleteSignatureException', `Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters and an X-Amz-Date header. Authorization=${authorization.split(' ')[0]}`);
+  }
+  const [accessKeyId, date, region, scopeService, terminator] = parsed.credential.split('/');
+  if (terminator !== 'aws4_request' || scopeService !== service || date !== amzDate.slice(0, 8) || !region || !parsed.signedHeaders.includes('host')) {
+    return fail('IncompleteSignatureException', `Credential should be scoped to a valid region and to the service '${service}'.`);
+  }
+  const token = header(req, 'x-amz-security-token');
+  if (accessKeyId !== credentials.accessKeyId || (token !== undefined && credentials.sessionToken !== undefined && token !== credentials.sessionToken)) {
+    return fail('UnrecognizedClientException', 'The security token included in the request is invalid.');
+  }
+  const signedAt = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13)}`);
+  if (!(Math.abs(now - signedAt) <= MAX_SKEW_MS)) {
+    return fail('InvalidSignatureException', `Signature expired: ${amzDate} is now earlier or later than 15 minutes from ${new Date(now).toISOString()}.`);
+  }
+
+  const [rawPath = '/', rawQuery = ''] = (req.url ?? '/').split('?', 2);
+  const canonicalHeaders = parsed.signedHeaders.map((name) => `${name}:${(header(req, name) ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+  const payloadHash = header(req, 'x-amz-content-sha256') ?? sha256(body);
+  const canonicalRequest = [req.method ?? 'GET', canonicalPath(rawPath), canonicalQuery(rawQuery), canonicalHeaders, parsed.signedHeaders.join(';'), payloadHash].join('\n');
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const stringToSign = [ALGORITHM, amzDate, scope, sha256(canonicalRequest)].join('\n');
+  let key: Buffer = hmac(`AWS4${credentials.secretAccessKey}`, date);
+  for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
+  const expected = createHmac('sha256', key).update(stringToSign).digest();
+  const given = Buffer.from(parsed.signature, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return fail(
+      'InvalidSignatureException',
+      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+    );
+  }
+  return undefined;
+}
+
+function fail(errorType: SignatureFailure['errorType'], message: string): SignatureFailure {
+  return { status: 403, errorType, message };
+}
+
+function parseAuthorization(value: string): { credential: string; signedHeaders: string[]; signature: string } | undefined {
+  if (!value.startsWith(`${ALGORITHM} `)) return undefined;
+  const fields = new Map<string, string>();
+  for (const part of value.slice(ALGORITHM.length + 1).split(',')) {
+    const at = part.indexOf('=');
+    if (at > 0) fields.set(part.slice(0, at).trim(), part.slice(at + 1).trim());
+  }
+  const credential = fields.get('Credential');
+  const signedHeaders = fields.get('SignedHeaders');
+  const signature = fields.get('Signature');
+  if (!credential || !signedHeaders || !signature || !/^[0-9a-f]{64}$/.test(signature)) return undefined;
+  return { credential, signedHeaders: signedHeaders.split(';'), signature };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** The path as sent, normalised and escaped once more (so `%3A` is signed as `%253A`). */
+function canonicalPath(path: string): string {
+  const segments: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(segment);
+  }
+  const normalized = `/${segments.join('/')}${segments.length > 0 && path.endsWith('/') ? '/' : ''}`;
+  return escape(normalized).replace(/%2F/g, '/');
+}
+
+function canonicalQuery(query: string): string {
+  if (query === '') return '';
+  const pairs = query.split('&').filter(Boolean).map((pair) => {
+    const at = pair.indexOf('=');
+    const [name, value] = at < 0 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
+    return [escape(safeDecode(name)), escape(safeDecode(value))] as const;
+  });
+  pairs.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  return pairs.map(([name, value]) => `${name}=${value}`).join('&');
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, '%20'));
+  } catch {
+    return text;
+  }
+}
+
+/** RFC 3986 unreserved characters stay; everything else is %XX, as SigV4 wants. */
+function escape(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function hmac(key: string | Buffer, data: string): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}

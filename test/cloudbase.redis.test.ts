@@ -1,0 +1,145 @@
+/**
+ * Built CloudBase artifacts (each `bash scf_bootstrap` in its own folder,
+ * its own process) sharing rooms over a real redis-server: the conformance
+ * suite with clients spread over three instances, and the failures: an
+ * instance killed with -9, Redis stopped and restarted mid-conversation, an
+ * instance's SIGTERM, and Redis unreachable at start.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FunctionExitedError, freePort } from '../scripts/run-artifact.js';
+import { TestClient } from '../testing/client.js';
+import { conformanceSuite } from './conformance.js';
+import { startRedisServer, type LocalRedis } from './support/redis.js';
+import { startArtifactServer, type ArtifactServer } from './support/servers.js';
+
+const HEARTBEAT_SECONDS = 2;
+
+let redis: LocalRedis;
+const instances: ArtifactServer[] = [];
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  for (const client of clients) client.socket.terminate();
+  await Promise.all(instances.map((instance) => instance.stop('SIGKILL')));
+  await redis?.stop();
+});
+
+/** `count` artifact instances sharing one key prefix on `url`. */
+async function startInstances(count: number, url = redis.url): Promise<ArtifactServer[]> {
+  const env = { REDIS_URL: url, REDIS_PREFIX: `a${randomBytes(4).toString('hex')}:`, INSTANCE_HEARTBEAT: String(HEARTBEAT_SECONDS), LOG_LEVEL: 'info' };
+  const started = await Promise.all(Array.from({ length: count }, () => startArtifactServer(env)));
+  instances.push(...started);
+  return started;
+}
+
+async function join(instance: ArtifactServer, clientId: string): Promise<TestClient> {
+  const { client } = await TestClient.join(`${instance.url}?clientId=${clientId}`, { timeoutMs: 10_000 });
+  clients.push(client);
+  return client;
+}
+
+async function usersSeenBy(client: TestClient): Promise<string[]> {
+  client.send({ type: 'users' });
+  return ((await client.next('users')).users as string[]).sort();
+}
+
+describe('three instances over Redis', () => {
+  let spread: ArtifactServer[] = [];
+  let turn = 0;
+  beforeAll(async () => {
+    spread = await startInstances(3);
+  });
+  // Each new client goes to the next instance, so every pair in the suite spans two.
+  conformanceSuite('CloudBase, 3 artifact instances over Redis', () => spread[turn++ % spread.length]!.url);
+});
+
+describe('instance failures', () => {
+  it('announces the users of an instance killed with -9 as left within twice the heartbeat, and counts no ghost', async () => {
+    const [a, b, c] = await startInstances(3);
+    const alice = await join(a!, 'alice');
+    const bob = await join(b!, 'bob');
+    await join(c!, 'carol');
+    await join(c!, 'carl');
+    expect(await usersSeenBy(alice)).toEqual(['alice', 'bob', 'carl', 'carol']);
+
+    c!.running.child.kill('SIGKILL');
+    const budget = 2 * HEARTBEAT_SECONDS * 1000;
+    const left = async (client: TestClient) => {
+      const names = new Set<string>();
+      while (names.size < 2) names.add((await client.next('user_left', budget)).clientId);
+      return [...names].sort();
+    };
+    expect(await Promise.all([left(alice), left(bob)])).toEqual([['carl', 'carol'], ['carl', 'carol']]);
+    expect(await usersSeenBy(bob)).toEqual(['alice', 'bob']);
+    const { welcome } = await TestClient.join(`${a!.url}?clientId=dave`);
+    expect(welcome.onlineCount).toBe(3);
+    // Carol's name is free again.
+    const carolAgain = await join(b!, 'carol');
+    expect((await carolAgain.frames.find((f) => f.type === 'welcome'))?.clientId).toBe('carol');
+  });
+
+  it('closes its clients with 1012 on SIGTERM; they come back on another instance and see the room as it is', async () => {
+    const [a, b] = await startInstances(2);
+    const alice = await join(a!, 'alice');
+    const bob = await join(b!, 'bob');
+    await alice.next('user_joined');
+    const stopped = b!.stop('SIGTERM');
+    expect((await bob.closed).code).toBe(1012);
+    expect(await stopped).toBe(0);
+    expect((await alice.next('user_left')).clientId).toBe('bob');
+
+    const back = await join(a!, 'bob');
+    expect(await usersSeenBy(back)).toEqual(['alice', 'bob']);
+    expect((await alice.next('user_joined')).clientId).toBe('bob');
+  });
+
+  it('keeps delivery within an instance while Redis is away, and across instances once it is back', async () => {
+    const outage = await startRedisServer();
+    try {
+      const [a, b] = await startInstances(2, outage.url);
+      const alice = await join(a!, 'alice');
+      const amy = await join(a!, 'amy');
+      const bob = await join(b!, 'bob');
+      alice.send({ type: 'chat', content: 'before' });
+      expect((await bob.next('chat')).message).toBe('before');
+      expect((await amy.next('chat')).message).toBe('before');
+
+      await outage.stop();
+      const sent = Array.from({ length: 15 }, (_, i) => `during ${i}`);
+      // Fewer than the rate limit's burst (20), so every one is admitted.
+      for (const content of sent) alice.send({ type: 'chat', content });
+      const received: string[] = [];
+      while (received.length < sent.length) received.push((await amy.next('chat')).message);
+      expect(received).toEqual(sent);
+
+      await outage.restart();
+      await Promise.all([a!, b!].flatMap((instance) => [
+        instance.running.waitForLine((line) => line.includes('"redis_restored"'), 15_000),
+        instance.running.waitForLine((line) => line.includes('"backplane_resubscribed"'), 15_000),
+      ]));
+      alice.send({ type: 'chat', content: 'after' });
+      const afterAtBob = await bob.next((frame) => frame.type === 'chat' && frame.message === 'after');
+      expect(afterAtBob.onlineCount).toBe(3);
+      bob.send({ type: 'chat', content: 'back' });
+      expect((await alice.next((frame) => frame.type === 'chat' && frame.message === 'back')).clientId).toBe('bob');
+      // Neither process crashed.
+      expect([a!, b!].map((instance) => instance.running.child.exitCode)).toEqual([null, null]);
+    } finally {
+      await outage.stop();
+    }
+  });
+
+  it('exits 1 with one line naming REDIS_URL when Redis cannot be reached at start', async () => {
+    const closedPort = await freePort();
+    const failure = await startArtifactServer({ REDIS_URL: `redis://:secret@127.0.0.1:${closedPort}` }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(FunctionExitedError);
+    const { status, stderrTail } = failure as FunctionExitedError;
+    expect(status.code).toBe(1);
+    expect(stderrTail.split('\n')).toEqual([expect.stringMatching(/^cloudsocket: cannot reach Redis at REDIS_URL=redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*ECONNREFUSED/)]);
+    expect(stderrTail).not.toContain('secret');
+  });
+});

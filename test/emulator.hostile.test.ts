@@ -1,0 +1,148 @@
+/**
+ * The emulator against clients that break the rules: handshakes that can
+ * never become a WebSocket, invocations nobody signed, and a client that
+ * stops reading.
+ */
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
+import type { EmulatorOptions, RunningEmulator } from '../scripts/emulator/index.js';
+import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { dynamoClient } from './support/dynalite.js';
+import { Gate, startAwsEmulator, startFixtureEmulator } from './support/emulator.js';
+import { openRawWebSocket, rawRequest, upgradeRequest } from './support/raw-socket.js';
+
+/** The fixture stack with its own gate, for a test that changes the emulator's options. */
+async function fixture(options: EmulatorOptions = {}): Promise<{ gate: Gate; emulator: RunningEmulator; stop(): Promise<void> }> {
+  const gate = await Gate.start();
+  const emulator = await startFixtureEmulator(gate, options);
+  return { gate, emulator, stop: async () => (await emulator.stop(), await gate.stop()) };
+}
+
+describe('a handshake that cannot become a WebSocket', () => {
+  let emulator: RunningEmulator;
+  let registry: DynamoDbRegistry;
+
+  beforeAll(async () => {
+    emulator = await startAwsEmulator();
+    registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+  });
+  afterAll(() => emulator?.stop());
+
+  const broken: Array<[string, (target: string) => string, number]> = [
+    ['a malformed Sec-WebSocket-Key', (target) => upgradeRequest(target).replace(/Sec-WebSocket-Key: [^\r]*/, 'Sec-WebSocket-Key: x'), 400],
+    ['an unparsable subprotocol list', (target) => upgradeRequest(target, ['Sec-WebSocket-Protocol: a,,b']), 400],
+    ['POST instead of GET', (target) => upgradeRequest(target).replace(/^GET /, 'POST '), 405],
+    ['no Upgrade: websocket', (target) => upgradeRequest(target).replace('Upgrade: websocket', 'Upgrade: h2c'), 400],
+  ];
+
+  it.each(broken)('with %s is refused before $connect, leaving no entry and its clientId free', async (_what, request, status) => {
+    const clientId = uniqueName('victim');
+    const answer = await rawRequest(emulator.port, request(`/${emulator.stage}?clientId=${clientId}`));
+    expect(answer.status).toBe(status);
+    expect(await registry.findByClientId(clientId)).toBeUndefined();
+    const { client, welcome } = await TestClient.join(withQuery(emulator.url, { clientId }));
+    expect(welcome.clientId).toBe(clientId);
+    await client.close();
+  });
+
+  it('that the client abandons while $connect runs gets its $disconnect, so the entry goes', async () => {
+    const { gate, emulator: abandoned, stop } = await fixture();
+    try {
+      gate.autoAnswer = undefined;
+      const socket = connect(abandoned.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(upgradeRequest(`/${abandoned.stage}`));
+      const held = await gate.connects.next();
+      socket.destroy();
+      await new Promise((resolve) => socket.once('close', resolve));
+      held.answer({ statusCode: 200 });
+      const { connectionId } = held.event.requestContext;
+      expect((await gate.disconnectOf(connectionId)).requestContext.disconnectStatusCode).toBe(1006);
+    } finally {
+      await stop();
+    }
+  });
+});
+
+describe('the Lambda Invoke API', () => {
+  let emulator: RunningEmulator;
+  let stop: () => Promise<void>;
+  const invokePath = (name: string) => `/2015-03-31/functions/${name}/invocations`;
+
+  beforeAll(async () => ({ emulator, stop } = await fixture()));
+  afterAll(() => stop?.());
+
+  it('refuses an unsigned invocation with 403 MissingAuthenticationTokenException and runs nothing', async () => {
+    const forged = JSON.stringify({ requestContext: { connectionId: 'forged=' } });
+    const answer = await fetch(`${emulator.httpUrl}${invokePath('cloudsocket-fixture-echo')}`, {
+      method: 'POST',
+      headers: { 'X-Amz-Invocation-Type': 'RequestResponse' },
+      body: JSON.stringify({ body: forged }),
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.headers.get('x-amzn-errortype')).toBe('MissingAuthenticationTokenException');
+    expect(await answer.json()).toEqual({ message: 'Missing Authentication Token' });
+  });
+
+  it('refuses a signature shaped right but made with another secret or key, as Lambda does', async () => {
+    const payload = JSON.stringify({ body: 'x' });
+    const lambda = (accessKeyId: string, secretAccessKey: string) =>
+      new LambdaClient({ endpoint: emulator.httpUrl, region: 'us-east-1', credentials: { accessKeyId, secretAccessKey }, maxAttempts: 1 });
+    await expect(lambda('local', 'guessed').send(new InvokeCommand({ FunctionName: 'cloudsocket-fixture-echo', Payload: payload }))).rejects.toMatchObject({
+      name: 'InvalidSignatureException',
+      $metadata: { httpStatusCode: 403 },
+    });
+    await expect(lambda('AKIDEXAMPLE', 'local').send(new InvokeCommand({ FunctionName: 'cloudsocket-fixture-echo', Payload: payload }))).rejects.toMatchObject({
+      name: 'UnrecognizedClientException',
+      $metadata: { httpStatusCode: 403 },
+    });
+    const signed = await lambda('local', 'local').send(new InvokeCommand({ FunctionName: 'arn:aws:lambda:us-east-1:000000000000:function:cloudsocket-fixture-echo', Payload: payload }));
+    expect(signed.StatusCode).toBe(200);
+  });
+});
+
+describe('a client that stops reading', () => {
+  it('is cut once its backlog passes the bound, and its $disconnect follows', async () => {
+    const { gate, emulator, stop } = await fixture({ maxBufferedBytes: 256 * 1024 });
+    let raw: Socket | undefined;
+    try {
+      gate.autoAnswer = undefined;
+      const opening = openRawWebSocket(emulator.port, `/${emulator.stage}`);
+      const held = await gate.connects.next();
+      held.answer({ statusCode: 200 });
+      raw = await opening;
+      gate.autoAnswer = { statusCode: 200 };
+      // Never read again: whatever is sent now piles up in the kernel's buffers, then in the emulator.
+      raw.pause();
+      const { connectionId } = held.event.requestContext;
+      const management = new ApiGatewayManagementApiClient({
+        endpoint: `${emulator.httpUrl}/${emulator.stage}`,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        maxAttempts: 1,
+      });
+      const chunk = new TextEncoder().encode('x'.repeat(128 * 1024));
+      let posted = 0;
+      let gone = false;
+      // 64 MiB is far beyond what loopback's socket buffers and the bound can hold together.
+      while (posted < 64 * 1024 * 1024 && !gone) {
+        try {
+          await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: chunk }));
+          posted += chunk.length;
+        } catch (error) {
+          expect((error as Error).name).toBe('GoneException');
+          gone = true;
+        }
+      }
+      expect(gone).toBe(true);
+      expect((await gate.disconnectOf(connectionId)).requestContext.disconnectStatusCode).toBe(1006);
+      management.destroy();
+    } finally {
+      raw?.destroy();
+      await stop();
+    }
+  });
+});

@@ -1,0 +1,152 @@
+import { nameKey } from '../shared/names.js';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, RegistryUnavailableError } from '../registries/redis-connection.js';
+import { RedisRegistry } from '../registries/redis-registry.js';
+import { silentLogger } from '../shared/log.js';
+import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
+import type { ConnectionRecord } from '../shared/registry.js';
+import { registrySuite } from './registry-suite.js';
+import { startRedisServer, type LocalRedis } from './support/redis.js';
+
+const LIMIT: RateLimit = { perSecond: 10, burst: 3, closeAfter: 5 };
+
+let redis: LocalRedis;
+const clients: Redis[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  for (const client of clients) client.disconnect();
+  await redis?.stop();
+});
+
+async function client(name = 'test'): Promise<Redis> {
+  const connected = await connectRedis(redis.url, name);
+  clients.push(connected);
+  return connected;
+}
+
+/** Every command name `client` sends from now on: one entry is one round trip. */
+function recordCommands(redisClient: Redis): string[] {
+  const sent: string[] = [];
+  const original = redisClient.sendCommand.bind(redisClient);
+  redisClient.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    sent.push(command.name);
+    return (original as (...args: unknown[]) => unknown)(command, ...rest);
+  }) as typeof redisClient.sendCommand;
+  return sent;
+}
+
+const freshPrefix = () => `t${randomBytes(4).toString('hex')}:`;
+
+registrySuite(
+  'RedisRegistry on redis-server',
+  async () => ({ registry: new RedisRegistry({ client: await client(), prefix: freshPrefix() }), cleanup: async () => {} }),
+  { listsIdle: true },
+);
+
+let serial = 0;
+const record = (clientId: string, owner?: string, room = 'lobby'): ConnectionRecord => ({
+  connectionId: `c${++serial}-${randomBytes(3).toString('hex')}`,
+  clientId,
+  nameKey: nameKey(clientId),
+  room,
+  connectedAt: Date.now(),
+  lastActiveAt: Date.now(),
+  sourceIp: '203.0.113.9',
+  identity: { roles: [], nested: { empty: {} } },
+  rate: freshRateState(Date.now()),
+  ...(owner ? { owner } : {}),
+});
+
+describe('RedisRegistry across instances', () => {
+  it('gives a clientId to exactly one of two instances admitting it at the same moment', async () => {
+    const prefix = freshPrefix();
+    const [a, b] = [new RedisRegistry({ client: await client('A'), prefix, instanceId: 'A' }), new RedisRegistry({ client: await client('B'), prefix, instanceId: 'B' })];
+    for (let round = 0; round < 20; round++) {
+      const name = `alice${round}`;
+      const [fromA, fromB] = await Promise.all([a.add(record(name, 'A')), b.add(record(name, 'B'))]);
+      expect([fromA, fromB].filter(Boolean)).toHaveLength(1);
+      const holder = await b.findByClientId(name);
+      expect(holder?.owner).toBe(fromA ? 'A' : 'B');
+    }
+  });
+
+  it('keeps identity JSON exactly, empty arrays and objects included, and names the owner', async () => {
+    const registry = new RedisRegistry({ client: await client(), prefix: freshPrefix() });
+    const alice = record('alice', 'A');
+    await registry.add(alice);
+    expect(await registry.get(alice.connectionId)).toEqual(alice);
+    expect(await registry.listRoomMembers('lobby')).toEqual([{ connectionId: alice.connectionId, owner: 'A' }]);
+    expect(await registry.ownedBy('A')).toEqual([alice.connectionId]);
+    await registry.remove(alice.connectionId);
+    expect(await registry.ownedBy('A')).toEqual([]);
+  });
+
+  it('costs one round trip per touch (rate limit included), add, remove, room listing and clientId lookup', async () => {
+    const redisClient = await client();
+    const registry = new RedisRegistry({ client: redisClient, prefix: freshPrefix() });
+    const alice = record('alice');
+    await registry.add(alice);
+    const sent = recordCommands(redisClient);
+    const costOf = async (action: () => Promise<unknown>) => {
+      sent.length = 0;
+      await action();
+      return sent.length;
+    };
+    expect(await costOf(() => registry.touch(alice.connectionId, Date.now(), LIMIT))).toBe(1);
+    expect(await costOf(() => registry.listRoom('lobby'))).toBe(1);
+    expect(await costOf(() => registry.listRoomMembers('lobby'))).toBe(1);
+    expect(await costOf(() => registry.findByClientId('alice'))).toBe(1);
+    expect(await costOf(() => registry.moveToRoom(alice.connectionId, 'kitchen'))).toBe(1);
+    expect(await costOf(() => registry.remove(alice.connectionId))).toBe(1);
+    expect(await costOf(() => registry.add(record('bob')))).toBe(1);
+  });
+
+  it('answers from its own connections while Redis is away, and writes them back when it returns', async () => {
+    const outage = await startRedisServer();
+    try {
+      const redisClient = await connectRedis(outage.url, 'outage');
+      clients.push(redisClient);
+      let onRestored = () => {};
+      const restored = new Promise<void>((resolve) => (onRestored = resolve));
+      const logger = { ...silentLogger, info: (event: string) => event === 'redis_restored' && onRestored() };
+      const registry = new RedisRegistry({ client: redisClient, prefix: 'o:', instanceId: 'A', logger });
+      const alice = record('alice', 'A');
+      const bob = record('bob', 'A');
+      const remote = record('carol', 'B');
+      for (const r of [alice, bob, remote]) expect(await registry.add(r)).toBe(true);
+
+      await outage.stop();
+      expect((await registry.listRoom('lobby')).map((r) => r.clientId).sort()).toEqual(['alice', 'bob']);
+      expect((await registry.touch(alice.connectionId, Date.now(), LIMIT))?.admitted).toBe(true);
+      expect(await registry.remove(bob.connectionId)).toMatchObject({ clientId: 'bob' });
+      await expect(registry.add(record('dave', 'A'))).rejects.toBeInstanceOf(RegistryUnavailableError);
+      expect(registry.isAway).toBe(true);
+
+      // It comes back empty, as a Redis without persistence does.
+      await outage.restart();
+      await restored;
+      expect(registry.isAway).toBe(false);
+      const readerClient = await connectRedis(outage.url, 'reader');
+      clients.push(readerClient);
+      const reader = new RedisRegistry({ client: readerClient, prefix: 'o:' });
+      expect((await reader.listRoom('lobby')).map((r) => r.clientId)).toEqual(['alice']);
+      expect((await reader.findByClientId('alice'))?.owner).toBe('A');
+      expect(await reader.findByClientId('bob')).toBeUndefined();
+    } finally {
+      await outage.stop();
+    }
+  });
+});
+
+describe('commands the registry sent', () => {
+  it('never included KEYS or SCAN', async () => {
+    const info = await (await client()).info('commandstats');
+    expect(info).toMatch(/cmdstat_evalsha:calls=\d+/);
+    expect(info).not.toMatch(/cmdstat_(keys|scan|hscan|sscan|zscan):/);
+  });
+});
