@@ -34,7 +34,7 @@ Scenarios (all by default):
               entries left afterwards
 
 Options:
-  --quick           smaller rooms, fewer connections, shorter runs (a few minutes)
+  --quick           smaller rooms, fewer connections, shorter runs, one round
   --only NAME       run only these scenarios (comma-separated: ${SCENARIOS.join(', ')})
   --out FILE        where the JSON goes (default bench/results/latest.json)
   --idle N          idle connections (default 10000, quick 5000)
