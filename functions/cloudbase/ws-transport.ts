@@ -50,12 +50,14 @@ export class WsTransport implements Transport {
   async sendMany(connectionIds: readonly string[], data: string): Promise<string[]> {
     const payload = Buffer.from(data);
     const frame = Buffer.concat(Sender.frame(payload, TEXT_MESSAGE));
+    // sendFrame reads the list and lets it go, so one list serves every socket.
+    const list = [frame];
     const gone: string[] = [];
     for (const connectionId of connectionIds) {
       try {
         const socket = this.writable(connectionId);
         if (!socket) gone.push(connectionId);
-        else writeFrame(socket, frame, payload);
+        else writeFrame(socket, list, payload);
       } catch (error) {
         this.logger.warn('send_failed', { connectionId, error });
       }
@@ -89,8 +91,8 @@ export class WsTransport implements Transport {
  * `bufferedAmount` reads. A Sender that is busy (compressing, reading a
  * Blob) has sends queued that must go first: the message joins its queue.
  */
-function writeFrame(socket: WebSocket, frame: Buffer, payload: Buffer): void {
+function writeFrame(socket: WebSocket, list: Buffer[], payload: Buffer): void {
   const sender = (socket as unknown as { _sender?: SenderInternals | null })._sender;
-  if (sender && sender._state === 0 && sender._queue?.length === 0) sender.sendFrame([frame]);
+  if (sender && sender._state === 0 && sender._queue?.length === 0) sender.sendFrame(list);
   else socket.send(payload, TEXT_FRAME);
 }
