@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
+// Sender is typed where the CloudBase transport uses it (functions/cloudbase/ws-transport.ts).
 import { Sender, WebSocketServer, type WebSocket } from 'ws';
 import { chatContent, enter, frame, joinedFrom, leave, listen, welcomeFrame } from './chat-room.js';
 
