@@ -27,6 +27,8 @@ export interface BroadcastCase {
 
 export interface BroadcastRun {
   server: ServerName;
+  /** Which round of its case this run was (1-based); rounds are compared with each other, not across. */
+  round?: number;
   /** Processes of the server, sharing the room over Redis when more than one. */
   instances: number;
   clients: number;
@@ -48,7 +50,7 @@ export interface BroadcastRun {
   connectFailures: number;
 }
 
-export const BROADCAST_SERVERS: readonly ServerName[] = ['raw-ws', 'cloudsocket', 'socketio'];
+export const BROADCAST_SERVERS: readonly ServerName[] = ['floor', 'raw-ws', 'cloudsocket', 'ws-frame-once', 'socketio'];
 
 export async function runBroadcastCase(
   programs: BenchPrograms,

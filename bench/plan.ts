@@ -12,6 +12,8 @@ export interface BenchPlan {
   /** Each broadcast case runs this many times per server, in rotating order; the median run counts. */
   broadcastRounds: number;
   idleConnections: number;
+  /** Each server's idle memory is read this many times, in rotating order; the median RSS counts (one reading moves by ±4%). */
+  idleRounds: number;
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
   hostile: { cloudbase: HostilePlan; aws: HostilePlan };
@@ -33,6 +35,7 @@ export const FULL_PLAN: BenchPlan = {
   ],
   broadcastRounds: 3,
   idleConnections: 10_000,
+  idleRounds: 3,
   aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
@@ -51,6 +54,7 @@ export const QUICK_PLAN: BenchPlan = {
   ],
   broadcastRounds: 1,
   idleConnections: 5_000,
+  idleRounds: 1,
   aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
   hostile: {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },
@@ -59,5 +63,6 @@ export const QUICK_PLAN: BenchPlan = {
   awsChurn: { joiners: 200, broadcasts: 3, churners: 300, churnSeconds: 10, settleSeconds: 30 },
   notes: [
     'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
+    'quick mode is noisy: with one short round, a ratio is one sample, and p99 ratios have moved from 1.25× to 1.80× between quick runs of the same code; the full run gives the median of three rounds and the range between them',
   ],
 };

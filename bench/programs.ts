@@ -16,6 +16,8 @@ export interface BenchPrograms {
   /** The unzipped-equivalent CloudBase function folder (scf_bootstrap, index.mjs). */
   cloudbaseDirectory: string;
   rawWs: string;
+  wsFrameOnce: string;
+  floor: string;
   socketio: string;
   loadWorker: string;
   /** The load process of the aws-churn scenario. */
@@ -27,6 +29,8 @@ export interface BenchPrograms {
 
 const SOURCES = {
   rawWs: 'bench/servers/raw-ws.ts',
+  wsFrameOnce: 'bench/servers/ws-frame-once.ts',
+  floor: 'bench/servers/floor.ts',
   socketio: 'bench/servers/socketio.ts',
   probe: 'bench/servers/probe.ts',
   loadWorker: 'bench/load/worker.ts',
@@ -45,6 +49,8 @@ export async function buildPrograms(): Promise<BenchPrograms> {
   return {
     cloudbaseDirectory: cloudbase.directory,
     rawWs: outfile('rawWs'),
+    wsFrameOnce: outfile('wsFrameOnce'),
+    floor: outfile('floor'),
     socketio: outfile('socketio'),
     loadWorker: outfile('loadWorker'),
     churnWorker: outfile('churnWorker'),

@@ -1,4 +1,5 @@
 /** The stdout table of a bench run. */
+import { BASELINE_LABELS } from './ratios.js';
 import type { BroadcastRun } from './broadcast.js';
 import type { BenchReport } from './run.js';
 
@@ -23,6 +24,7 @@ function runFigures(run: BroadcastRun): Cell[] {
 }
 
 const times = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)}×`);
+const span = (range: [number, number] | null) => (range === null ? '-' : `${range[0].toFixed(2)}-${range[1].toFixed(2)}×`);
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
 export function formatReport(report: BenchReport): string {
@@ -44,14 +46,13 @@ export function formatReport(report: BenchReport): string {
         report.broadcast.runs.map((run) => [run.clients, run.server, ...runFigures(run)]),
       ),
     );
-    out.push('', 'Ratios, cloudsocket ÷ baseline (capacity: higher is better; latency: lower is better)');
+    out.push('', 'Ratios, cloudsocket ÷ baseline (capacity: higher is better; latency: lower is better; range: lowest and highest of the rounds, each against the same round)');
     out.push(
       table(
-        ['clients', 'vs', 'capacity', 'p50', 'p99'],
-        report.broadcast.ratios.flatMap((r) => [
-          [r.clients, 'raw ws', times(r.capacityVsRawWs), times(r.p50VsRawWs), times(r.p99VsRawWs)],
-          [r.clients, 'Socket.IO', times(r.capacityVsSocketio), times(r.p50VsSocketio), times(r.p99VsSocketio)],
-        ]),
+        ['clients', 'vs', 'capacity', 'range', 'p50', 'p99', 'range'],
+        report.broadcast.ratios.flatMap((r) =>
+          r.baselines.map((b) => [r.clients, BASELINE_LABELS[b.vs], times(b.capacity), span(b.capacityRange), times(b.p50), times(b.p99), span(b.p99Range)]),
+        ),
       ),
     );
   }
@@ -69,14 +70,19 @@ export function formatReport(report: BenchReport): string {
   }
 
   if (report.idle) {
-    out.push('', 'Idle connections (rooms of 10): growth after a full GC ÷ connections');
+    const rounds = report.idle.rounds;
+    const rssOverRounds = (server: string) => {
+      const values = rounds.filter((run) => run.server === server).map((run) => run.rssBytesPerConnection);
+      return values.length < 2 ? '-' : `${kib(Math.min(...values))} - ${kib(Math.max(...values))}`;
+    };
+    out.push('', `Idle connections (rooms of 10): growth after a full GC ÷ connections; median RSS of ${rounds.length / report.idle.runs.length} round(s)`);
     out.push(
       table(
-        ['server', 'connections', 'RSS/conn', 'heap/conn'],
-        report.idle.runs.map((run) => [run.server, run.connections, kib(run.rssBytesPerConnection), kib(run.heapBytesPerConnection)]),
+        ['server', 'connections', 'RSS/conn', 'heap/conn', 'RSS/conn over rounds'],
+        report.idle.runs.map((run) => [run.server, run.connections, kib(run.rssBytesPerConnection), kib(run.heapBytesPerConnection), rssOverRounds(run.server)]),
       ),
     );
-    out.push(`Ratio cloudsocket ÷ raw ws: RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);
+    out.push(`Ratio cloudsocket ÷ raw ws (idiomatic): RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);
   }
 
   if (report.hostile) {

@@ -16,29 +16,9 @@ import { LoadPool } from './load/pool.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 import type { BenchPlan, ScenarioName } from './plan.js';
 import { buildPrograms } from './programs.js';
+import { broadcastRatios, broadcastTargets, idleRatios, idleTargets, ratio, type BroadcastRatios, type IdleRatios, type TargetCheck } from './ratios.js';
 
-export interface BroadcastRatios {
-  clients: number;
-  /** Capacity (deliveries per server CPU-second), ours ÷ theirs: above 1 is better. */
-  capacityVsRawWs: number | null;
-  capacityVsSocketio: number | null;
-  /** Latency, ours ÷ theirs: below 1 is better. */
-  p50VsRawWs: number | null;
-  p99VsRawWs: number | null;
-  p50VsSocketio: number | null;
-  p99VsSocketio: number | null;
-}
-
-export interface IdleRatios {
-  rssVsRawWs: number | null;
-  heapVsRawWs: number | null;
-}
-
-export interface TargetCheck {
-  target: string;
-  measured: string;
-  met: boolean;
-}
+export type { BroadcastRatios, IdleRatios, TargetCheck };
 
 export interface BenchReport {
   generatedAt: string;
@@ -51,7 +31,8 @@ export interface BenchReport {
   broadcast?: { runs: BroadcastRun[]; rounds: BroadcastRun[]; ratios: BroadcastRatios[] };
   /** One room over three processes sharing it through Redis, against one process. */
   cluster?: ClusterReport;
-  idle?: { runs: IdleRun[]; ratios: IdleRatios };
+  /** `runs`: per server, the round with the median RSS; `rounds`: every round. */
+  idle?: { runs: IdleRun[]; rounds: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
   hostile?: HostileRun[];
   awsChurn?: AwsChurnRun;
@@ -96,13 +77,13 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
               progress(`broadcast: ${server}, ${spec.clients} clients × ${spec.ratePerClient}/s for ${spec.durationMs / 1000} s (round ${round + 1}/${plan.broadcastRounds}) ...`);
               const profileFile = options.profileDir ? join(options.profileDir, `broadcast-${spec.clients}-${server}-${round + 1}.cpuprofile`) : undefined;
               if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
-              caseRuns.push(await runBroadcastCase(programs, pool, spec, server, {}, profileFile));
+              caseRuns.push({ ...(await runBroadcastCase(programs, pool, spec, server, {}, profileFile)), round: round + 1 });
             }
           }
           rounds.push(...caseRuns);
           for (const server of BROADCAST_SERVERS) runs.push(medianRun(caseRuns.filter((run) => run.server === server)));
         }
-        report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, spec.clients)) };
+        report.broadcast = { runs, rounds, ratios: plan.broadcast.map((spec) => broadcastRatios(runs, rounds, spec.clients)) };
       });
     }
     if (options.scenarios.includes('cluster')) {
@@ -113,12 +94,15 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     if (options.scenarios.includes('idle')) {
       await attempt(report, 'idle', async () => {
         const connections = idleConnectionsWithinLimits(plan.idleConnections, report);
-        const runs: IdleRun[] = [];
-        for (const server of IDLE_SERVERS) {
-          progress(`idle: ${connections} connections to ${server} ...`);
-          runs.push(await runIdleCase(programs, pool, connections, server));
+        const rounds: IdleRun[] = [];
+        for (let round = 0; round < plan.idleRounds; round++) {
+          for (const server of rotate(IDLE_SERVERS, round)) {
+            progress(`idle: ${connections} connections to ${server} (round ${round + 1}/${plan.idleRounds}) ...`);
+            rounds.push(await runIdleCase(programs, pool, connections, server));
+          }
         }
-        report.idle = { runs, ratios: idleRatios(runs) };
+        const runs = IDLE_SERVERS.map((server) => median(rounds.filter((run) => run.server === server), (run) => run.rssBytesPerConnection));
+        report.idle = { runs, rounds, ratios: idleRatios(runs) };
       });
     }
     if (options.scenarios.includes('aws')) {
@@ -192,55 +176,23 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 
 /** A whole measured run, not a mix of figures from different rounds. */
 function medianRun(runs: BroadcastRun[]): BroadcastRun {
-  const sorted = [...runs].sort((a, b) => (a.capacityPerCpuSecond ?? 0) - (b.capacityPerCpuSecond ?? 0));
+  return median(runs, (run) => run.capacityPerCpuSecond ?? 0);
+}
+
+function median<T>(runs: readonly T[], by: (run: T) => number): T {
+  const sorted = [...runs].sort((a, b) => by(a) - by(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
-function ratio(ours: number | null | undefined, theirs: number | null | undefined): number | null {
-  if (ours == null || theirs == null || theirs === 0) return null;
-  return Math.round((ours / theirs) * 100) / 100;
-}
-
-function broadcastRatios(runs: BroadcastRun[], clients: number): BroadcastRatios {
-  const of = (server: BroadcastRun['server']) => runs.find((run) => run.server === server && run.clients === clients);
-  const ours = of('cloudsocket');
-  const raw = of('raw-ws');
-  const socketio = of('socketio');
-  return {
-    clients,
-    capacityVsRawWs: ratio(ours?.capacityPerCpuSecond, raw?.capacityPerCpuSecond),
-    capacityVsSocketio: ratio(ours?.capacityPerCpuSecond, socketio?.capacityPerCpuSecond),
-    p50VsRawWs: ratio(ours?.p50Ms, raw?.p50Ms),
-    p99VsRawWs: ratio(ours?.p99Ms, raw?.p99Ms),
-    p50VsSocketio: ratio(ours?.p50Ms, socketio?.p50Ms),
-    p99VsSocketio: ratio(ours?.p99Ms, socketio?.p99Ms),
-  };
-}
-
-function idleRatios(runs: IdleRun[]): IdleRatios {
-  const ours = runs.find((run) => run.server === 'cloudsocket');
-  const raw = runs.find((run) => run.server === 'raw-ws');
-  return { rssVsRawWs: ratio(ours?.rssBytesPerConnection, raw?.rssBytesPerConnection), heapVsRawWs: ratio(ours?.heapBytesPerConnection, raw?.heapBytesPerConnection) };
 }
 
 function checkTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
-  const worst = (values: Array<number | null>) => (values.some((v) => v === null) || values.length === 0 ? null : Math.min(...(values as number[])));
-  if (report.broadcast) {
-    const vsRaw = worst(report.broadcast.ratios.map((r) => r.capacityVsRawWs));
-    const vsSocketio = worst(report.broadcast.ratios.map((r) => r.capacityVsSocketio));
-    checks.push({ target: 'broadcast capacity ≥ 0.9× raw ws', measured: `${vsRaw ?? 'n/a'}× (worst case)`, met: vsRaw !== null && vsRaw >= 0.9 });
-    checks.push({ target: 'broadcast capacity ≥ 2× Socket.IO', measured: `${vsSocketio ?? 'n/a'}× (worst case)`, met: vsSocketio !== null && vsSocketio >= 2 });
-  }
+  if (report.broadcast) checks.push(...broadcastTargets(report.broadcast.ratios));
   if (report.cluster) {
     const { capacityVsSocketio, p99VsSingle } = report.cluster.ratios;
     checks.push({ target: '3 instances over Redis: capacity ≥ 1.5× Socket.IO + redis-adapter', measured: `${capacityVsSocketio ?? 'n/a'}×`, met: capacityVsSocketio !== null && capacityVsSocketio >= 1.5 });
     checks.push({ target: '3 instances over Redis: p99 ≤ 2× one instance', measured: `${p99VsSingle ?? 'n/a'}×`, met: p99VsSingle !== null && p99VsSingle <= 2 });
   }
-  if (report.idle) {
-    const { rssVsRawWs, heapVsRawWs } = report.idle.ratios;
-    checks.push({ target: 'memory per idle connection ≤ 1.25× raw ws (RSS)', measured: `${rssVsRawWs ?? 'n/a'}× (V8 heap ${heapVsRawWs ?? 'n/a'}×)`, met: rssVsRawWs !== null && rssVsRawWs <= 1.25 });
-  }
+  if (report.idle) checks.push(...idleTargets(report.idle.ratios));
   for (const run of report.hostile ?? []) {
     const sent = run.categories.reduce((total, c) => total + c.sent, 0);
     const right = run.categories.reduce((total, c) => total + c.rightAnswers, 0);

@@ -1,46 +1,141 @@
+import type { JsonObject } from './protocol.js';
+import { nameKey } from './names.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from './registry.js';
-import { consumeToken, type RateLimit } from './rate-limit.js';
+import { consumeToken, type RateLimit, type RateState } from './rate-limit.js';
+
+/**
+ * Entries keep times as ms since this module loaded, not since 1970: small
+ * integers V8 stores inside the entry, where an epoch-ms number is a heap
+ * object of its own (16 bytes, three per entry). After about 24 days they
+ * outgrow that and V8 boxes them as before; nothing else changes.
+ */
+const EPOCH = Date.now();
+
+/** `ms` since EPOCH, as a small integer whenever it is one (arithmetic on epoch-ms numbers yields heap numbers). */
+function sinceEpoch(ms: number): number {
+  const offset = ms - EPOCH;
+  return offset === (offset | 0) ? offset | 0 : offset;
+}
+
+/**
+ * One stored connection, kept small because a process holds one per open
+ * socket: the rate state inline instead of an object of its own, one shared
+ * object for the usual empty identity, the nameKey, room and address sharing
+ * the strings they equal. Callers get ConnectionRecords built from it, never it.
+ */
+class Entry {
+  readonly connectedAt: number;
+  lastActiveAt: number;
+  tat: number;
+
+  constructor(
+    readonly connectionId: string,
+    readonly clientId: string,
+    readonly nameKey: string,
+    public room: string,
+    connectedAt: number,
+    lastActiveAt: number,
+    readonly sourceIp: string,
+    readonly identity: JsonObject,
+    tat: number,
+    public strikes: number,
+    readonly owner: string | undefined,
+  ) {
+    this.connectedAt = sinceEpoch(connectedAt);
+    this.lastActiveAt = sinceEpoch(lastActiveAt);
+    this.tat = sinceEpoch(tat);
+  }
+
+  get rate(): RateState {
+    return { tat: this.tat + EPOCH, strikes: this.strikes };
+  }
+
+  touch(now: number, rate: RateState): void {
+    this.lastActiveAt = sinceEpoch(now);
+    this.tat = sinceEpoch(rate.tat);
+    this.strikes = rate.strikes;
+  }
+
+  toRecord(): ConnectionRecord {
+    const record: ConnectionRecord = {
+      connectionId: this.connectionId,
+      clientId: this.clientId,
+      nameKey: this.nameKey,
+      room: this.room,
+      connectedAt: this.connectedAt + EPOCH,
+      lastActiveAt: this.lastActiveAt + EPOCH,
+      sourceIp: this.sourceIp,
+      identity: this.identity === NO_IDENTITY ? {} : this.identity,
+      rate: this.rate,
+    };
+    if (this.owner !== undefined) record.owner = this.owner;
+    return record;
+  }
+}
+
+const NO_IDENTITY: JsonObject = Object.freeze({});
 
 /**
  * The registry of a single long-lived process. Rooms are indexed so listing a
- * room costs its size, not the number of connections.
+ * room costs its size, not the number of connections; a clientId is found
+ * through its nameKey, which equal clientIds share, so one map serves both.
  */
 export class MemoryRegistry implements ConnectionRegistry {
-  private readonly byConnection = new Map<string, ConnectionRecord>();
-  private readonly byClientId = new Map<string, ConnectionRecord>();
-  private readonly byNameKey = new Set<string>();
-  private readonly rooms = new Map<string, Map<string, ConnectionRecord>>();
+  private readonly byConnection = new Map<string, Entry>();
+  private readonly byNameKey = new Map<string, Entry>();
+  private readonly rooms = new Map<string, Set<Entry>>();
+  /**
+   * The source address last stored. Connections arrive in runs from one
+   * address (a gateway, a proxy, a NAT), and each handshake reads its own
+   * copy of the string; runs share one.
+   */
+  private lastSourceIp = '';
 
   get size(): number {
     return this.byConnection.size;
   }
 
   async add(record: ConnectionRecord): Promise<boolean> {
-    if (this.byNameKey.has(record.nameKey) || this.byClientId.has(record.clientId) || this.byConnection.has(record.connectionId)) return false;
-    const stored = { ...record, rate: { ...record.rate } };
-    this.byConnection.set(stored.connectionId, stored);
-    this.byClientId.set(stored.clientId, stored);
-    this.byNameKey.add(stored.nameKey);
-    this.roomOf(stored.room).set(stored.connectionId, stored);
+    if (this.byNameKey.has(record.nameKey) || this.byConnection.has(record.connectionId)) return false;
+    const { clientId, identity } = record;
+    const members = this.roomOf(record.room);
+    const entry = new Entry(
+      record.connectionId,
+      clientId,
+      record.nameKey === clientId ? clientId : record.nameKey,
+      this.roomName(record.room),
+      record.connectedAt,
+      record.lastActiveAt,
+      this.sharedSourceIp(record.sourceIp),
+      Object.keys(identity).length === 0 ? NO_IDENTITY : identity,
+      record.rate.tat,
+      record.rate.strikes,
+      record.owner,
+    );
+    this.byConnection.set(entry.connectionId, entry);
+    this.byNameKey.set(entry.nameKey, entry);
+    members.add(entry);
     return true;
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return copy(this.byConnection.get(connectionId));
+    return this.byConnection.get(connectionId)?.toRecord();
   }
 
   async findByClientId(clientId: string): Promise<ConnectionRecord | undefined> {
-    return copy(this.byClientId.get(clientId));
+    const entry = this.byNameKey.get(nameKey(clientId));
+    // A look-alike holds the key: it is another name, not this one.
+    return entry?.clientId === clientId ? entry.toRecord() : undefined;
   }
 
   async listRoom(room: string): Promise<ConnectionRecord[]> {
     const members = this.rooms.get(room);
-    return members ? Array.from(members.values(), (record) => ({ ...record })) : [];
+    return members ? Array.from(members, (entry) => entry.toRecord()) : [];
   }
 
   async listRoomIds(room: string): Promise<string[]> {
     const members = this.rooms.get(room);
-    return members ? Array.from(members.keys()) : [];
+    return members ? Array.from(members, (entry) => entry.connectionId) : [];
   }
 
   async countRoom(room: string): Promise<number> {
@@ -48,58 +143,64 @@ export class MemoryRegistry implements ConnectionRegistry {
   }
 
   async moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined> {
-    const record = this.byConnection.get(connectionId);
-    if (!record) return undefined;
-    this.leaveRoom(record);
-    record.room = room;
-    this.roomOf(room).set(connectionId, record);
-    return { ...record };
+    const entry = this.byConnection.get(connectionId);
+    if (!entry) return undefined;
+    this.leaveRoom(entry);
+    const members = this.roomOf(room);
+    entry.room = this.roomName(room);
+    members.add(entry);
+    return entry.toRecord();
   }
 
   async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
-    const record = this.byConnection.get(connectionId);
-    if (!record) return undefined;
-    const decision = consumeToken(record.rate, now, limit);
-    record.rate = decision.state;
-    record.lastActiveAt = now;
-    return { record: { ...record }, admitted: decision.admitted };
+    const entry = this.byConnection.get(connectionId);
+    if (!entry) return undefined;
+    const decision = consumeToken(entry.rate, now, limit);
+    entry.touch(now, decision.state);
+    return { record: entry.toRecord(), admitted: decision.admitted };
   }
 
   async remove(connectionId: string): Promise<ConnectionRecord | undefined> {
-    const record = this.byConnection.get(connectionId);
-    if (!record) return undefined;
+    const entry = this.byConnection.get(connectionId);
+    if (!entry) return undefined;
     this.byConnection.delete(connectionId);
-    this.byClientId.delete(record.clientId);
-    this.byNameKey.delete(record.nameKey);
-    this.leaveRoom(record);
-    return record;
+    this.byNameKey.delete(entry.nameKey);
+    this.leaveRoom(entry);
+    return entry.toRecord();
   }
 
   async listIdle(before: number): Promise<ConnectionRecord[]> {
     const idle: ConnectionRecord[] = [];
-    for (const record of this.byConnection.values()) {
-      if (record.lastActiveAt < before) idle.push({ ...record });
+    for (const entry of this.byConnection.values()) {
+      if (entry.lastActiveAt + EPOCH < before) idle.push(entry.toRecord());
     }
     return idle;
   }
 
-  private roomOf(room: string): Map<string, ConnectionRecord> {
+  private roomOf(room: string): Set<Entry> {
     let members = this.rooms.get(room);
     if (!members) {
-      members = new Map();
+      members = new Set();
       this.rooms.set(room, members);
     }
     return members;
   }
 
-  private leaveRoom(record: ConnectionRecord): void {
-    const members = this.rooms.get(record.room);
-    if (!members) return;
-    members.delete(record.connectionId);
-    if (members.size === 0) this.rooms.delete(record.room);
+  private sharedSourceIp(sourceIp: string): string {
+    if (sourceIp !== this.lastSourceIp) this.lastSourceIp = sourceIp;
+    return this.lastSourceIp;
   }
-}
 
-function copy(record: ConnectionRecord | undefined): ConnectionRecord | undefined {
-  return record ? { ...record } : undefined;
+  /** The room's name as the rooms map already holds it, so its members share one string. */
+  private roomName(room: string): string {
+    for (const entry of this.rooms.get(room) ?? []) return entry.room;
+    return room;
+  }
+
+  private leaveRoom(entry: Entry): void {
+    const members = this.rooms.get(entry.room);
+    if (!members) return;
+    members.delete(entry);
+    if (members.size === 0) this.rooms.delete(entry.room);
+  }
 }

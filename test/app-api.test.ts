@@ -62,6 +62,10 @@ describe('a second app on the same core: a room counter', () => {
     const alice = await TestClient.join(withQuery(target.url, { room }), { headers: { 'x-user': 'alice' } });
     expect(alice.welcome.clientId).toBe('alice');
     expect(await alice.client.next('count')).toMatchObject({ value: 0, room });
+    // The peer's address reaches the hook and the record (the server does not keep its own copy on the socket).
+    const record = await target.server.registry.findByClientId('alice');
+    expect(record?.sourceIp).toMatch(/127\.0\.0\.1$/);
+    expect(record?.identity).toEqual({ user: 'alice', ip: record?.sourceIp });
     const bob = await TestClient.join(withQuery(target.url, { room }), { headers: { 'x-user': 'bob' } });
     expect(await bob.client.next('count')).toMatchObject({ value: 0 });
 

@@ -51,6 +51,22 @@ describe('bench load generator against the raw ws baseline', () => {
     await pool.closeClients();
   });
 
+  it.each(['floor', 'ws-frame-once'] as const)('counts every delivery of the %s baseline, which frames each message once', async (name) => {
+    const baseline = await launchServer(name, programs);
+    try {
+      const clients = 5;
+      expect(await pool.connect({ urls: [baseline.url], dialect: baseline.dialect, count: clients, roomSize: 0 })).toEqual({ connected: clients, failed: 0 });
+      const sent = await pool.send({ ratePerClient: 2, durationMs: 1000, warmupMs: 0, contentBytes: 200 });
+      expect(sent).toBeGreaterThan(0);
+      const tally = await pool.drain(sent * clients, 5000);
+      expect(tally.received).toBe(sent * clients);
+      expect(tally.dropped).toBe(0);
+      await pool.closeClients();
+    } finally {
+      await baseline.stop();
+    }
+  });
+
   it('reads the server memory and CPU through the preloaded probe', async () => {
     const memory = await server.memory();
     expect(memory.rss).toBeGreaterThan(memory.heapUsed);

@@ -10,7 +10,10 @@ import { dialects, makeContent, readStamp, type DialectCodec } from './dialects.
 import { LatencyHistogram } from './histogram.js';
 import type { ConnectOrder, FanoutOrder, Order, SendOrder, WorkerEvent } from './messages.js';
 
-/** How often the sender wakes up to send what is due; sends are spread evenly inside the tick. */
+/**
+ * How often the sender wakes up. Each wake sends what falls due before the
+ * next one, so a frame never waits for the timer; see `send`.
+ */
 const SEND_TICK_MS = 2;
 
 const clients: WebSocket[] = [];
@@ -107,14 +110,16 @@ function send(order: SendOrder): void {
   const intervalMs = 1000 / (order.ratePerClient * clients.length);
   let due = 0;
   const tick = (): void => {
-    const now = Math.min(performance.now(), end);
-    // Frames are stamped with the time they were due, not the time the tick got round to them.
+    const horizon = Math.min(performance.now() + SEND_TICK_MS, end);
     while (due < clients.length * order.ratePerClient * (order.durationMs / 1000)) {
       const dueAt = start + due * intervalMs;
-      if (dueAt > now) break;
+      if (dueAt > horizon) break;
       const socket = clients[due % clients.length]!;
       if (socket.readyState === WebSocket.OPEN) {
-        socket.send(codec.chatFrame(makeContent(process.pid, dueAt, order.contentBytes)));
+        // Ahead of its time, a frame is timed from when it left; late, from when it was due,
+        // so a stalled sender's delay still counts and the wait for the next tick does not.
+        const stamp = Math.min(dueAt, performance.now());
+        socket.send(codec.chatFrame(makeContent(process.pid, stamp, order.contentBytes)));
         sent++;
       }
       due++;

@@ -9,7 +9,7 @@ import { parseLogLine, runArtifact } from '../../scripts/run-artifact.js';
 import type { BenchPrograms } from '../programs.js';
 import type { Dialect } from '../load/messages.js';
 
-export type ServerName = 'cloudsocket' | 'raw-ws' | 'socketio';
+export type ServerName = 'cloudsocket' | 'raw-ws' | 'ws-frame-once' | 'floor' | 'socketio';
 
 export interface MemoryUsage {
   rss: number;
@@ -91,7 +91,7 @@ export async function launchServer(name: ServerName, programs: BenchPrograms, op
     port = running.port;
     child = running.child;
   } else {
-    child = spawn(process.execPath, [name === 'raw-ws' ? programs.rawWs : programs.socketio], {
+    child = spawn(process.execPath, [baselineProgram(name, programs)], {
       env: { ...process.env, ...env, PORT: '0' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -127,6 +127,11 @@ export async function launchServer(name: ServerName, programs: BenchPrograms, op
       await exited;
     },
   };
+}
+
+function baselineProgram(name: Exclude<ServerName, 'cloudsocket'>, programs: BenchPrograms): string {
+  const program = { 'raw-ws': programs.rawWs, 'ws-frame-once': programs.wsFrameOnce, floor: programs.floor, socketio: programs.socketio };
+  return program[name];
 }
 
 function waitForListening(child: ChildProcess, onLine: (line: string) => void): Promise<number> {

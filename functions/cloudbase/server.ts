@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
 import type { Backplane } from '../../shared/backplane.js';
 import { Engine } from '../../shared/engine.js';
@@ -57,7 +57,7 @@ export class CloudbaseServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly startedAt = Date.now();
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly onHandshakeSocketError: (error: Error) => void;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown: Promise<void> | undefined;
   /** Disconnects still telling rooms (maybe on other instances) that someone left; shutdown waits for them. */
@@ -83,8 +83,11 @@ export class CloudbaseServer {
     });
     this.wss = new WebSocketServer({
       noServer: true,
+      // The transport's map is the one list of sockets; ws's own would be a Set entry and a listener per socket.
+      clientTracking: false,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
+      WebSocket: connectionSocketClass(this.engine, logger, (connectionId, code) => this.onSocketClosed(connectionId, code)),
       verifyClient: (info: { req: IncomingMessage }, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void) =>
         void this.verify(info.req, accept),
     });
@@ -92,9 +95,11 @@ export class CloudbaseServer {
     // Made once, outside the upgrade handler: a listener created there would share its closure
     // scope, which holds `req`, and keep every request's headers alive as long as the socket.
     const onSocketError = (error: Error) => logger.debug('socket_error', { error });
+    this.onHandshakeSocketError = onSocketError;
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', onSocketError);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, req));
+      // `ws` makes every socket a ConnectionSocket (the `WebSocket` option).
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws as ConnectionSocket, req));
     });
     this.http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex & { bytesWritten?: number }) => {
       logger.debug('http_client_error', { error });
@@ -183,48 +188,41 @@ export class CloudbaseServer {
     }
   }
 
-  private onOpen(ws: WebSocket, req: IncomingMessage): void {
+  private onOpen(ws: ConnectionSocket, req: IncomingMessage): void {
     const pending = pendingConnectionIds.get(req);
     if (pending === undefined) return void ws.terminate();
-    // From here the socket's own close event does the forgetting.
+    pendingConnectionIds.delete(req);
+    // From here the socket's own close event does the forgetting, and ws hears the TCP socket's errors.
     req.socket.off('close', pending.forgetUnopened);
+    req.socket.off('error', this.onHandshakeSocketError);
     const { connectionId } = pending;
-    const { logger } = this;
+    ws.connectionId = connectionId;
     this.transport.sockets.set(connectionId, ws);
-    this.alive.add(ws);
-
-    ws.on('pong', () => this.alive.add(ws));
-    ws.on('error', (error) => logger.info('socket_error', { connectionId, error: error.message, code: (error as { code?: string }).code }));
-    ws.on('message', (data, isBinary) => {
-      this.alive.add(ws);
-      if (isBinary) return ws.close(CloseCode.unsupportedData, 'binary frames are not supported');
-      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
-      this.engine.receive(connectionId, data.toString()).catch(() => undefined);
-    });
-    ws.on('close', (code) => {
-      this.transport.sockets.delete(connectionId);
-      logger.debug('socket_closed', { connectionId, code });
-      const leaving = this.engine.disconnect(connectionId).catch((error) => logger.error('disconnect_failed', { connectionId, error }));
-      this.leaving.add(leaving);
-      void leaving.finally(() => this.leaving.delete(leaving));
-    });
 
     // Admitted just before the drain began: it would be missed by it, so it is told to come back at once.
     if (this.shuttingDown) return void ws.close(CloseCode.serviceRestart, 'service restart');
     this.engine.greet(connectionId).catch((error) => {
-      logger.error('greet_failed', { connectionId, error });
+      this.logger.error('greet_failed', { connectionId, error });
       ws.close(CloseCode.serverError, 'internal error');
     });
   }
 
+  private onSocketClosed(connectionId: string, code: number): void {
+    this.transport.sockets.delete(connectionId);
+    this.logger.debug('socket_closed', { connectionId, code });
+    const leaving = this.engine.disconnect(connectionId).catch((error) => this.logger.error('disconnect_failed', { connectionId, error }));
+    this.leaving.add(leaving);
+    void leaving.finally(() => this.leaving.delete(leaving));
+  }
+
   /** Peers that did not answer the previous ping are dead (no close frame ever came) and are cut off. */
   private pingAll(): void {
-    for (const ws of this.transport.sockets.values()) {
-      if (!this.alive.has(ws)) {
+    for (const ws of this.transport.sockets.values() as IterableIterator<ConnectionSocket>) {
+      if (!ws.alive) {
         ws.terminate();
         continue;
       }
-      this.alive.delete(ws);
+      ws.alive = false;
       ws.ping();
     }
   }
@@ -256,6 +254,56 @@ function pagePathsFor(accessPath: string): ReadonlySet<string> {
   return new Set(['/', '/index.html', ...(base ? [base, `${base}/`, `${base}/index.html`] : [])]);
 }
 
+/**
+ * A server-side socket that carries its connection id and liveness itself,
+ * instead of entries in maps keyed by it. The events the server handles are
+ * handled in `emit`, by a class made once per server: no listener, closure
+ * or listener table per connection.
+ */
+class ConnectionSocket extends WebSocket {
+  /** Empty until the socket opens as an admitted connection; such a socket is only ever terminated. */
+  connectionId = '';
+  /** Whether the peer has shown life (a frame, a pong) since the last ping. */
+  alive = true;
+}
+
+function connectionSocketClass(engine: Engine, logger: Logger, closed: (connectionId: string, code: number) => void): typeof ConnectionSocket {
+  return class extends ConnectionSocket {
+    override emit(event: string | symbol, ...args: any[]): boolean {
+      if (this.connectionId !== '') this.handle(event, args);
+      // Handled: without a listener, EventEmitter would throw it.
+      if (event === 'error' && this.listenerCount('error') === 0) return true;
+      return super.emit(event, ...args);
+    }
+
+    private handle(event: string | symbol, args: any[]): void {
+      switch (event) {
+        case 'pong':
+          this.alive = true;
+          break;
+        case 'message':
+          this.onMessage(args[0] as WebSocket.RawData, args[1] as boolean);
+          break;
+        case 'close':
+          closed(this.connectionId, args[0] as number);
+          break;
+        case 'error': {
+          const error = args[0] as Error & { code?: string };
+          logger.info('socket_error', { connectionId: this.connectionId, error: error.message, code: error.code });
+          break;
+        }
+      }
+    }
+
+    private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+      this.alive = true;
+      if (isBinary) return this.close(CloseCode.unsupportedData, 'binary frames are not supported');
+      // The engine has logged the failure and sent `unavailable`; the connection stays, as on AWS.
+      engine.receive(this.connectionId, data.toString()).catch(() => undefined);
+    }
+  };
+}
+
 const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; forgetUnopened: () => void }>();
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
@@ -280,8 +328,20 @@ function handshakeFrom(req: IncomingMessage): HandshakeRequest | undefined {
     connectionId: randomBytes(12).toString('base64url'),
     headers,
     query: Object.fromEntries(target.query),
-    sourceIp: req.socket.remoteAddress ?? '',
+    sourceIp: peerAddress(req.socket),
   };
+}
+
+/**
+ * The peer's address, without leaving it cached on the socket: net.Socket
+ * keeps what `remoteAddress` read (an object and a string, lib/net.js
+ * `_peername`) for the socket's life, and the registry holds the address already.
+ */
+function peerAddress(socket: IncomingMessage['socket']): string {
+  const address = socket.remoteAddress ?? '';
+  const cached = socket as unknown as { _peername?: unknown };
+  if (cached._peername !== undefined) cached._peername = undefined;
+  return address;
 }
 
 const CLIENT_ERRORS = new Map<string | undefined, [status: number, code: string, message: string]>([

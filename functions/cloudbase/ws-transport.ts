@@ -1,9 +1,30 @@
-import { WebSocket } from 'ws';
+import { Sender, WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { SendOutcome, Transport } from '../../shared/transport.js';
 
+declare module 'ws' {
+  /** ws exports its frame writer (lib/sender.js); @types/ws does not describe it. */
+  export class Sender {
+    static frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
+  }
+}
+
 /** Text frames even from bytes: the protocol closes binary frames with 1003. One object, not one per send. */
 const TEXT_FRAME = { binary: false } as const;
+/** A whole unmasked text message: server frames are never masked, so its bytes suit every recipient. */
+const TEXT_MESSAGE = { fin: true, opcode: 0x01, mask: false, readOnly: false, rsv1: false } as const;
+
+/**
+ * What a socket's `ws` Sender is doing, as lib/sender.js keeps it: `_state`
+ * is 0 unless it is compressing or reading a Blob, and `_queue` holds the
+ * sends waiting on that. Either may be missing from another version of `ws`;
+ * such a socket is sent to through `ws.send`, which is always right.
+ */
+interface SenderInternals {
+  _state?: number;
+  _queue?: unknown[];
+  sendFrame(list: Buffer[], cb?: (error?: Error) => void): void;
+}
 
 /** The Transport of a process that owns its sockets. */
 export class WsTransport implements Transport {
@@ -15,19 +36,28 @@ export class WsTransport implements Transport {
   ) {}
 
   async send(connectionId: string, data: string): Promise<SendOutcome> {
-    return this.write(connectionId, data);
+    const socket = this.writable(connectionId);
+    if (!socket) return 'gone';
+    socket.send(data, TEXT_FRAME);
+    return 'sent';
   }
 
   /**
-   * A broadcast: the frame is turned into bytes once (`ws` would encode a
-   * string again for every socket) and written in one synchronous loop.
+   * A broadcast: the frame (header and payload) is built once into one
+   * Buffer, and that same Buffer is written to every socket in one
+   * synchronous loop, where `ws.send` would encode, frame and cork for each.
    */
   async sendMany(connectionIds: readonly string[], data: string): Promise<string[]> {
-    const bytes = Buffer.from(data);
+    const payload = Buffer.from(data);
+    const frame = Buffer.concat(Sender.frame(payload, TEXT_MESSAGE));
+    // sendFrame reads the list and lets it go, so one list serves every socket.
+    const list = [frame];
     const gone: string[] = [];
     for (const connectionId of connectionIds) {
       try {
-        if (this.write(connectionId, bytes) === 'gone') gone.push(connectionId);
+        const socket = this.writable(connectionId);
+        if (!socket) gone.push(connectionId);
+        else writeFrame(socket, list, payload);
       } catch (error) {
         this.logger.warn('send_failed', { connectionId, error });
       }
@@ -39,16 +69,30 @@ export class WsTransport implements Transport {
     this.sockets.get(connectionId)?.close(code, reason);
   }
 
-  private write(connectionId: string, data: string | Buffer): SendOutcome {
+  /** The socket when it can take a frame; a slow consumer is cut off instead. */
+  private writable(connectionId: string): WebSocket | undefined {
     const socket = this.sockets.get(connectionId);
-    if (!socket || socket.readyState !== WebSocket.OPEN) return 'gone';
+    // Closing (either side sent its close frame, or the TCP connection ended): nothing more may be sent.
+    if (!socket || socket.readyState !== WebSocket.OPEN) return undefined;
+    // The socket's unwritten bytes plus whatever its Sender still holds, as ws counts them.
     if (socket.bufferedAmount > this.maxBufferedBytes) {
       // A close frame would queue behind the backlog it is meant to end, so cut the TCP connection.
       this.logger.warn('slow_consumer', { connectionId, bufferedBytes: socket.bufferedAmount });
       socket.terminate();
-      return 'gone';
+      return undefined;
     }
-    socket.send(data, TEXT_FRAME);
-    return 'sent';
+    return socket;
   }
+}
+
+/**
+ * Writes a framed message through the socket's own Sender, as `ws.send`
+ * ends up doing, so the bytes land in the same socket buffer that
+ * `bufferedAmount` reads. A Sender that is busy (compressing, reading a
+ * Blob) has sends queued that must go first: the message joins its queue.
+ */
+function writeFrame(socket: WebSocket, list: Buffer[], payload: Buffer): void {
+  const sender = (socket as unknown as { _sender?: SenderInternals | null })._sender;
+  if (sender && sender._state === 0 && sender._queue?.length === 0) sender.sendFrame(list);
+  else socket.send(payload, TEXT_FRAME);
 }

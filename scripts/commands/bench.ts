@@ -7,18 +7,20 @@ import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.j
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'measure broadcast throughput, latency and memory against raw ws and Socket.IO, and the AWS cost per message',
+  summary: 'measure broadcast throughput, latency and memory against the Node floor, ws and Socket.IO, and the AWS cost per message',
   help: `Usage: cloudsocket bench [--quick] [--only NAME[,NAME]] [--out FILE] [--idle N] [--profile DIR]
 
 Builds the CloudBase artifact and runs it (through its scf_bootstrap) side by
-side with a minimal raw \`ws\` server and a Socket.IO 4 server doing the same
-room broadcast, each alone on the machine, with the load generated from
+side with baselines doing the same room broadcast: the floor (each message
+framed once, one \`socket.write\` per recipient), \`ws\` with each message
+framed once, \`ws\` written the idiomatic way (\`send\` per member) and
+Socket.IO 4; each alone on the machine, with the load generated from
 separate processes. Prints a table with the ratios and writes the figures
 with the machine's description as JSON.
 
 Scenarios (all by default):
   broadcast   one room of 100 and 1000 clients: deliveries/s, p50/p99 latency,
-              server CPU per delivery, against raw ws and Socket.IO
+              server CPU per delivery, against each baseline
   cluster     the room of 100 over 3 processes sharing it through a local
               redis-server: cloudsocket (REDIS_URL) against Socket.IO with
               @socket.io/redis-adapter, and against one cloudsocket process
@@ -32,7 +34,7 @@ Scenarios (all by default):
               entries left afterwards
 
 Options:
-  --quick           smaller rooms, fewer connections, shorter runs (under a minute)
+  --quick           smaller rooms, fewer connections, shorter runs, one round
   --only NAME       run only these scenarios (comma-separated: ${SCENARIOS.join(', ')})
   --out FILE        where the JSON goes (default bench/results/latest.json)
   --idle N          idle connections (default 10000, quick 5000)
