@@ -47,11 +47,19 @@ export function conformanceHelpers(baseUrl: () => string, options: ConformanceOp
   function expectTimestamp(frame: Frame) {
     expect(frame.timestamp).toMatch(ISO_8601);
   }
-  return { url, join, closeAll, pair, expectTimestamp };
+  /** Sends `frame` and expects the sender alone to be told `invalid_message`, timestamped. */
+  async function expectInvalidMessage(sender: TestClient, frame: unknown) {
+    sender.send(frame as string | Record<string, unknown>);
+    const error = await sender.next('error');
+    expect(error).toMatchObject({ type: 'error', code: 'invalid_message' });
+    expect(typeof error.message).toBe('string');
+    expectTimestamp(error);
+  }
+  return { url, join, closeAll, pair, expectTimestamp, expectInvalidMessage };
 }
 
 export function conformanceSuite(target: string, baseUrl: () => string, options: ConformanceOptions = {}): void {
-  const { url, join, closeAll, pair, expectTimestamp } = conformanceHelpers(baseUrl, options);
+  const { url, join, closeAll, pair, expectTimestamp, expectInvalidMessage } = conformanceHelpers(baseUrl, options);
   const chosen = options.coreRoutes === false ? [] : options.coreRoutes === true || options.coreRoutes === undefined ? ['ping', 'join', 'users'] : options.coreRoutes;
   const answers = (route: CoreRouteName) => chosen.includes(route);
   // A route the app does not take has no test of its own; 'unknown_type' below covers it.
@@ -226,11 +234,7 @@ export function conformanceSuite(target: string, baseUrl: () => string, options:
         ['an empty type', { type: '' }],
       ])('answers %s with invalid_message to the sender only', async (_label, frame) => {
         const { a, b } = await pair();
-        a.client.send(frame);
-        const error = await a.client.next('error');
-        expect(error).toMatchObject({ type: 'error', code: 'invalid_message' });
-        expect(typeof error.message).toBe('string');
-        expectTimestamp(error);
+        await expectInvalidMessage(a.client, frame);
         await roundTrip(b.client);
         expect(b.client.all('error').filter((f) => f.code === 'invalid_message')).toHaveLength(0);
         await closeAll();
