@@ -27,6 +27,12 @@ export interface ConnectionRecord {
    * instance's transport reaches every connection (the AWS management API).
    */
   owner?: string;
+  /**
+   * The session this connection belongs to: made at its first admission and
+   * carried through resumes (by the resume token), so a resumed connection
+   * can take its clientId back from its own stale socket and from no one else.
+   */
+  session?: string;
 }
 
 export interface TouchResult {
@@ -78,6 +84,14 @@ export interface ConnectionRegistry {
    * (one write on a remote store). Undefined when the connection is gone.
    */
   touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined>;
+  /**
+   * Hands the clientId of `staleConnectionId` to `record` (same nameKey) in
+   * one atomic step, removing the stale record without a trace in any room
+   * listing between the two; returns the stale record. Undefined, and nothing
+   * changed, when the stale connection is gone or no longer holds that
+   * nameKey. Two calls racing for one stale connection: exactly one wins.
+   */
+  replace?(record: ConnectionRecord, staleConnectionId: string): Promise<ConnectionRecord | undefined>;
   /** Removes and returns the record; undefined when it was already gone. */
   remove(connectionId: string): Promise<ConnectionRecord | undefined>;
   /**

@@ -1,0 +1,53 @@
+/**
+ * The log every room keeps of the frames delivered to its members, so a
+ * client that lost its connection can be given what it missed (protocol.md,
+ * "Sequence numbers and resuming"). The log also assigns the room's `seq`:
+ * a store that several writers share (Redis, DynamoDB) must assign it
+ * atomically, so all members agree on one order.
+ *
+ * Entries hold the encoded frame without its `seq`; `withSeq` adds it on the
+ * way out. That lets a store write the entry in the same operation that
+ * assigns the number (a DynamoDB item cannot refer to the value it is being
+ * updated to).
+ */
+
+export interface LogEntryInput {
+  /** The encoded frame (JSON object text), without `seq`. */
+  data: string;
+  /** Epoch ms when it was sent; what the age bound is measured against. */
+  at: number;
+  /** For a frame meant for one member only (a private message): that member's nameKey. */
+  to?: string;
+}
+
+export interface LogEntry extends LogEntryInput {
+  seq: number;
+}
+
+export type LogRead =
+  /** Every entry after `after`, in seq order; `latest` is the room's highest seq at the read. */
+  | { ok: true; entries: LogEntry[]; latest: number }
+  /** The log no longer holds `after + 1` (overflowed, aged out, or lost with a restart). */
+  | { ok: false; latest: number };
+
+export interface RoomLogLimits {
+  /** Entries a room keeps at least (a store may keep some more). */
+  maxEntries: number;
+  /** Entries older than this are not replayed. */
+  maxAgeMs: number;
+}
+
+/** Implementations must pass test/room-log-suite.ts. */
+export interface RoomLog {
+  /** Stores the entry as the room's next seq and returns that seq (the first is 1). */
+  append(room: string, entry: LogEntryInput): Promise<number>;
+  /** The entries after `after`, as of `now` (older ones than maxAgeMs count as gone). */
+  read(room: string, after: number, now: number): Promise<LogRead>;
+  /** The room's highest seq so far; 0 for a room that has none. */
+  latest(room: string): Promise<number>;
+}
+
+/** The frame text with `"seq":N` as its last field; `data` is a JSON object's text, so it ends with `}`. */
+export function withSeq(data: string, seq: number): string {
+  return `${data.slice(0, -1)},"seq":${seq}}`;
+}
