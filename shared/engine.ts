@@ -29,6 +29,8 @@ import { nameKey, normalizeName } from './names.js';
 import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, type ServerFrame } from './protocol.js';
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
+import { MemoryStateStore } from './memory-state.js';
+import { roomStateOf, type StateStore } from './room-state.js';
 import { resolveRoutes } from './routes.js';
 import { DEFAULT_CORE_SETTINGS, normalizeOrigin, type CoreSettings } from './settings.js';
 import type { Transport } from './transport.js';
@@ -49,6 +51,8 @@ export interface EngineOptions {
    * reaches any connection from anywhere).
    */
   backplane?: Backplane;
+  /** Where `ctx.state` lives; default this process's memory, which only a single process may use. */
+  state?: StateStore;
 }
 
 export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; error: HandshakeError };
@@ -74,6 +78,7 @@ export class Engine {
   private readonly transport: Transport;
   private readonly logger: Logger;
   private readonly clock: () => number;
+  private readonly state: StateStore;
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -85,6 +90,7 @@ export class Engine {
     this.clock = options.clock ?? Date.now;
     this.instanceId = options.instanceId ?? randomBytes(8).toString('hex');
     this.backplane = options.backplane;
+    this.state = options.state ?? new MemoryStateStore();
   }
 
   /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
@@ -329,6 +335,10 @@ export class Engine {
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
       close: (code, reason) => engine.close(record, code, reason),
+      get state() {
+        return roomStateOf(engine.state, record.room);
+      },
+      roomState: (room) => roomStateOf(engine.state, room),
     };
   }
 
