@@ -5,8 +5,11 @@
  * CloudBase function through its scf_bootstrap, and as the built Lambda
  * handlers under the AWS emulator, where `onConnect` (welcome), routes
  * (message) and `onDisconnect` (disconnect) are separate functions in
- * containers of their own. Each target must show the same numbers.
+ * containers of their own; and on two instances of the built CloudBase
+ * function sharing a redis-server, with clients spread over both. Each
+ * target must show the same numbers.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,33 +19,45 @@ import { initCommand } from '../scripts/commands/init.js';
 import { appFromModule } from '../shared/app.js';
 import { startBuiltTarget, startCloudbase, type RunningTarget } from '../testing/targets.js';
 import { TestClient, uniqueName, withQuery, type Frame } from './support/client.js';
+import { redisForFile } from './support/redis.js';
 
-const TARGETS = ['CloudBase from source', 'CloudBase zip', 'AWS emulator'] as const;
+const TARGETS = ['CloudBase from source', 'CloudBase zip', 'CloudBase zip, 2 instances over Redis', 'AWS emulator'] as const;
 type TargetName = (typeof TARGETS)[number];
-const APPS = ['counter', 'cursors'] as const;
+type AppName = 'counter' | 'cursors';
 
 const cursorsProject = fileURLToPath(new URL('./fixtures/cursors-app/', import.meta.url));
+const redis = redisForFile();
 let work: string;
-const running = new Map<string, RunningTarget>();
-const url = (app: (typeof APPS)[number], target: TargetName) => running.get(`${app} on ${target}`)!.url;
+const running = new Map<string, RunningTarget[]>();
+let turn = 0;
+/** The target's URL; with several instances, each call the next one. */
+const url = (app: AppName, target: TargetName) => {
+  const instances = running.get(`${app} on ${target}`)!;
+  return instances[turn++ % instances.length]!.url;
+};
 
-async function startAll(app: (typeof APPS)[number], project: string): Promise<void> {
-  const module = (await import(join(project, app === 'counter' ? 'src/app.ts' : '../../../apps/cursors/app.ts'))) as Record<string, unknown>;
-  running.set(`${app} on CloudBase from source`, await startCloudbase({ app: appFromModule(module, app) }));
-  running.set(`${app} on CloudBase zip`, await startBuiltTarget('cloudbase', { cwd: project }));
-  running.set(`${app} on AWS emulator`, await startBuiltTarget('aws', { cwd: project }));
+async function startAll(app: AppName, project: string, appModule: string): Promise<void> {
+  const module = (await import(appModule)) as Record<string, unknown>;
+  const overRedis = { REDIS_URL: redis.url, REDIS_PREFIX: `${app}${randomBytes(4).toString('hex')}:` };
+  running.set(`${app} on CloudBase from source`, [await startCloudbase({ app: appFromModule(module, app) })]);
+  running.set(`${app} on CloudBase zip`, [await startBuiltTarget('cloudbase', { cwd: project })]);
+  running.set(`${app} on CloudBase zip, 2 instances over Redis`, [
+    await startBuiltTarget('cloudbase', { cwd: project, env: overRedis }),
+    await startBuiltTarget('cloudbase', { cwd: project, env: overRedis }),
+  ]);
+  running.set(`${app} on AWS emulator`, [await startBuiltTarget('aws', { cwd: project })]);
 }
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'cloudsocket-state-'));
   const counterProject = join(work, 'counter');
   expect(await initCommand.run([counterProject, '--template', 'counter'])).toBe(0);
-  await startAll('counter', counterProject);
-  await startAll('cursors', cursorsProject);
+  await startAll('counter', counterProject, join(counterProject, 'src/app.ts'));
+  await startAll('cursors', cursorsProject, fileURLToPath(new URL('../apps/cursors/app.ts', import.meta.url)));
 }, 240_000);
 
 afterAll(async () => {
-  await Promise.all([...running.values()].map((target) => target.stop()));
+  await Promise.all([...running.values()].flat().map((target) => target.stop()));
   if (work) await rm(work, { recursive: true, force: true });
 });
 
