@@ -1,6 +1,15 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { PUBLIC_ENTRIES } from './scripts/package-root.js';
 
 export default defineConfig({
+  // An app module imported by a test resolves `cloudsocket` and `cloudsocket/*` as tsconfig.json's paths do: to these sources.
+  resolve: {
+    alias: Object.entries(PUBLIC_ENTRIES).map(([specifier, path]) => ({
+      find: new RegExp(`^${specifier}$`),
+      replacement: fileURLToPath(new URL(`./${path}.ts`, import.meta.url)),
+    })),
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,

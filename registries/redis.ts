@@ -1,7 +1,7 @@
 /**
  * Everything a CloudBase instance needs to share rooms with other instances
- * over one Redis: the registry, the backplane and the liveness beat, on two
- * connections (commands, and one in subscriber mode).
+ * over one Redis: the registry, the backplane, room state and the liveness
+ * beat, on two connections (commands, and one in subscriber mode).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -10,6 +10,7 @@ import { connectRedis } from './redis-connection.js';
 import { RedisBackplane } from './redis-backplane.js';
 import { RedisLiveness } from './redis-liveness.js';
 import { RedisRegistry } from './redis-registry.js';
+import { RedisStateStore } from './redis-state.js';
 
 export interface RedisScaleOutOptions {
   url: string;
@@ -34,6 +35,7 @@ export class RedisScaleOut {
     readonly instanceId: string,
     readonly registry: RedisRegistry,
     readonly backplane: RedisBackplane,
+    readonly state: RedisStateStore,
     private readonly client: Redis,
     private readonly options: RedisScaleOutOptions,
   ) {}
@@ -53,7 +55,8 @@ export class RedisScaleOut {
     const { prefix } = options;
     const registry = new RedisRegistry({ client, prefix, instanceId, logger });
     const backplane = new RedisBackplane({ publisher: client, subscriber, prefix, logger });
-    return new RedisScaleOut(instanceId, registry, backplane, client, { ...options, instanceId });
+    const state = new RedisStateStore({ client, prefix });
+    return new RedisScaleOut(instanceId, registry, backplane, state, client, { ...options, instanceId });
   }
 
   /** Starts the liveness beat; survivors' reaping goes through `engine` so rooms hear `user_left`. */

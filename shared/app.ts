@@ -5,6 +5,7 @@
 import { ConfigError } from './errors.js';
 import type { InboundFrame, JsonObject, ServerFrame } from './protocol.js';
 import type { ConnectionRecord } from './registry.js';
+import type { RoomState } from './room-state.js';
 import type { CoreRouteName } from './routes.js';
 
 /** The handshake as the core sees it, whatever the platform. */
@@ -49,6 +50,13 @@ export interface Context {
   joinRoom(room: string): Promise<void>;
   listRoom(room: string): Promise<ConnectionRecord[]>;
   close(code: number, reason: string): Promise<void>;
+  /**
+   * The state of the connection's room (the room it was in when the event
+   * arrived), the same for every connection of the room on every target.
+   */
+  readonly state: RoomState;
+  /** Another room's state; a room name outside the alphabet is `invalid_room`. */
+  roomState(room: string): RoomState;
 }
 
 /**

@@ -46,6 +46,8 @@ import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
 import { BUILT_RESUME_SECRET, ResumeTokens, type ResumeClaims } from './resume-token.js';
 import { withSeq, type RoomLog } from './room-log.js';
+import { MemoryStateStore } from './memory-state.js';
+import { roomStateOf, type StateStore } from './room-state.js';
 import { resolveRoutes } from './routes.js';
 import { DEFAULT_CORE_SETTINGS, normalizeOrigin, type CoreSettings } from './settings.js';
 import type { SendOutcome, Transport } from './transport.js';
@@ -78,6 +80,8 @@ export interface EngineOptions {
    * `cloudsocket build` wrote into the bundle, else one made for this process.
    */
   resumeSecret?: string;
+  /** Where `ctx.state` lives; default this process's memory, which only a single process may use. */
+  state?: StateStore;
 }
 
 /**
@@ -148,6 +152,7 @@ export class Engine {
    * socket; empty nearly always, which is all a broadcast checks.
    */
   private readonly held = new Map<string, string[]>();
+  private readonly state: StateStore;
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -162,6 +167,7 @@ export class Engine {
     this.log =
       options.log ?? new MemoryRoomLog({ ...this.settings.roomLog, numberingKeptMs: this.settings.resumeTokenTtlMs, clock: this.clock });
     this.tokens = new ResumeTokens(options.resumeSecret ?? this.settings.resumeSecret ?? BUILT_RESUME_SECRET ?? randomBytes(32).toString('base64url'));
+    this.state = options.state ?? new MemoryStateStore();
   }
 
   /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
@@ -567,6 +573,10 @@ export class Engine {
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
       close: (code, reason) => engine.close(record, code, reason),
+      get state() {
+        return roomStateOf(engine.state, record.room);
+      },
+      roomState: (room) => roomStateOf(engine.state, room),
     };
   }
 

@@ -93,6 +93,47 @@ export class InvalidRoomError extends ProtocolError {
 }
 
 /**
+ * Room state (shared/room-state.ts) refused a key, a value or an increment.
+ * They are protocol errors: a handler that lets one through answers its
+ * sender with an `error` frame, as a value the client sent may be the cause.
+ */
+export class InvalidStateKeyError extends ProtocolError {
+  constructor(maxChars: number) {
+    super('invalid_state_key', `a state key must be 1-${maxChars} letters, digits, "_", "-", "." or ":"`);
+  }
+}
+
+export class InvalidStateValueError extends ProtocolError {
+  constructor(message: string) {
+    super('invalid_state_value', message);
+  }
+}
+
+export class StateValueTooLargeError extends ProtocolError {
+  constructor(maxBytes: number) {
+    super('state_value_too_large', `a state value must be at most ${maxBytes} bytes of JSON`);
+  }
+}
+
+export class StateFullError extends ProtocolError {
+  constructor(maxKeys: number) {
+    super('state_full', `the room's state already holds ${maxKeys} keys; delete one first`);
+  }
+}
+
+export class StateNotIntegerError extends ProtocolError {
+  constructor(key: string) {
+    super('state_not_integer', `state "${key}" does not hold a whole number, so it cannot be incremented`);
+  }
+}
+
+export class StateOutOfRangeError extends ProtocolError {
+  constructor(key: string) {
+    super('state_out_of_range', `state "${key}" would leave the range of safe integers (±${Number.MAX_SAFE_INTEGER})`);
+  }
+}
+
+/**
  * A refused WebSocket handshake. Where the platform can refuse (both of ours
  * can), the client sees the HTTP status and a JSON body `{code, message}`.
  */

@@ -10,6 +10,8 @@ export * from './protocol.js';
 export * from './rate-limit.js';
 export * from './registry.js';
 export * from './room-log.js';
+export * from './memory-state.js';
+export * from './room-state.js';
 export * from './settings.js';
 export * from './transport.js';
 export * from './config.js';

@@ -5,7 +5,9 @@
  * @connections and Invoke APIs, real clients connected through it), down the
  * paths that call the most: a room member whose $disconnect was lost (so the
  * send to it answers 410 and it is forgotten), a clientId already taken, a
- * $connect delivered twice, a flooding client closed.
+ * $connect delivered twice, a flooding client closed. The app is the chat
+ * with room state used in every hook an app has, every operation of it,
+ * since a role must allow what any app may make its function call.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
@@ -13,6 +15,7 @@ import { basename } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
+import { route, type App, type Context } from '../shared/app.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { nameKey } from '../shared/names.js';
@@ -150,6 +153,8 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     expect((await sender.client.next('error')).code).toBe('recipient_not_found');
     await say(sender.connectionId, { type: 'users' });
     await sender.client.next('users');
+    await say(sender.connectionId, { type: 'state' });
+    expect((await sender.client.next('state')).arrivals).toBeGreaterThan(0);
     await say(sender.connectionId, { type: 'join', room: uniqueName('room') });
     await sender.client.next('welcome');
 
@@ -170,7 +175,29 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
   },
 };
 
-const chatHandlers = createAwsHandlers(createChatApp());
+/** Every room state operation, and a refused increment (the read that explains it). */
+async function useRoomState(ctx: Context): Promise<void> {
+  const { clientId } = ctx.connection;
+  await ctx.state.increment('arrivals');
+  await ctx.state.set(clientId, { seen: true });
+  await ctx.state.set(clientId, { seen: 'again' });
+  await ctx.state.get(clientId);
+  await ctx.state.increment(clientId).catch(() => undefined);
+  await ctx.state.list();
+  await ctx.state.delete(clientId);
+}
+
+function chatUsingRoomState(): App {
+  const chat = createChatApp();
+  return {
+    ...chat,
+    routes: { ...chat.routes, state: route({ parse: () => undefined, handle: async (ctx) => { await useRoomState(ctx); await ctx.reply({ type: 'state', ...(await ctx.state.list()) }); } }) },
+    onConnect: useRoomState,
+    onDisconnect: useRoomState,
+  };
+}
+
+const chatHandlers = createAwsHandlers(chatUsingRoomState());
 
 it('covers every function of the template with a scenario', () => {
   expect(functions.map((fn) => fn.file).sort()).toEqual(Object.keys(scenarios).sort());

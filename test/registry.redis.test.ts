@@ -1,44 +1,18 @@
 import { nameKey } from '../shared/names.js';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectRedis, RegistryUnavailableError } from '../registries/redis-connection.js';
 import { RedisRegistry } from '../registries/redis-registry.js';
 import { silentLogger } from '../shared/log.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { registrySuite } from './registry-suite.js';
-import { startRedisServer, type LocalRedis } from './support/redis.js';
+import { recordCommands, redisForFile, startRedisServer } from './support/redis.js';
 
 const LIMIT: RateLimit = { perSecond: 10, burst: 3, closeAfter: 5 };
 
-let redis: LocalRedis;
-const clients: Redis[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-});
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  await redis?.stop();
-});
-
-async function client(name = 'test'): Promise<Redis> {
-  const connected = await connectRedis(redis.url, name);
-  clients.push(connected);
-  return connected;
-}
-
-/** Every command name `client` sends from now on: one entry is one round trip. */
-function recordCommands(redisClient: Redis): string[] {
-  const sent: string[] = [];
-  const original = redisClient.sendCommand.bind(redisClient);
-  redisClient.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    sent.push(command.name);
-    return (original as (...args: unknown[]) => unknown)(command, ...rest);
-  }) as typeof redisClient.sendCommand;
-  return sent;
-}
+const redis = redisForFile();
+const client = (name?: string) => redis.client(name);
 
 const freshPrefix = () => `t${randomBytes(4).toString('hex')}:`;
 
@@ -109,8 +83,7 @@ describe('RedisRegistry across instances', () => {
   it('answers from its own connections while Redis is away, and writes them back when it returns', async () => {
     const outage = await startRedisServer();
     try {
-      const redisClient = await connectRedis(outage.url, 'outage');
-      clients.push(redisClient);
+      const redisClient = redis.keep(await connectRedis(outage.url, 'outage'));
       let onRestored = () => {};
       const restored = new Promise<void>((resolve) => (onRestored = resolve));
       const logger = { ...silentLogger, info: (event: string) => event === 'redis_restored' && onRestored() };
@@ -131,8 +104,7 @@ describe('RedisRegistry across instances', () => {
       await outage.restart();
       await restored;
       expect(registry.isAway).toBe(false);
-      const readerClient = await connectRedis(outage.url, 'reader');
-      clients.push(readerClient);
+      const readerClient = redis.keep(await connectRedis(outage.url, 'reader'));
       const reader = new RedisRegistry({ client: readerClient, prefix: 'o:' });
       expect((await reader.listRoom('lobby')).map((r) => r.clientId)).toEqual(['alice']);
       expect((await reader.findByClientId('alice'))?.owner).toBe('A');

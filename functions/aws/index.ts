@@ -37,3 +37,4 @@ export { readAwsSettings } from './settings.js';
 export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
 export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
+export { DynamoDbStateStore, StateContentionError, type DynamoDbStateStoreOptions } from '../../registries/dynamodb-state.js';

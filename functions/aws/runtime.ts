@@ -14,7 +14,9 @@ import { createLogger, type Logger } from '../../shared/log.js';
 import { MemoryRoomLog } from '../../shared/memory-room-log.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
 import type { RoomLog } from '../../shared/room-log.js';
+import type { StateStore } from '../../shared/room-state.js';
 import { DynamoDbRegistry } from '../../registries/dynamodb-registry.js';
+import { DynamoDbStateStore } from '../../registries/dynamodb-state.js';
 import type { WebSocketResult } from './events.js';
 import { ManagementApiTransport } from './management-transport.js';
 import { withOverrides } from '../../shared/settings.js';
@@ -35,6 +37,8 @@ export interface AwsHandlerOptions {
    * must share one for seqs and resumes to hold across them.
    */
   log?: RoomLog;
+  /** Where `ctx.state` lives; default the same table, which every function of the stack reaches. */
+  state?: StateStore;
   /** Over the settings read from the environment. */
   settings?: AwsSettingsOverrides;
   /** Default: JSON lines on stdout (CloudWatch) at LOG_LEVEL. */
@@ -45,6 +49,7 @@ export interface Runtime {
   settings: AwsSettings;
   logger: Logger;
   registry: ConnectionRegistry;
+  state: StateStore;
   lambda: LambdaClient;
   managementClient(address: StageAddress): ApiGatewayManagementApiClient;
   engine(address: StageAddress): Engine;
@@ -59,9 +64,13 @@ export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime
 function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
   const settings = withOverrides(readAwsSettings(env), options.settings);
   const logger = options.logger ?? createLogger(settings.logLevel);
-  const registry = options.registry ?? dynamoDbRegistry(settings);
   const { roomLog, resumeTokenTtlMs } = settings.core;
   const log = options.log ?? new MemoryRoomLog({ ...roomLog, numberingKeptMs: resumeTokenTtlMs });
+  let dynamo: DynamoDBClient | undefined;
+  // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
+  const dynamoClient = () => (dynamo ??= new DynamoDBClient({}));
+  const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient);
+  const state = options.state ?? dynamoDbState(settings, dynamoClient);
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   const engines = new Map<string, Engine>();
   let lambda: LambdaClient | undefined;
@@ -80,6 +89,7 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
     settings,
     logger,
     registry,
+    state,
     get lambda() {
       lambda ??= new LambdaClient({});
       return lambda;
@@ -89,7 +99,7 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
       const key = managementEndpoint(env, address) ?? '';
       let engine = engines.get(key);
       if (!engine) {
-        engine = new Engine({ app, registry, log, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
+        engine = new Engine({ app, registry, log, state, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
         engines.set(key, engine);
       }
       return engine;
@@ -97,10 +107,22 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   };
 }
 
-function dynamoDbRegistry(settings: AwsSettings): DynamoDbRegistry {
+function dynamoDbRegistry(settings: AwsSettings, client: () => DynamoDBClient): DynamoDbRegistry {
   if (!settings.tableName) throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table of the connection registry');
-  // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
-  return new DynamoDbRegistry({ client: new DynamoDBClient({}), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+  return new DynamoDbRegistry({ client: client(), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+}
+
+/**
+ * The table's room state. An app that brings its own registry may run
+ * without the table; then only using `ctx.state` fails (as `unavailable`),
+ * not every invocation.
+ */
+function dynamoDbState(settings: AwsSettings, client: () => DynamoDBClient): StateStore {
+  if (settings.tableName) return new DynamoDbStateStore({ client: client(), tableName: settings.tableName });
+  const missing = async (): Promise<never> => {
+    throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table room state is kept in, or createAwsHandlers be given `state`');
+  };
+  return { get: missing, set: missing, delete: missing, increment: missing, list: missing };
 }
 
 /** undefined: let the SDK take AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (or AWS_ENDPOINT_URL). */

@@ -9,6 +9,7 @@ import type { App } from '../../shared/app.js';
 import { CloudsocketError } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
+import type { StateStore } from '../../shared/room-state.js';
 import { RedisScaleOut } from '../../registries/redis.js';
 import { CloudbaseServer } from './server.js';
 import { readCloudbaseSettings, type CloudbaseSettings } from './settings.js';
@@ -17,6 +18,8 @@ export interface CloudbaseFunctionOptions {
   app: App;
   /** Over the one REDIS_URL picks (Redis when set, else this process's memory). */
   registry?: ConnectionRegistry;
+  /** Over the one REDIS_URL picks (Redis when set, else this process's memory). */
+  state?: StateStore;
   /** Default: JSON lines on stdout at LOG_LEVEL. */
   logger?: Logger;
   /** Where the page is; default `public/index.html` beside the running bundle, when present. */
@@ -43,6 +46,7 @@ export async function startCloudbaseFunction(options: CloudbaseFunctionOptions):
     registry: options.registry ?? scale?.registry,
     backplane: scale?.backplane,
     instanceId: scale?.instanceId,
+    state: options.state ?? scale?.state,
     settings,
     logger,
     page,

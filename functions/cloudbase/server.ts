@@ -19,6 +19,7 @@ import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
 import type { RoomLog } from '../../shared/room-log.js';
 import { InvalidRequestTargetError, parseRequestTarget } from '../../shared/request-target.js';
+import type { StateStore } from '../../shared/room-state.js';
 import { withOverrides } from '../../shared/settings.js';
 import { readCloudbaseSettings, type CloudbaseSettings, type CloudbaseSettingsOverrides } from './settings.js';
 import { WsTransport } from './ws-transport.js';
@@ -33,6 +34,8 @@ export interface CloudbaseServerOptions {
   log?: RoomLog;
   /** Names this instance in the registry and on the backplane; default a random id. */
   instanceId?: string;
+  /** Where `ctx.state` lives; default this process's memory, right only while the registry is too. */
+  state?: StateStore;
   /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
   settings?: CloudbaseSettingsOverrides;
   /** Default: no logs. */
@@ -84,6 +87,7 @@ export class CloudbaseServer {
       instanceId: options.instanceId,
       backplane: options.backplane,
       log: options.log,
+      state: options.state,
     });
     this.wss = new WebSocketServer({
       noServer: true,

@@ -3,10 +3,36 @@
  * from infra/aws/template.yaml so a test table cannot differ from the deployed one.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadTemplate, tableDefinition } from '../../scripts/aws-template.js';
+import { startDynalite, type EmbeddedDynalite } from '../../scripts/emulator/dynamo.js';
 
 export { startDynalite, type EmbeddedDynalite as RunningDynalite } from '../../scripts/emulator/dynamo.js';
+
+/** dynalite for the file's tests: started before them, stopped after. `endpoint` is there once they run. */
+export function dynaliteForFile(): { readonly endpoint: string } {
+  let running: EmbeddedDynalite | undefined;
+  beforeAll(async () => {
+    running = await startDynalite();
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+  return {
+    get endpoint() {
+      return running!.endpoint;
+    },
+  };
+}
+
+/** What a suite sent was real work (`expected` among it) and never a Scan of any kind. */
+export function expectNoScan(sent: readonly string[], expected: string): void {
+  expect(sent.length).toBeGreaterThan(100);
+  expect(sent).toContain(expected);
+  expect(sent).not.toContain(ScanCommand.name);
+  expect(sent.some((name) => /scan/i.test(name))).toBe(false);
+}
 
 /**
  * A DynamoDB client for `endpoint`. When `sent` is given, the name of every

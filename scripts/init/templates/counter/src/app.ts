@@ -1,7 +1,10 @@
 /**
- * A room counter: everyone in a room adds to one tally and hears each
- * addition; `count` tells who is here. Connections need `?token=` equal to
- * COUNTER_TOKEN when that variable is set.
+ * A room counter: everyone in a room adds to one total and hears each
+ * addition with the new total; `count` tells the total and who is here.
+ * The total is room state (`ctx.state`), which every process serving the
+ * room shares: a variable in this module would be one count per CloudBase
+ * instance, and none at all across the Lambda functions on AWS.
+ * Connections need `?token=` equal to COUNTER_TOKEN when that variable is set.
  */
 import { defineApp, InvalidMessageError, route } from 'cloudsocket';
 
@@ -13,15 +16,18 @@ const add = route({
     }
     return by;
   },
-  handle: (ctx, by) =>
-    ctx.broadcast(ctx.connection.room, { type: 'added', by, clientId: ctx.connection.clientId, name: String(ctx.connection.identity.name ?? '') }),
+  handle: async (ctx, by) => {
+    // One atomic step however many connections add at once: no addition is lost.
+    const total = await ctx.state.increment('count', by);
+    await ctx.broadcast(ctx.connection.room, { type: 'added', by, total, clientId: ctx.connection.clientId, name: String(ctx.connection.identity.name ?? '') });
+  },
 });
 
 const count = route({
   parse: () => undefined,
   handle: async (ctx) => {
-    const members = await ctx.listRoom(ctx.connection.room);
-    await ctx.reply({ type: 'count', room: ctx.connection.room, online: members.length });
+    const [members, total] = await Promise.all([ctx.listRoom(ctx.connection.room), ctx.state.get('count')]);
+    await ctx.reply({ type: 'count', room: ctx.connection.room, online: members.length, total: total ?? 0 });
   },
 });
 

@@ -1,0 +1,199 @@
+/**
+ * Room state on the AWS target: one item per room in the registry's table,
+ * which every Lambda function of the stack reaches.
+ *
+ *   state#{room}   `keyCount` (N), and one attribute per key, `v:{key}`:
+ *                  a safe integer as a number (N), so UpdateItem can add to
+ *                  it in place; any other value as its JSON text (S).
+ *
+ * The item has no `room`, `clientId` or `expiresAt`, so neither index sees
+ * it and TTL never removes it; the `v:` prefix keeps a key from ever being
+ * one of those names. STATE_LIMITS keep the whole item under DynamoDB's
+ * 400 KB.
+ *
+ * Requests per operation (the common case first):
+ *   get, list   1 GetItem (strongly consistent, so a write from another
+ *               function is seen at once).
+ *   set         1 UpdateItem for a key that exists; a new key: 1 more
+ *               (the first write is conditional on the key existing, the
+ *               second on it not existing and the room not being full, and
+ *               that one also counts the key).
+ *   increment   the same: `v = v + :by` on a whole number within range, else
+ *               the new-key write; both refused, 1 GetItem tells why (or that
+ *               the key appeared meanwhile, and it starts over).
+ *   delete      1 UpdateItem (REMOVE, conditional on the key existing).
+ * Every write is a single-item conditional UpdateItem, which dynalite has too.
+ */
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
+import { CloudsocketError, StateFullError } from '../shared/errors.js';
+import { incremented, isSafeIntegerText, STATE_LIMITS, type StateStore } from '../shared/room-state.js';
+import { PARTITION_KEY } from './dynamodb-registry.js';
+
+const KEY_COUNT = 'keyCount';
+const VALUE_PREFIX = 'v:';
+
+/** Writers racing on one key settle in a round or two; this many means something else is wrong. */
+const MAX_ATTEMPTS = 10;
+
+/** A key kept changing between the conditional writes of one operation more often than is plausible. */
+export class StateContentionError extends CloudsocketError {
+  constructor(room: string, key: string) {
+    super('state_contention', `state "${key}" of room ${room} is being changed concurrently; gave up`);
+  }
+}
+
+export interface DynamoDbStateStoreOptions {
+  client: DynamoDBClient;
+  /** The registry's table (CONNECTIONS_TABLE). */
+  tableName: string;
+}
+
+type Item = Record<string, AttributeValue>;
+
+export class DynamoDbStateStore implements StateStore {
+  private readonly client: DynamoDBClient;
+  private readonly tableName: string;
+
+  constructor(options: DynamoDbStateStoreOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+  }
+
+  async get(room: string, key: string): Promise<string | undefined> {
+    const item = await this.read(room, [VALUE_PREFIX + key]);
+    return jsonOf(item?.[VALUE_PREFIX + key]);
+  }
+
+  async list(room: string): Promise<Array<[string, string]>> {
+    const item = (await this.read(room)) ?? {};
+    const entries: Array<[string, string]> = [];
+    for (const [name, value] of Object.entries(item)) {
+      const json = name.startsWith(VALUE_PREFIX) ? jsonOf(value) : undefined;
+      if (json !== undefined) entries.push([name.slice(VALUE_PREFIX.length), json]);
+    }
+    return entries;
+  }
+
+  async set(room: string, key: string, json: string): Promise<void> {
+    const value: AttributeValue = isSafeIntegerText(json) ? { N: json } : { S: json };
+    await this.writeKey(room, key, {
+      replace: { UpdateExpression: 'SET #v = :value', ConditionExpression: 'attribute_exists(#v)', values: { ':value': value } },
+      add: value,
+    });
+  }
+
+  async increment(room: string, key: string, by: number): Promise<number> {
+    // The stored number must stay a safe integer after adding `by`: a condition on its value before the write.
+    const [low, high] = by >= 0 ? [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - by] : [-Number.MAX_SAFE_INTEGER - by, Number.MAX_SAFE_INTEGER];
+    const attributes = await this.writeKey(room, key, {
+      replace: {
+        UpdateExpression: 'SET #v = #v + :by',
+        ConditionExpression: 'attribute_type(#v, :number) AND #v BETWEEN :low AND :high',
+        values: { ':by': n(by), ':number': { S: 'N' }, ':low': n(low), ':high': n(high) },
+      },
+      add: n(by),
+      // Only when the key exists and is refused: the reason is the stored value.
+      explain: (stored) => incremented(key, stored, by),
+    });
+    return Number(attributes?.[VALUE_PREFIX + key]?.N);
+  }
+
+  async delete(room: string, key: string): Promise<boolean> {
+    const removed = await this.conditionally(
+      this.update(room, key, { UpdateExpression: 'REMOVE #v SET #count = #count - :one', ConditionExpression: 'attribute_exists(#v)', values: { ':one': n(1) } }),
+    );
+    return removed !== undefined;
+  }
+
+  /**
+   * Writes an existing key in place, else adds it as a new one, counting it
+   * within the limit. Between the two another writer may add or delete the
+   * key, so both are conditional and a double refusal is read and tried again.
+   */
+  private async writeKey(
+    room: string,
+    key: string,
+    write: { replace: UpdateParts; add: AttributeValue; explain?: (stored: string) => unknown },
+  ): Promise<Item | undefined> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const replaced = await this.conditionally(this.update(room, key, write.replace));
+      if (replaced) return replaced;
+      const added = await this.conditionally(
+        this.update(room, key, {
+          UpdateExpression: 'SET #v = :value, #count = if_not_exists(#count, :zero) + :one',
+          ConditionExpression: 'attribute_not_exists(#v) AND (attribute_not_exists(#count) OR #count < :max)',
+          values: { ':value': write.add, ':zero': n(0), ':one': n(1), ':max': n(STATE_LIMITS.maxKeysPerRoom) },
+        }),
+      );
+      if (added) return added;
+      const item = await this.read(room, [VALUE_PREFIX + key, KEY_COUNT]);
+      const stored = jsonOf(item?.[VALUE_PREFIX + key]);
+      if (stored !== undefined) {
+        // It exists, so the first write was refused for its value, or it appeared after that write.
+        write.explain?.(stored);
+        continue;
+      }
+      if (Number(item?.[KEY_COUNT]?.N ?? 0) >= STATE_LIMITS.maxKeysPerRoom) throw new StateFullError(STATE_LIMITS.maxKeysPerRoom);
+    }
+    throw new StateContentionError(room, key);
+  }
+
+  private update(room: string, key: string, parts: UpdateParts): Promise<Item | undefined> {
+    const input: UpdateItemCommandInput = {
+      TableName: this.tableName,
+      Key: { [PARTITION_KEY]: { S: itemKey(room) } },
+      UpdateExpression: parts.UpdateExpression,
+      ConditionExpression: parts.ConditionExpression,
+      ExpressionAttributeValues: parts.values,
+      ReturnValues: 'UPDATED_NEW',
+    };
+    // DynamoDB refuses names an expression does not use.
+    const names: Record<string, string> = { '#v': VALUE_PREFIX + key };
+    if (`${parts.UpdateExpression} ${parts.ConditionExpression}`.includes('#count')) names['#count'] = KEY_COUNT;
+    input.ExpressionAttributeNames = names;
+    // UPDATED_NEW of a REMOVE is nothing; an empty object still says the write happened.
+    return this.client.send(new UpdateItemCommand(input)).then((output) => output.Attributes ?? {});
+  }
+
+  private async read(room: string, names?: string[]): Promise<Item | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: { [PARTITION_KEY]: { S: itemKey(room) } },
+        ConsistentRead: true,
+        ...(names ? { ProjectionExpression: names.map((_, i) => `#n${i}`).join(', '), ExpressionAttributeNames: Object.fromEntries(names.map((name, i) => [`#n${i}`, name])) } : {}),
+      }),
+    );
+    return Item;
+  }
+
+  /** The write's new attributes, or undefined when its condition failed. */
+  private async conditionally(write: Promise<Item | undefined>): Promise<Item | undefined> {
+    try {
+      return await write;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return undefined;
+      throw error;
+    }
+  }
+}
+
+interface UpdateParts {
+  UpdateExpression: string;
+  ConditionExpression: string;
+  values: Record<string, AttributeValue>;
+}
+
+function itemKey(room: string): string {
+  return `state#${room}`;
+}
+
+/** The JSON text a stored attribute holds: numbers are their own JSON. */
+function jsonOf(value: AttributeValue | undefined): string | undefined {
+  return value?.N ?? value?.S;
+}
+
+function n(value: number): AttributeValue {
+  return { N: String(value) };
+}
