@@ -8,10 +8,13 @@ import {
   NO_WELCOME_CLOSE_CODE,
   InvalidServerUrlError,
   ReconnectingClient,
+  SESSION_REPLACED_CLOSE_CODE,
   type ChatFrame,
   type ConnectionState,
   type ReconnectingClientOptions,
+  type ResumeOutcome,
 } from '../clients/reconnecting-client.js';
+import { SEQ_WINDOW, DeliveredSeqs } from '../clients/delivered-seqs.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { ClosedForAbuseError } from '../shared/errors.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
@@ -23,12 +26,23 @@ class Recorder {
   readonly states: ConnectionState[] = [];
   readonly frames: ChatFrame[] = [];
   readonly rtts: number[] = [];
+  readonly resumes: ResumeOutcome[] = [];
   private waiters: Array<() => void> = [];
 
   constructor(client: ReconnectingClient) {
     client.on('state', (state) => this.record(this.states, state));
     client.on('frame', (frame) => this.record(this.frames, frame));
     client.on('rtt', (rtt) => this.record(this.rtts, rtt));
+    client.on('resume', (outcome) => this.record(this.resumes, outcome));
+  }
+
+  /** The seqs of the delivered frames, in the order they were delivered. */
+  seqs(): number[] {
+    return this.frames.flatMap((frame) => (frame.type === 'chat' || frame.type === 'private' || frame.type === 'user_joined' || frame.type === 'user_left') && frame.seq !== undefined ? [frame.seq] : []);
+  }
+
+  resumeNumber(n: number) {
+    return this.until(() => this.resumes[n - 1], `resume outcome #${n}`);
   }
 
   welcomes(): Extract<ChatFrame, { type: 'welcome' }>[] {
@@ -219,7 +233,7 @@ describe('ReconnectingClient against the CloudBase target', () => {
 });
 
 describe('ReconnectingClient close handling', () => {
-  it.each([1000, 1008])('treats a server close with %i as final', async (code) => {
+  it.each([1000, 1008, SESSION_REPLACED_CLOSE_CODE])('treats a server close with %i as final', async (code) => {
     const url = await scriptedServer((socket) => socket.close(code, 'bye'));
     const { client, events } = startClient({ url, reconnectDelayMs: 10 });
     const closed = await events.state('closed');
@@ -229,7 +243,7 @@ describe('ReconnectingClient close handling', () => {
     expect(client.state.status).toBe('closed');
   });
 
-  it.each([1001, 1011, 1012, 4001])('reconnects after a server close with %i', async (code) => {
+  it.each([1001, 1011, 1012, 1013, 4500])('reconnects after a server close with %i', async (code) => {
     let connections = 0;
     const url = await scriptedServer((socket) => {
       connections += 1;
@@ -327,6 +341,216 @@ describe('ReconnectingClient close handling', () => {
       expect(() => new ReconnectingClient({ url, WebSocket })).toThrow(InvalidServerUrlError);
     }
     expect(() => new ReconnectingClient({ url: 'https://x', WebSocket })).toThrow(expect.objectContaining({ code: 'invalid_url' }));
+  });
+});
+
+/** Server frames as a scripted server sends them. */
+const now = () => new Date().toISOString();
+const welcomeFrame = (fields: Record<string, unknown> = {}) => JSON.stringify({ type: 'welcome', clientId: 'x', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: now(), ...fields });
+const chatFrame = (seq: number, room = 'lobby') => JSON.stringify({ type: 'chat', id: `m${seq}`, clientId: 'peer', room, message: `message ${seq}`, onlineCount: 2, seq, timestamp: now() });
+const resumedFrame = (seq: number, resumeToken: string, replayed: number, fields: Record<string, unknown> = {}) =>
+  JSON.stringify({ type: 'resumed', clientId: 'x', room: 'lobby', seq, resumeToken, onlineCount: 2, replayed, timestamp: now(), ...fields });
+
+/** A scripted server playing `scripts[n]` to its n-th connection (the last one to any after), recording what each asked for. */
+async function resumingServer(scripts: Array<(socket: WebSocket) => void>): Promise<{ url: string; asked: URLSearchParams[] }> {
+  const asked: URLSearchParams[] = [];
+  const url = await scriptedServer((socket, url) => {
+    asked.push(url.searchParams);
+    scripts[Math.min(asked.length, scripts.length) - 1]!(socket);
+  });
+  return { url, asked };
+}
+
+const sendAll = (socket: WebSocket, ...frames: string[]) => frames.forEach((frame) => socket.send(frame));
+const resumeParams = (params: URLSearchParams) => ({ resume: params.get('resume'), since: params.get('since'), clientId: params.get('clientId'), room: params.get('room') });
+
+describe('ReconnectingClient resuming', () => {
+  it('resumes with the latest token and the highest seq seen, and delivers a replay once and in seq order, though a live frame overtook it', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 3, resumeToken: 't1' }), chatFrame(4), chatFrame(6));
+        socket.close(1011);
+      },
+      (socket) => {
+        // 9 is posted live before the replay of 7 and 8 (and 9 again) reaches the connection, as on AWS.
+        sendAll(socket, chatFrame(9), chatFrame(7), chatFrame(8), chatFrame(9), resumedFrame(9, 't2', 3));
+        // Live afterwards: a repeat, and two frames that swapped places on the way.
+        sendAll(socket, chatFrame(10), chatFrame(10), chatFrame(12), chatFrame(11));
+        socket.close(1011);
+      },
+      (socket) => socket.send(resumedFrame(12, 't3', 0)),
+    ]);
+    const { client, events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.resumeNumber(2);
+    expect(asked.map(resumeParams)).toEqual([
+      { resume: null, since: null, clientId: null, room: null },
+      { resume: 't1', since: '6', clientId: 'x', room: 'lobby' },
+      { resume: 't2', since: '12', clientId: 'x', room: 'lobby' },
+    ]);
+    expect(events.seqs()).toEqual([4, 6, 7, 8, 9, 10, 12, 11]);
+    expect(events.resumes).toEqual([
+      { resumed: true, clientId: 'x', room: 'lobby', replayed: 3, delivered: 3 },
+      { resumed: true, clientId: 'x', room: 'lobby', replayed: 0, delivered: 0 },
+    ]);
+    // The missed frames come before the `resumed` frame that reports them.
+    expect(events.frames.map((frame) => frame.type).indexOf('resumed')).toBe(events.frames.findIndex((frame) => frame.type === 'chat' && frame.seq === 9) + 1);
+    expect(client.since).toBe(12);
+    expect(client.isOpen).toBe(true);
+  });
+
+  it('holds a replay that a drop cut short out of since, so the next resume asks for it again, and delivers it once', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), chatFrame(1));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, chatFrame(2), chatFrame(3));
+        socket.terminate();
+      },
+      (socket) => sendAll(socket, chatFrame(2), chatFrame(3), chatFrame(4), resumedFrame(4, 't2', 3)),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    const outcome = await events.resumeNumber(1);
+    expect(asked.map((params) => params.get('since'))).toEqual([null, '1', '1']);
+    expect(events.seqs()).toEqual([1, 2, 3, 4]);
+    expect(outcome).toMatchObject({ resumed: true, replayed: 3, delivered: 3 });
+  });
+
+  it('delivers, in order, what it held for a resume when the connection then ends for good', async () => {
+    const { url } = await resumingServer([
+      (socket) => {
+        socket.send(welcomeFrame({ seq: 5, resumeToken: 't1' }));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, chatFrame(7), chatFrame(6));
+        socket.close(1000);
+      },
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.until(() => events.states.find((state) => state.status === 'closed'), 'the final close');
+    expect(events.seqs()).toEqual([6, 7]);
+    expect(events.resumes).toEqual([]);
+    // Delivered before the state says closed, so a listener of either sees them all.
+    expect(events.frames).toHaveLength(3);
+  });
+
+  it('after resume_failed starts a new session: the frames that follow count though their seqs start over, and the welcome names who it is now', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ clientId: 'amy', seq: 10, resumeToken: 't1' }), chatFrame(11));
+        socket.close(1011);
+      },
+      (socket) => {
+        // As after a restart of a server that kept its log in memory: the numbering starts again.
+        socket.send(JSON.stringify({ type: 'resume_failed', code: 'resume_gap', message: 'missed frames are gone', timestamp: now() }));
+        sendAll(socket, chatFrame(1), welcomeFrame({ clientId: 'amy-2', seq: 1, resumeToken: 't2' }), chatFrame(2));
+        socket.close(1011);
+      },
+      (socket) => socket.send(resumedFrame(2, 't3', 0, { clientId: 'amy-2' })),
+    ]);
+    const { client, events } = startClient({ url, clientId: 'amy', reconnectDelayMs: 10 });
+    await events.resumeNumber(2);
+    expect(events.resumes[0]).toEqual({ resumed: false, code: 'resume_gap', message: 'missed frames are gone' });
+    expect(events.seqs()).toEqual([11, 1, 2]);
+    expect(asked.map(resumeParams)).toEqual([
+      { resume: null, since: null, clientId: 'amy', room: null },
+      { resume: 't1', since: '11', clientId: 'amy', room: 'lobby' },
+      { resume: 't2', since: '2', clientId: 'amy-2', room: 'lobby' },
+    ]);
+    expect(client.identity).toBe('amy-2');
+  });
+
+  it('starts afresh when a resume is answered with a plain welcome (a server from before resuming)', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 2, resumeToken: 't1' }), chatFrame(3));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, welcomeFrame(), chatFrame(1));
+        socket.close(1011);
+      },
+      (socket) => socket.send(welcomeFrame()),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.welcomeNumber(3);
+    expect(asked.map((params) => params.get('resume'))).toEqual([null, 't1', null]);
+    expect(events.seqs()).toEqual([3, 1]);
+  });
+
+  it('forgets the seqs it had when `resumed` reports a room whose numbering started over', async () => {
+    const { url } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 50, resumeToken: 't1' }), chatFrame(51));
+        socket.close(1011);
+      },
+      (socket) => sendAll(socket, resumedFrame(0, 't2', 0), chatFrame(1), chatFrame(1), chatFrame(51)),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.until(() => events.seqs().length >= 3 || undefined, 'three chat frames');
+    expect(events.seqs()).toEqual([51, 1, 51]);
+  });
+
+  it('after a join resumes in the new room from its seqs; a late frame of the room left is still delivered', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        socket.send(welcomeFrame({ room: 'a', seq: 40, resumeToken: 'ta' }));
+        socket.on('message', () => {
+          sendAll(socket, welcomeFrame({ room: 'b', seq: 7, resumeToken: 'tb' }), chatFrame(41, 'a'), chatFrame(8, 'b'), chatFrame(8, 'b'));
+          socket.close(1011);
+        });
+      },
+      (socket) => socket.send(resumedFrame(8, 'tb2', 0, { room: 'b' })),
+    ]);
+    const { client, events } = startClient({ url, room: 'a', reconnectDelayMs: 10 });
+    await events.welcomeNumber(1);
+    client.join('b');
+    await events.resumeNumber(1);
+    expect(events.seqs()).toEqual([41, 8]);
+    expect(resumeParams(asked[1]!)).toEqual({ resume: 'tb', since: '8', clientId: 'x', room: 'b' });
+  });
+
+  it.each([
+    ['1000, as API Gateway closes after DeleteConnection', (socket: WebSocket) => socket.close(1000)],
+    ['4001', (socket: WebSocket) => socket.close(SESSION_REPLACED_CLOSE_CODE, 'replaced')],
+    ['no close frame at all', (socket: WebSocket) => socket.terminate()],
+  ])('does not reconnect after a session_replaced frame, whatever the close says: %s', async (_how, close) => {
+    let connections = 0;
+    const message = 'another connection resumed this session';
+    const url = await scriptedServer((socket) => {
+      connections += 1;
+      sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), JSON.stringify({ type: 'error', code: 'session_replaced', message, timestamp: now() }));
+      close(socket);
+    });
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    expect(await events.state('closed')).toEqual({ status: 'closed', code: SESSION_REPLACED_CLOSE_CODE, reason: message, gaveUp: false });
+    expect(events.states.map((state) => state.status)).toEqual(['connecting', 'open', 'closed']);
+    expect(connections).toBe(1);
+  });
+});
+
+describe('DeliveredSeqs', () => {
+  it('tells a repeat from a frame that arrives late, and remembers the highest seq', () => {
+    const seqs = new DeliveredSeqs();
+    expect([seqs.add(10), seqs.add(8), seqs.add(10), seqs.add(8), seqs.add(9)]).toEqual([true, true, false, false, true]);
+    expect(seqs.highest).toBe(10);
+    seqs.advanceTo(20);
+    seqs.advanceTo(15);
+    expect(seqs.highest).toBe(20);
+    expect(seqs.has(15)).toBe(false);
+  });
+
+  it('keeps a window below the highest; what falls below it counts as delivered', () => {
+    const seqs = new DeliveredSeqs();
+    const top = 6 * SEQ_WINDOW;
+    // Every other seq, as a member sees a room where others whisper.
+    for (let seq = 2; seq <= top; seq += 2) seqs.add(seq);
+    expect(seqs.has(top - 1)).toBe(false);
+    expect(seqs.add(top - 1)).toBe(true);
+    expect(seqs.has(1)).toBe(true);
+    expect(seqs.add(1)).toBe(false);
   });
 });
 
