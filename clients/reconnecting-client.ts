@@ -6,7 +6,7 @@
  * WebSocket class to use (the browser's own, or `ws`) and touches no other
  * platform API.
  */
-import { ClosedForAbuseError, CloseCode, CloudsocketError } from '../shared/errors.js';
+import { ClosedForAbuseError, CloseCode, CloudsocketError, SessionReplacedError } from '../shared/errors.js';
 import { DEFAULT_ROOM } from '../shared/protocol.js';
 import type { ChatServerFrame } from '../apps/chat/frames.js';
 import { DeliveredSeqs } from './delivered-seqs.js';
@@ -148,9 +148,8 @@ export const HEARTBEAT_LOST_CLOSE_CODE = 4000;
 /** The close code this client uses (and reports) when an open connection never got its welcome. */
 export const NO_WELCOME_CLOSE_CODE = 4002;
 
-/** The close (and the `error` frame code) of a connection whose session another connection resumed. */
-export const SESSION_REPLACED_CLOSE_CODE = 4001;
-export const SESSION_REPLACED_CODE = 'session_replaced';
+/** The close of a connection whose session another connection resumed, and how this client reports it. */
+export const SESSION_REPLACED_CLOSE_CODE = CloseCode.sessionReplaced;
 
 /**
  * Closes that mean "do not come back": a normal goodbye, the server's policy
@@ -288,6 +287,17 @@ export class ReconnectingClient {
     return url.href;
   }
 
+  /**
+   * Whether the current room's seqs put its frames in order. False once two
+   * different frames came under one seq: a server whose numbering is not
+   * shared by everything that sends (the AWS handlers on their default
+   * per-container log). Frames are still delivered, each once; a UI should
+   * then show them as they arrive rather than by seq.
+   */
+  get seqOrderTrusted(): boolean {
+    return this.delivered.get(this.currentRoom)?.consistent ?? true;
+  }
+
   private get currentRoom(): string {
     return this.wantedRoom ?? DEFAULT_ROOM;
   }
@@ -391,7 +401,7 @@ export class ReconnectingClient {
       return this.resumeFailed(frame);
     } else if (frame.type === 'error' && frame.code === ClosedForAbuseError.code) {
       this.finalClose = { code: CloseCode.policyViolation, reason: frame.message };
-    } else if (frame.type === 'error' && frame.code === SESSION_REPLACED_CODE) {
+    } else if (frame.type === 'error' && frame.code === SessionReplacedError.code) {
       this.finalClose = { code: SESSION_REPLACED_CLOSE_CODE, reason: frame.message };
     } else if (frame.type === 'pong') {
       const pending = this.pendingPings.shift();
@@ -465,12 +475,12 @@ export class ReconnectingClient {
     return delivered;
   }
 
-  /** Emits a seq'd frame unless its seq was delivered already; true when it was emitted. */
+  /** Emits a seq'd frame unless it was delivered already; true when it was emitted. */
   private deliver(frame: ChatFrame, seq: number): boolean {
     const room = 'room' in frame && typeof frame.room === 'string' ? frame.room : this.currentRoom;
     // A frame of a room this client has no record of (one it is only joining) cannot be checked; it is new.
     const seqs = this.delivered.get(room);
-    if (seqs && !seqs.add(seq)) return false;
+    if (seqs?.add(seq, frameKey(frame)) === 'repeat') return false;
     this.emit('frame', frame);
     return true;
   }
@@ -584,6 +594,13 @@ function frameSeq(frame: ChatFrame): number | undefined {
   if (SEQ_REPORTING_TYPES.has(frame.type)) return undefined;
   const seq = (frame as { seq?: unknown }).seq;
   return typeof seq === 'number' && Number.isSafeInteger(seq) ? seq : undefined;
+}
+
+/** What tells one frame from another under the same seq: a replay keeps the type, the id or sender, and the original timestamp. */
+function frameKey(frame: ChatFrame): string {
+  const fields = frame as { id?: unknown; clientId?: unknown; timestamp?: unknown };
+  const who = typeof fields.id === 'string' ? fields.id : typeof fields.clientId === 'string' ? fields.clientId : '';
+  return `${frame.type}\u0000${who}\u0000${String(fields.timestamp)}`;
 }
 
 /** Monotonic milliseconds where available, so a clock change cannot bend a round-trip time. */

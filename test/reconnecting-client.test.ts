@@ -18,6 +18,7 @@ import { SEQ_WINDOW, DeliveredSeqs } from '../clients/delivered-seqs.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { ClosedForAbuseError } from '../shared/errors.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { openCuttableLink } from './support/cuttable-link.js';
 import { startAwsEmulator } from './support/emulator.js';
 import { startSourceServer, type SourceServer } from './support/servers.js';
 
@@ -347,7 +348,9 @@ describe('ReconnectingClient close handling', () => {
 /** Server frames as a scripted server sends them. */
 const now = () => new Date().toISOString();
 const welcomeFrame = (fields: Record<string, unknown> = {}) => JSON.stringify({ type: 'welcome', clientId: 'x', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: now(), ...fields });
-const chatFrame = (seq: number, room = 'lobby') => JSON.stringify({ type: 'chat', id: `m${seq}`, clientId: 'peer', room, message: `message ${seq}`, onlineCount: 2, seq, timestamp: now() });
+/** The frame numbered `seq`, the same bytes every time it is sent: a replay repeats a frame as it was, timestamp included. */
+const chatFrame = (seq: number, room = 'lobby') =>
+  JSON.stringify({ type: 'chat', id: `${room}-${seq}`, clientId: 'peer', room, message: `message ${seq}`, onlineCount: 2, seq, timestamp: new Date(Date.UTC(2026, 0, 1, 12, 0, 0, seq)).toISOString() });
 const resumedFrame = (seq: number, resumeToken: string, replayed: number, fields: Record<string, unknown> = {}) =>
   JSON.stringify({ type: 'resumed', clientId: 'x', room: 'lobby', seq, resumeToken, onlineCount: 2, replayed, timestamp: now(), ...fields });
 
@@ -512,6 +515,15 @@ describe('ReconnectingClient resuming', () => {
     expect(resumeParams(asked[1]!)).toEqual({ resume: 'tb', since: '8', clientId: 'x', room: 'b' });
   });
 
+  it('loses no frame to a server that numbers two frames alike, and says its seqs cannot order them', async () => {
+    const joined = JSON.stringify({ type: 'user_joined', clientId: 'peer', room: 'lobby', message: 'peer joined lobby', onlineCount: 2, seq: 1, timestamp: now() });
+    const { url } = await resumingServer([(socket) => sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), joined, chatFrame(1), chatFrame(1), joined)]);
+    const { client, events } = startClient({ url });
+    await events.until(() => events.seqs().length >= 2 || undefined, 'two frames numbered 1');
+    expect(events.frames.map((frame) => frame.type)).toEqual(['welcome', 'user_joined', 'chat']);
+    expect(client.seqOrderTrusted).toBe(false);
+  });
+
   it.each([
     ['1000, as API Gateway closes after DeleteConnection', (socket: WebSocket) => socket.close(1000)],
     ['4001', (socket: WebSocket) => socket.close(SESSION_REPLACED_CLOSE_CODE, 'replaced')],
@@ -531,26 +543,94 @@ describe('ReconnectingClient resuming', () => {
   });
 });
 
+const chatMessages = (events: Recorder) => events.frames.flatMap((frame) => (frame.type === 'chat' ? [frame.message] : []));
+
+describe.each([
+  { name: 'the CloudBase target', start: () => cloudbase() },
+  {
+    name: 'the AWS emulator',
+    start: async () => {
+      const emulator = await startAwsEmulator();
+      cleanups.push(() => emulator.stop());
+      return emulator;
+    },
+  },
+])('ReconnectingClient resuming on $name', (target) => {
+  it('after a cut resumes as itself from the highest seq seen, and gets the frames missed once, in order', async () => {
+    const server = await target.start();
+    const link = await openCuttableLink(server.port);
+    cleanups.push(() => link.close());
+    const { client, events } = startClient({ url: link.url(server.url), clientId: uniqueName('rita'), reconnectDelayMs: 50, reconnectAttempts: 20 });
+    const welcome = await events.welcomeNumber(1);
+    const { client: peer } = await TestClient.join(withQuery(server.url, { clientId: uniqueName('sam') }));
+    peer.send({ type: 'chat', content: 'before the cut' });
+    await events.until(() => chatMessages(events).includes('before the cut'), 'the chat before the cut');
+    const highest = Math.max(...events.seqs());
+
+    link.hold();
+    link.cut();
+    await events.state('reconnecting');
+    expect(new URL(client.connectUrl).searchParams.get('since')).toBe(String(highest));
+    for (const n of [1, 2, 3]) peer.send({ type: 'chat', content: `missed ${n}` });
+    // Each echo to the sender comes after the frame went into the room's log.
+    for (let echoes = 0; echoes < 4; echoes++) await peer.next('chat', 10_000);
+    link.release();
+
+    expect(await events.resumeNumber(1)).toEqual({ resumed: true, clientId: welcome.clientId, room: 'lobby', replayed: 3, delivered: 3 });
+    expect(client.clientId).toBe(welcome.clientId);
+    peer.send({ type: 'chat', content: 'after the resume' });
+    await events.until(() => chatMessages(events).includes('after the resume'), 'the chat after the resume');
+    expect(chatMessages(events)).toEqual(['before the cut', 'missed 1', 'missed 2', 'missed 3', 'after the resume']);
+    const seqs = events.seqs();
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
+    // The old connection was never noticed gone, so the room was never told it left.
+    expect(peer.all('user_left')).toEqual([]);
+    await peer.close();
+  });
+
+  it('a connection resuming the same session replaces it: session_replaced, closed with 4001, no reconnect', async () => {
+    const server = await target.start();
+    const { client, events } = startClient({ url: server.url, reconnectDelayMs: 10 });
+    const welcome = await events.welcomeNumber(1);
+    // The connect URL carries this session's token: whoever uses it is the same session.
+    const other = await TestClient.connect(client.connectUrl);
+    expect(await other.next('resumed', 10_000)).toMatchObject({ clientId: welcome.clientId });
+    const closed = await events.state('closed');
+    expect(closed).toMatchObject({ status: 'closed', code: SESSION_REPLACED_CLOSE_CODE, gaveUp: false });
+    expect(events.frames).toContainEqual(expect.objectContaining({ type: 'error', code: 'session_replaced' }));
+    expect(events.states.some((state) => state.status === 'reconnecting')).toBe(false);
+    expect(other.socketOpen()).toBe(true);
+    await other.close();
+  });
+});
+
 describe('DeliveredSeqs', () => {
   it('tells a repeat from a frame that arrives late, and remembers the highest seq', () => {
     const seqs = new DeliveredSeqs();
-    expect([seqs.add(10), seqs.add(8), seqs.add(10), seqs.add(8), seqs.add(9)]).toEqual([true, true, false, false, true]);
+    expect([seqs.add(10, 'j'), seqs.add(8, 'h'), seqs.add(10, 'j'), seqs.add(8, 'h'), seqs.add(9, 'i')]).toEqual(['new', 'new', 'repeat', 'repeat', 'new']);
     expect(seqs.highest).toBe(10);
     seqs.advanceTo(20);
     seqs.advanceTo(15);
     expect(seqs.highest).toBe(20);
-    expect(seqs.has(15)).toBe(false);
+    expect(seqs.has(15, 'o')).toBe(false);
+    expect(seqs.consistent).toBe(true);
+  });
+
+  it('delivers a second frame under a seq another frame has, and from then on says the numbering cannot order', () => {
+    const seqs = new DeliveredSeqs();
+    expect([seqs.add(1, 'joined'), seqs.add(1, 'chat'), seqs.add(1, 'chat'), seqs.add(1, 'joined')]).toEqual(['new', 'conflict', 'repeat', 'repeat']);
+    expect(seqs.consistent).toBe(false);
   });
 
   it('keeps a window below the highest; what falls below it counts as delivered', () => {
     const seqs = new DeliveredSeqs();
     const top = 6 * SEQ_WINDOW;
     // Every other seq, as a member sees a room where others whisper.
-    for (let seq = 2; seq <= top; seq += 2) seqs.add(seq);
-    expect(seqs.has(top - 1)).toBe(false);
-    expect(seqs.add(top - 1)).toBe(true);
-    expect(seqs.has(1)).toBe(true);
-    expect(seqs.add(1)).toBe(false);
+    for (let seq = 2; seq <= top; seq += 2) seqs.add(seq, `f${seq}`);
+    expect(seqs.has(top - 1, 'late')).toBe(false);
+    expect(seqs.add(top - 1, 'late')).toBe('new');
+    expect(seqs.has(1, 'anything')).toBe(true);
+    expect(seqs.add(1, 'anything')).toBe('repeat');
   });
 });
 

@@ -55,7 +55,7 @@ let countdown: ReturnType<typeof setInterval> | undefined;
 /**
  * The items shown for the current room's seq'd frames, in seq order. A frame
  * that arrives late (on AWS frames can overtake each other) is put where its
- * seq belongs, and a seq already shown is not shown again.
+ * seq belongs.
  */
 let sequenced: { room: string | undefined; items: Array<{ seq: number; item: HTMLLIElement }> } = { room: undefined, items: [] };
 
@@ -293,14 +293,17 @@ function isolated(text: string): HTMLElement {
   return element;
 }
 
-/** Shows an item: at the end, or, with a seq, before the first item of a higher seq; never a seq twice. */
+/**
+ * Shows an item: at the end, or, with a seq, before the first item of a
+ * higher seq. Repeats never get here (the client drops them); nor does a seq
+ * once the room's numbering proved unable to order (two frames under one seq).
+ */
 function place(item: HTMLLIElement, seq: number | undefined): void {
-  if (seq === undefined) return append(item);
+  if (seq === undefined || !client?.seqOrderTrusted) return append(item);
   item.dataset.seq = String(seq);
   const { items } = sequenced;
   let index = items.length;
   while (index > 0 && items[index - 1]!.seq > seq) index -= 1;
-  if (items[index - 1]?.seq === seq) return;
   const next = items[index]?.item;
   items.splice(index, 0, { seq, item });
   if (next?.isConnected) ui.messages.insertBefore(item, next);
