@@ -4,7 +4,7 @@
  * stripped of control characters first, so nobody can drive the reader's
  * terminal with escape sequences inside a chat message.
  */
-import type { ChatFrame, ConnectionState } from '../clients/reconnecting-client.js';
+import { SESSION_REPLACED_CLOSE_CODE, type ChatFrame, type ConnectionState, type ResumeOutcome } from '../clients/reconnecting-client.js';
 
 type Paint = (text: string) => string;
 
@@ -59,7 +59,7 @@ export function clock(date: Date): string {
 export class ChatFormatter {
   constructor(private readonly paint: Palette) {}
 
-  /** The line for a server frame, or undefined for frames not worth a line (pongs). */
+  /** The line for a server frame, or undefined for frames not worth a line (pongs) or told otherwise (how a resume went). */
   frame(frame: ChatFrame, me: string | undefined): string | undefined {
     const at = frame.timestamp ? new Date(frame.timestamp) : new Date();
     const { paint } = this;
@@ -81,8 +81,18 @@ export class ChatFormatter {
       case 'error':
         return this.line(at, paint.red(`! ${safeText(frame.message)} (${safeText(frame.code)})`));
       case 'pong':
+      case 'resumed':
+      case 'resume_failed':
         return undefined;
     }
+  }
+
+  /** The line that says whether a reconnect took up the session where it was, after the missed frames it printed. */
+  resume(outcome: ResumeOutcome): string {
+    if (!outcome.resumed) return this.error(`could not resume (${safeText(outcome.code)}): ${safeText(outcome.message)}; continuing as a new session`);
+    const { delivered } = outcome;
+    const missed = delivered === 0 ? 'nothing missed' : `${delivered} missed ${delivered === 1 ? 'message' : 'messages'} above`;
+    return this.system(`resumed as ${safeText(outcome.clientId)} in ${safeText(outcome.room)}: ${missed}`);
   }
 
   /** The line for a change of connection state, or undefined when the welcome that follows says enough. */
@@ -100,6 +110,9 @@ export class ChatFormatter {
         );
       case 'closed':
         if (state.gaveUp) return this.error(`gave up reconnecting (last close ${describeClose(state.code, state.reason)})`);
+        if (state.code === SESSION_REPLACED_CLOSE_CODE) {
+          return this.error(`disconnected (${describeClose(state.code, state.reason)}): another connection resumed this session, so this one does not come back`);
+        }
         return this.system(`disconnected (${describeClose(state.code, state.reason)})`);
     }
   }

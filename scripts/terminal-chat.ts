@@ -7,7 +7,7 @@
 import { createInterface, type Interface } from 'node:readline';
 import WebSocket from 'ws';
 import { CHAT_COMMANDS_HELP, parseChatInput, type ChatInput } from '../clients/chat-input.js';
-import { ReconnectingClient, type ChatFrame, type ConnectionState } from '../clients/reconnecting-client.js';
+import { ReconnectingClient, SESSION_REPLACED_CLOSE_CODE, type ChatFrame, type ConnectionState } from '../clients/reconnecting-client.js';
 import { CloudsocketError } from '../shared/errors.js';
 import { isValidName } from '../shared/protocol.js';
 import { ChatFormatter, describeClose, palette, safeText } from './chat-format.js';
@@ -20,6 +20,9 @@ export interface TerminalChatOptions {
   reconnectAttempts: number;
   colour: boolean;
 }
+
+/** Final closes that end the session against the user's will: policy (auth, abuse), or the session taken over by another connection. */
+const FAILED_CLOSE_CODES = new Set([1008, SESSION_REPLACED_CLOSE_CODE]);
 
 /** How long the end of stdin waits for the server to answer what was sent. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -105,6 +108,7 @@ export class TerminalChat {
   async run(): Promise<number> {
     this.client.on('state', (state) => this.onState(state));
     this.client.on('frame', (frame) => this.onFrame(frame));
+    this.client.on('resume', (outcome) => this.print(this.format.resume(outcome)));
     this.input.on('line', (line) => this.onLine(line));
     this.input.on('close', () => this.onInputEnd());
     // With a terminal, readline turns Ctrl+C into its own SIGINT event; otherwise the signal reaches the process.
@@ -129,12 +133,12 @@ export class TerminalChat {
     if (state.status === 'closed' && !this.quitting) {
       this.endedBecause = `the connection ended (${describeClose(state.code, state.reason)}) first`;
     }
-    if (state.status === 'closed') this.finish(this.quitting || (!state.gaveUp && state.code !== 1008) ? 0 : 1);
+    if (state.status === 'closed') this.finish(this.quitting || (!state.gaveUp && !FAILED_CLOSE_CODES.has(state.code)) ? 0 : 1);
     this.wakeWaiters();
   }
 
   private onFrame(frame: ChatFrame): void {
-    if (frame.type === 'welcome') {
+    if (frame.type === 'welcome' || frame.type === 'resumed') {
       this.me = frame.clientId;
       this.welcomed = true;
     }

@@ -9,10 +9,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { packageRoot as projectRoot } from '../scripts/package-root.js';
 import { loadPage } from '../scripts/page.js';
 import { ChatProcess } from './support/chat-process.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { openCuttableLink } from './support/cuttable-link.js';
 import { startAwsEmulator } from './support/emulator.js';
 import { untilPresent } from './support/presence.js';
 import { startArtifactServer, startSourceServer } from './support/servers.js';
@@ -121,6 +123,15 @@ function message(page: Page, selector: string, text: string) {
 async function say(page: Page, text: string): Promise<void> {
   await page.fill('#text', text);
   await page.press('#text', 'Enter');
+}
+
+/** The built page written to a file of its own temp dir, for opening from disk. */
+async function pageOnDisk(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'cloudsocket-page-'));
+  cleanups.push(() => rm(directory, { recursive: true, force: true }));
+  const file = join(directory, 'chat.html');
+  await writeFile(file, await loadPage());
+  return pathToFileURL(file).href;
 }
 
 const refusals = (page: Page) => page.evaluate(() => [...((window as { __refused?: string[] }).__refused ?? [])]);
@@ -303,7 +314,76 @@ describe.each([restartable, targets[1]!])('the chat page with $name', (target) =
   });
 });
 
+describe.each([
+  { name: 'served by the CloudBase target (built artifact)', target: targets[0]!, fromDisk: false },
+  { name: 'served by the AWS emulator', target: targets[1]!, fromDisk: false },
+  { name: 'opened from disk, with the CloudBase target', target: restartable, fromDisk: true },
+])('the chat page $name', ({ target, fromDisk }) => {
+  it('resumes after its connection is cut while another client chats, showing each missed message once, in order', async () => {
+    const server = await start(target);
+    const link = await openCuttableLink(server.port);
+    cleanups.push(() => link.close());
+    const query = `?url=${encodeURIComponent(link.url(server.socketUrl))}&reconnectDelay=0.2&reconnectAttempts=30`;
+    const page = await openPage(`${fromDisk ? await pageOnDisk() : server.pageUrl}${query}`);
+    const nina = uniqueName('nina');
+    const omar = uniqueName('omar');
+    await connectAs(page, nina);
+    const { client: peer } = await TestClient.join(withQuery(server.socketUrl, { clientId: omar }));
+    await message(page, 'li.system', `${omar} joined lobby`).waitFor();
+    peer.send({ type: 'chat', content: 'before the cut' });
+    await message(page, 'li.others', 'before the cut').waitFor();
+
+    link.hold();
+    link.cut();
+    await page.locator('#messages li.system', { hasText: /^Connection lost \(1006\); reconnecting in/ }).waitFor();
+    const missed = ['missed 1', 'missed 2', 'missed 3', 'missed 4'];
+    for (const content of missed) peer.send({ type: 'chat', content });
+    // Each echo to the sender comes after the frame went into the room's log.
+    for (const _ of missed) await peer.next('chat', 10_000);
+    link.release();
+
+    await message(page, 'li.system', 'Resumed: 4 missed messages shown').waitFor();
+    peer.send({ type: 'chat', content: 'after the resume' });
+    await message(page, 'li.others', 'after the resume').waitFor();
+    const shown = page.locator('#messages li.others');
+    expect(await shown.locator('.text').allTextContents()).toEqual(['before the cut', ...missed, 'after the resume']);
+    const seqs = (await shown.evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.seq))).map(Number);
+    expect(seqs.every((seq, i) => Number.isInteger(seq) && (i === 0 || seq > seqs[i - 1]!))).toBe(true);
+    // Resumed, not welcomed afresh: the same person, one welcome.
+    expect(await page.locator('#messages li.system', { hasText: `Welcome to lobby, ${nina}!` }).count()).toBe(1);
+    expect(await page.inputValue('#clientId')).toBe(nina);
+    expect(await refusals(page)).toEqual([]);
+    await peer.close();
+  });
+});
+
 describe('the chat page', () => {
+  it('places messages by seq, whatever order they arrive in, and never shows one twice', async () => {
+    // A scripted server: it sends what no real one can be made to on cue, frames that overtook each other and a repeat.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => new Promise((resolve) => wss.close(resolve)));
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const { port } = wss.address() as { port: number };
+    const at = new Date().toISOString();
+    const chat = (seq: number) => JSON.stringify({ type: 'chat', id: `m${seq}`, clientId: 'pat', room: 'lobby', message: `number ${seq}`, onlineCount: 2, seq, timestamp: at });
+    wss.on('connection', (socket) => {
+      socket.send(JSON.stringify({ type: 'welcome', clientId: 'lee', room: 'lobby', message: 'Welcome to lobby, lee!', onlineCount: 2, seq: 4, resumeToken: 't', timestamp: at }));
+      socket.on('message', (data) => {
+        if (JSON.parse(String(data)).type !== 'chat') return;
+        for (const seq of [5, 8, 7, 8, 6, 5]) socket.send(chat(seq));
+        socket.send(JSON.stringify({ type: 'user_left', clientId: 'kay', room: 'lobby', message: 'kay left lobby', onlineCount: 2, seq: 9, timestamp: at }));
+      });
+    });
+    const page = await openPage(`${await pageOnDisk()}?url=${encodeURIComponent(`ws://127.0.0.1:${port}/`)}`);
+    await connectAs(page, 'lee');
+    await say(page, 'go');
+    await message(page, 'li.system', 'kay left lobby').waitFor();
+    expect(await page.locator('#messages li[data-seq]').evaluateAll((items) => items.map((item) => item.textContent))).toEqual([
+      ...[5, 6, 7, 8].map((seq) => expect.stringContaining(`number ${seq}`)),
+      'kay left lobby',
+    ]);
+  });
+
   it('shows that it is reconnecting, counting down, and gives up after the set attempts', async () => {
     const server = await start(restartable);
     const page = await openPage(`${server.pageUrl}?reconnectDelay=3&reconnectAttempts=1`);
@@ -317,11 +397,7 @@ describe('the chat page', () => {
 
   it('works opened from disk (file://), with the local CloudBase target as its default', async () => {
     const server = await start(restartable);
-    const directory = await mkdtemp(join(tmpdir(), 'cloudsocket-page-'));
-    cleanups.push(() => rm(directory, { recursive: true, force: true }));
-    const file = join(directory, 'chat.html');
-    await writeFile(file, await loadPage());
-    const page = await openPage(pathToFileURL(file).href);
+    const page = await openPage(await pageOnDisk());
     expect(await page.inputValue('#url')).toBe('ws://127.0.0.1:9000/');
 
     const { client: peer } = await TestClient.join(server.socketUrl);

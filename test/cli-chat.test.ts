@@ -4,6 +4,7 @@ import { palette, safeText, wantsColour } from '../scripts/chat-format.js';
 import { freePort } from '../scripts/run-artifact.js';
 import { ChatProcess } from './support/chat-process.js';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
+import { openCuttableLink } from './support/cuttable-link.js';
 import { startAwsEmulator } from './support/emulator.js';
 import { untilPresent } from './support/presence.js';
 import { startSourceServer } from './support/servers.js';
@@ -117,6 +118,39 @@ describe.each(targets)('cloudsocket chat against $name', (target) => {
     cli.endInput();
     expect(await exitCode(cli)).toBe(0);
     await listener.close();
+  });
+
+  it('resumes after its connection is cut, printing the messages missed once and in order, then a resumed line', async () => {
+    const server = await start();
+    const link = await openCuttableLink(server.port);
+    cleanups.push(() => link.close());
+    const pia = uniqueName('pia');
+    const quinn = uniqueName('quinn');
+    const cli = chat([link.url(server.url), pia, '--reconnect-delay', '0.1', '--reconnect-attempts', '30']);
+    await cli.line(new RegExp(`Welcome to lobby, ${pia}!`));
+    const { client: peer } = await TestClient.join(withQuery(server.url, { clientId: quinn }));
+    await cli.line(new RegExp(`${quinn} joined lobby`));
+
+    link.hold();
+    link.cut();
+    await cli.line(/! connection lost \(1006\); reconnecting in/);
+    for (const n of [1, 2, 3]) peer.send({ type: 'chat', content: `missed ${n}` });
+    // Each echo to the sender comes after the frame went into the room's log.
+    for (let echoes = 0; echoes < 3; echoes++) await peer.next('chat', 10_000);
+    link.release();
+
+    await cli.line(new RegExp(`\\* resumed as ${pia} in lobby: 3 missed messages above$`));
+    peer.send({ type: 'chat', content: 'after the resume' });
+    await cli.line(new RegExp(`${quinn}: after the resume$`));
+    const said = cli.lines.flatMap((line) => (line.includes(`${quinn}: `) ? [line.slice(line.indexOf(`${quinn}: `) + quinn.length + 2)] : []));
+    expect(said).toEqual(['missed 1', 'missed 2', 'missed 3', 'after the resume']);
+    const resumedAt = cli.lines.findIndex((line) => line.includes('* resumed as'));
+    expect(cli.lines.findIndex((line) => line.endsWith(`${quinn}: missed 3`))).toBeLessThan(resumedAt);
+    // Resumed, not welcomed afresh.
+    expect(cli.lines.filter((line) => line.includes(`Welcome to lobby, ${pia}!`))).toHaveLength(1);
+    cli.endInput();
+    expect(await exitCode(cli)).toBe(0);
+    await peer.close();
   });
 
   it('reads a script from stdin, sends every line once connected, and exits 0 when it ends', async () => {

@@ -8,13 +8,17 @@ import {
   NO_WELCOME_CLOSE_CODE,
   InvalidServerUrlError,
   ReconnectingClient,
+  SESSION_REPLACED_CLOSE_CODE,
   type ChatFrame,
   type ConnectionState,
   type ReconnectingClientOptions,
+  type ResumeOutcome,
 } from '../clients/reconnecting-client.js';
+import { SEQ_WINDOW, DeliveredSeqs } from '../clients/delivered-seqs.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { ClosedForAbuseError } from '../shared/errors.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
+import { openCuttableLink } from './support/cuttable-link.js';
 import { startAwsEmulator } from './support/emulator.js';
 import { startSourceServer, type SourceServer } from './support/servers.js';
 
@@ -23,12 +27,23 @@ class Recorder {
   readonly states: ConnectionState[] = [];
   readonly frames: ChatFrame[] = [];
   readonly rtts: number[] = [];
+  readonly resumes: ResumeOutcome[] = [];
   private waiters: Array<() => void> = [];
 
   constructor(client: ReconnectingClient) {
     client.on('state', (state) => this.record(this.states, state));
     client.on('frame', (frame) => this.record(this.frames, frame));
     client.on('rtt', (rtt) => this.record(this.rtts, rtt));
+    client.on('resume', (outcome) => this.record(this.resumes, outcome));
+  }
+
+  /** The seqs of the delivered frames, in the order they were delivered. */
+  seqs(): number[] {
+    return this.frames.flatMap((frame) => (frame.type === 'chat' || frame.type === 'private' || frame.type === 'user_joined' || frame.type === 'user_left') && frame.seq !== undefined ? [frame.seq] : []);
+  }
+
+  resumeNumber(n: number) {
+    return this.until(() => this.resumes[n - 1], `resume outcome #${n}`);
   }
 
   welcomes(): Extract<ChatFrame, { type: 'welcome' }>[] {
@@ -219,7 +234,7 @@ describe('ReconnectingClient against the CloudBase target', () => {
 });
 
 describe('ReconnectingClient close handling', () => {
-  it.each([1000, 1008])('treats a server close with %i as final', async (code) => {
+  it.each([1000, 1008, SESSION_REPLACED_CLOSE_CODE])('treats a server close with %i as final', async (code) => {
     const url = await scriptedServer((socket) => socket.close(code, 'bye'));
     const { client, events } = startClient({ url, reconnectDelayMs: 10 });
     const closed = await events.state('closed');
@@ -229,7 +244,7 @@ describe('ReconnectingClient close handling', () => {
     expect(client.state.status).toBe('closed');
   });
 
-  it.each([1001, 1011, 1012, 4001])('reconnects after a server close with %i', async (code) => {
+  it.each([1001, 1011, 1012, 1013, 4500])('reconnects after a server close with %i', async (code) => {
     let connections = 0;
     const url = await scriptedServer((socket) => {
       connections += 1;
@@ -327,6 +342,295 @@ describe('ReconnectingClient close handling', () => {
       expect(() => new ReconnectingClient({ url, WebSocket })).toThrow(InvalidServerUrlError);
     }
     expect(() => new ReconnectingClient({ url: 'https://x', WebSocket })).toThrow(expect.objectContaining({ code: 'invalid_url' }));
+  });
+});
+
+/** Server frames as a scripted server sends them. */
+const now = () => new Date().toISOString();
+const welcomeFrame = (fields: Record<string, unknown> = {}) => JSON.stringify({ type: 'welcome', clientId: 'x', room: 'lobby', message: 'hi', onlineCount: 1, timestamp: now(), ...fields });
+/** The frame numbered `seq`, the same bytes every time it is sent: a replay repeats a frame as it was, timestamp included. */
+const chatFrame = (seq: number, room = 'lobby') =>
+  JSON.stringify({ type: 'chat', id: `${room}-${seq}`, clientId: 'peer', room, message: `message ${seq}`, onlineCount: 2, seq, timestamp: new Date(Date.UTC(2026, 0, 1, 12, 0, 0, seq)).toISOString() });
+const resumedFrame = (seq: number, resumeToken: string, replayed: number, fields: Record<string, unknown> = {}) =>
+  JSON.stringify({ type: 'resumed', clientId: 'x', room: 'lobby', seq, resumeToken, onlineCount: 2, replayed, timestamp: now(), ...fields });
+
+/** A scripted server playing `scripts[n]` to its n-th connection (the last one to any after), recording what each asked for. */
+async function resumingServer(scripts: Array<(socket: WebSocket) => void>): Promise<{ url: string; asked: URLSearchParams[] }> {
+  const asked: URLSearchParams[] = [];
+  const url = await scriptedServer((socket, url) => {
+    asked.push(url.searchParams);
+    scripts[Math.min(asked.length, scripts.length) - 1]!(socket);
+  });
+  return { url, asked };
+}
+
+const sendAll = (socket: WebSocket, ...frames: string[]) => frames.forEach((frame) => socket.send(frame));
+const resumeParams = (params: URLSearchParams) => ({ resume: params.get('resume'), since: params.get('since'), clientId: params.get('clientId'), room: params.get('room') });
+
+describe('ReconnectingClient resuming', () => {
+  it('resumes with the latest token and the highest seq seen, and delivers a replay once and in seq order, though a live frame overtook it', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 3, resumeToken: 't1' }), chatFrame(4), chatFrame(6));
+        socket.close(1011);
+      },
+      (socket) => {
+        // 9 is posted live before the replay of 7 and 8 (and 9 again) reaches the connection, as on AWS.
+        sendAll(socket, chatFrame(9), chatFrame(7), chatFrame(8), chatFrame(9), resumedFrame(9, 't2', 3));
+        // Live afterwards: a repeat, and two frames that swapped places on the way.
+        sendAll(socket, chatFrame(10), chatFrame(10), chatFrame(12), chatFrame(11));
+        socket.close(1011);
+      },
+      (socket) => socket.send(resumedFrame(12, 't3', 0)),
+    ]);
+    const { client, events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.resumeNumber(2);
+    expect(asked.map(resumeParams)).toEqual([
+      { resume: null, since: null, clientId: null, room: null },
+      { resume: 't1', since: '6', clientId: 'x', room: 'lobby' },
+      { resume: 't2', since: '12', clientId: 'x', room: 'lobby' },
+    ]);
+    expect(events.seqs()).toEqual([4, 6, 7, 8, 9, 10, 12, 11]);
+    expect(events.resumes).toEqual([
+      { resumed: true, clientId: 'x', room: 'lobby', replayed: 3, delivered: 3 },
+      { resumed: true, clientId: 'x', room: 'lobby', replayed: 0, delivered: 0 },
+    ]);
+    // The missed frames come before the `resumed` frame that reports them.
+    expect(events.frames.map((frame) => frame.type).indexOf('resumed')).toBe(events.frames.findIndex((frame) => frame.type === 'chat' && frame.seq === 9) + 1);
+    expect(client.since).toBe(12);
+    expect(client.isOpen).toBe(true);
+  });
+
+  it('holds a replay that a drop cut short out of since, so the next resume asks for it again, and delivers it once', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), chatFrame(1));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, chatFrame(2), chatFrame(3));
+        socket.terminate();
+      },
+      (socket) => sendAll(socket, chatFrame(2), chatFrame(3), chatFrame(4), resumedFrame(4, 't2', 3)),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    const outcome = await events.resumeNumber(1);
+    expect(asked.map((params) => params.get('since'))).toEqual([null, '1', '1']);
+    expect(events.seqs()).toEqual([1, 2, 3, 4]);
+    expect(outcome).toMatchObject({ resumed: true, replayed: 3, delivered: 3 });
+  });
+
+  it('delivers, in order, what it held for a resume when the connection then ends for good', async () => {
+    const { url } = await resumingServer([
+      (socket) => {
+        socket.send(welcomeFrame({ seq: 5, resumeToken: 't1' }));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, chatFrame(7), chatFrame(6));
+        socket.close(1000);
+      },
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.until(() => events.states.find((state) => state.status === 'closed'), 'the final close');
+    expect(events.seqs()).toEqual([6, 7]);
+    expect(events.resumes).toEqual([]);
+    // Delivered before the state says closed, so a listener of either sees them all.
+    expect(events.frames).toHaveLength(3);
+  });
+
+  it('after resume_failed starts a new session: the frames that follow count though their seqs start over, and the welcome names who it is now', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ clientId: 'amy', seq: 10, resumeToken: 't1' }), chatFrame(11));
+        socket.close(1011);
+      },
+      (socket) => {
+        // As after a restart of a server that kept its log in memory: the numbering starts again.
+        socket.send(JSON.stringify({ type: 'resume_failed', code: 'resume_gap', message: 'missed frames are gone', timestamp: now() }));
+        sendAll(socket, chatFrame(1), welcomeFrame({ clientId: 'amy-2', seq: 1, resumeToken: 't2' }), chatFrame(2));
+        socket.close(1011);
+      },
+      (socket) => socket.send(resumedFrame(2, 't3', 0, { clientId: 'amy-2' })),
+    ]);
+    const { client, events } = startClient({ url, clientId: 'amy', reconnectDelayMs: 10 });
+    await events.resumeNumber(2);
+    expect(events.resumes[0]).toEqual({ resumed: false, code: 'resume_gap', message: 'missed frames are gone' });
+    expect(events.seqs()).toEqual([11, 1, 2]);
+    expect(asked.map(resumeParams)).toEqual([
+      { resume: null, since: null, clientId: 'amy', room: null },
+      { resume: 't1', since: '11', clientId: 'amy', room: 'lobby' },
+      { resume: 't2', since: '2', clientId: 'amy-2', room: 'lobby' },
+    ]);
+    expect(client.identity).toBe('amy-2');
+  });
+
+  it('starts afresh when a resume is answered with a plain welcome (a server from before resuming)', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 2, resumeToken: 't1' }), chatFrame(3));
+        socket.close(1011);
+      },
+      (socket) => {
+        sendAll(socket, welcomeFrame(), chatFrame(1));
+        socket.close(1011);
+      },
+      (socket) => socket.send(welcomeFrame()),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.welcomeNumber(3);
+    expect(asked.map((params) => params.get('resume'))).toEqual([null, 't1', null]);
+    expect(events.seqs()).toEqual([3, 1]);
+  });
+
+  it('forgets the seqs it had when `resumed` reports a room whose numbering started over', async () => {
+    const { url } = await resumingServer([
+      (socket) => {
+        sendAll(socket, welcomeFrame({ seq: 50, resumeToken: 't1' }), chatFrame(51));
+        socket.close(1011);
+      },
+      (socket) => sendAll(socket, resumedFrame(0, 't2', 0), chatFrame(1), chatFrame(1), chatFrame(51)),
+    ]);
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    await events.until(() => events.seqs().length >= 3 || undefined, 'three chat frames');
+    expect(events.seqs()).toEqual([51, 1, 51]);
+  });
+
+  it('after a join resumes in the new room from its seqs; a late frame of the room left is still delivered', async () => {
+    const { url, asked } = await resumingServer([
+      (socket) => {
+        socket.send(welcomeFrame({ room: 'a', seq: 40, resumeToken: 'ta' }));
+        socket.on('message', () => {
+          sendAll(socket, welcomeFrame({ room: 'b', seq: 7, resumeToken: 'tb' }), chatFrame(41, 'a'), chatFrame(8, 'b'), chatFrame(8, 'b'));
+          socket.close(1011);
+        });
+      },
+      (socket) => socket.send(resumedFrame(8, 'tb2', 0, { room: 'b' })),
+    ]);
+    const { client, events } = startClient({ url, room: 'a', reconnectDelayMs: 10 });
+    await events.welcomeNumber(1);
+    client.join('b');
+    await events.resumeNumber(1);
+    expect(events.seqs()).toEqual([41, 8]);
+    expect(resumeParams(asked[1]!)).toEqual({ resume: 'tb', since: '8', clientId: 'x', room: 'b' });
+  });
+
+  it('loses no frame to a server that numbers two frames alike, and says its seqs cannot order them', async () => {
+    const joined = JSON.stringify({ type: 'user_joined', clientId: 'peer', room: 'lobby', message: 'peer joined lobby', onlineCount: 2, seq: 1, timestamp: now() });
+    const { url } = await resumingServer([(socket) => sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), joined, chatFrame(1), chatFrame(1), joined)]);
+    const { client, events } = startClient({ url });
+    await events.until(() => events.seqs().length >= 2 || undefined, 'two frames numbered 1');
+    expect(events.frames.map((frame) => frame.type)).toEqual(['welcome', 'user_joined', 'chat']);
+    expect(client.seqOrderTrusted).toBe(false);
+  });
+
+  it.each([
+    ['1000, as API Gateway closes after DeleteConnection', (socket: WebSocket) => socket.close(1000)],
+    ['4001', (socket: WebSocket) => socket.close(SESSION_REPLACED_CLOSE_CODE, 'replaced')],
+    ['no close frame at all', (socket: WebSocket) => socket.terminate()],
+  ])('does not reconnect after a session_replaced frame, whatever the close says: %s', async (_how, close) => {
+    let connections = 0;
+    const message = 'another connection resumed this session';
+    const url = await scriptedServer((socket) => {
+      connections += 1;
+      sendAll(socket, welcomeFrame({ seq: 0, resumeToken: 't1' }), JSON.stringify({ type: 'error', code: 'session_replaced', message, timestamp: now() }));
+      close(socket);
+    });
+    const { events } = startClient({ url, reconnectDelayMs: 10 });
+    expect(await events.state('closed')).toEqual({ status: 'closed', code: SESSION_REPLACED_CLOSE_CODE, reason: message, gaveUp: false });
+    expect(events.states.map((state) => state.status)).toEqual(['connecting', 'open', 'closed']);
+    expect(connections).toBe(1);
+  });
+});
+
+const chatMessages = (events: Recorder) => events.frames.flatMap((frame) => (frame.type === 'chat' ? [frame.message] : []));
+
+describe.each([
+  { name: 'the CloudBase target', start: () => cloudbase() },
+  {
+    name: 'the AWS emulator',
+    start: async () => {
+      const emulator = await startAwsEmulator();
+      cleanups.push(() => emulator.stop());
+      return emulator;
+    },
+  },
+])('ReconnectingClient resuming on $name', (target) => {
+  it('after a cut resumes as itself from the highest seq seen, and gets the frames missed once, in order', async () => {
+    const server = await target.start();
+    const link = await openCuttableLink(server.port);
+    cleanups.push(() => link.close());
+    const { client, events } = startClient({ url: link.url(server.url), clientId: uniqueName('rita'), reconnectDelayMs: 50, reconnectAttempts: 20 });
+    const welcome = await events.welcomeNumber(1);
+    const { client: peer } = await TestClient.join(withQuery(server.url, { clientId: uniqueName('sam') }));
+    peer.send({ type: 'chat', content: 'before the cut' });
+    await events.until(() => chatMessages(events).includes('before the cut'), 'the chat before the cut');
+    const highest = Math.max(...events.seqs());
+
+    link.hold();
+    link.cut();
+    await events.state('reconnecting');
+    expect(new URL(client.connectUrl).searchParams.get('since')).toBe(String(highest));
+    for (const n of [1, 2, 3]) peer.send({ type: 'chat', content: `missed ${n}` });
+    // Each echo to the sender comes after the frame went into the room's log.
+    for (let echoes = 0; echoes < 4; echoes++) await peer.next('chat', 10_000);
+    link.release();
+
+    expect(await events.resumeNumber(1)).toEqual({ resumed: true, clientId: welcome.clientId, room: 'lobby', replayed: 3, delivered: 3 });
+    expect(client.clientId).toBe(welcome.clientId);
+    peer.send({ type: 'chat', content: 'after the resume' });
+    await events.until(() => chatMessages(events).includes('after the resume'), 'the chat after the resume');
+    expect(chatMessages(events)).toEqual(['before the cut', 'missed 1', 'missed 2', 'missed 3', 'after the resume']);
+    const seqs = events.seqs();
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
+    // The old connection was never noticed gone, so the room was never told it left.
+    expect(peer.all('user_left')).toEqual([]);
+    await peer.close();
+  });
+
+  it('a connection resuming the same session replaces it: session_replaced, closed with 4001, no reconnect', async () => {
+    const server = await target.start();
+    const { client, events } = startClient({ url: server.url, reconnectDelayMs: 10 });
+    const welcome = await events.welcomeNumber(1);
+    // The connect URL carries this session's token: whoever uses it is the same session.
+    const other = await TestClient.connect(client.connectUrl);
+    expect(await other.next('resumed', 10_000)).toMatchObject({ clientId: welcome.clientId });
+    const closed = await events.state('closed');
+    expect(closed).toMatchObject({ status: 'closed', code: SESSION_REPLACED_CLOSE_CODE, gaveUp: false });
+    expect(events.frames).toContainEqual(expect.objectContaining({ type: 'error', code: 'session_replaced' }));
+    expect(events.states.some((state) => state.status === 'reconnecting')).toBe(false);
+    expect(other.socketOpen()).toBe(true);
+    await other.close();
+  });
+});
+
+describe('DeliveredSeqs', () => {
+  it('tells a repeat from a frame that arrives late, and remembers the highest seq', () => {
+    const seqs = new DeliveredSeqs();
+    expect([seqs.add(10, 'j'), seqs.add(8, 'h'), seqs.add(10, 'j'), seqs.add(8, 'h'), seqs.add(9, 'i')]).toEqual(['new', 'new', 'repeat', 'repeat', 'new']);
+    expect(seqs.highest).toBe(10);
+    seqs.advanceTo(20);
+    seqs.advanceTo(15);
+    expect(seqs.highest).toBe(20);
+    expect(seqs.has(15, 'o')).toBe(false);
+    expect(seqs.consistent).toBe(true);
+  });
+
+  it('delivers a second frame under a seq another frame has, and from then on says the numbering cannot order', () => {
+    const seqs = new DeliveredSeqs();
+    expect([seqs.add(1, 'joined'), seqs.add(1, 'chat'), seqs.add(1, 'chat'), seqs.add(1, 'joined')]).toEqual(['new', 'conflict', 'repeat', 'repeat']);
+    expect(seqs.consistent).toBe(false);
+  });
+
+  it('keeps a window below the highest; what falls below it counts as delivered', () => {
+    const seqs = new DeliveredSeqs();
+    const top = 6 * SEQ_WINDOW;
+    // Every other seq, as a member sees a room where others whisper.
+    for (let seq = 2; seq <= top; seq += 2) seqs.add(seq, `f${seq}`);
+    expect(seqs.has(top - 1, 'late')).toBe(false);
+    expect(seqs.add(top - 1, 'late')).toBe('new');
+    expect(seqs.has(1, 'anything')).toBe(true);
+    expect(seqs.add(1, 'anything')).toBe('repeat');
   });
 });
 

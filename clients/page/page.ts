@@ -7,7 +7,14 @@
  */
 import { isValidName } from '../../shared/protocol.js';
 import { CHAT_COMMANDS_HELP, parseChatInput } from '../chat-input.js';
-import { InvalidServerUrlError, ReconnectingClient, type ChatFrame, type ConnectionState } from '../reconnecting-client.js';
+import {
+  InvalidServerUrlError,
+  ReconnectingClient,
+  SESSION_REPLACED_CLOSE_CODE,
+  type ChatFrame,
+  type ConnectionState,
+  type ResumeOutcome,
+} from '../reconnecting-client.js';
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -45,6 +52,12 @@ let members: string[] = [];
 /** `users` replies the person asked for with /users; the page's own refreshes are not printed. */
 let usersRequestsToShow = 0;
 let countdown: ReturnType<typeof setInterval> | undefined;
+/**
+ * The items shown for the current room's seq'd frames, in seq order. A frame
+ * that arrives late (on AWS frames can overtake each other) is put where its
+ * seq belongs.
+ */
+let sequenced: { room: string | undefined; items: Array<{ seq: number; item: HTMLLIElement }> } = { room: undefined, items: [] };
 
 ui.url.value = params.get('url') ?? defaultServerUrl();
 ui.clientId.value = params.get('clientId') ?? '';
@@ -85,6 +98,7 @@ function connect(): void {
   }
   client.on('state', showState);
   client.on('frame', showFrame);
+  client.on('resume', showResume);
   client.on('rtt', (rtt) => (ui.rtt.textContent = ` · ${rtt} ms`));
   client.connect();
 }
@@ -116,32 +130,45 @@ function showState(state: ConnectionState): void {
       ui.status.textContent = 'closed';
       ui.rtt.textContent = '';
       setMembers([]);
-      showSystem(state.gaveUp ? `Gave up reconnecting (${describeClose(state.code, state.reason)})` : `Disconnected (${describeClose(state.code, state.reason)})`, state.gaveUp || state.code !== 1000);
+      showSystem(describeEnd(state), state.gaveUp || state.code !== 1000);
       break;
   }
+}
+
+function describeEnd(state: Extract<ConnectionState, { status: 'closed' }>): string {
+  const close = describeClose(state.code, state.reason);
+  if (state.gaveUp) return `Gave up reconnecting (${close})`;
+  if (state.code === SESSION_REPLACED_CLOSE_CODE) return `Disconnected (${close}): another connection resumed this session, so this one does not come back`;
+  return `Disconnected (${close})`;
 }
 
 function showFrame(frame: ChatFrame): void {
   if ('onlineCount' in frame && typeof frame.onlineCount === 'number') ui.online.textContent = String(frame.onlineCount);
   switch (frame.type) {
     case 'welcome':
-      me = frame.clientId;
-      // Reconnecting by hand later should come back as the same person in the same room.
-      ui.clientId.value = client?.identity ?? frame.clientId;
-      ui.room.value = frame.room;
-      ui.roomName.textContent = frame.room;
+      if (frame.room !== sequenced.room) sequenced = { room: frame.room, items: [] };
+      showIdentity(frame.clientId, frame.room);
       showSystem(frame.message);
       client?.requestUsers();
       break;
+    case 'resumed':
+      // Presence may have changed while away; the notice comes with the resume event, once the missed frames are shown.
+      showIdentity(frame.clientId, frame.room);
+      client?.requestUsers();
+      break;
+    case 'resume_failed':
+      // The server starts afresh: the welcome that follows begins a new numbering.
+      sequenced = { room: undefined, items: [] };
+      break;
     case 'chat':
-      showMessage({ from: frame.clientId, text: frame.message, time: frame.timestamp, own: frame.clientId === me });
+      showMessage({ from: frame.clientId, text: frame.message, time: frame.timestamp, own: frame.clientId === me }, seqInRoom(frame.seq, frame.room));
       break;
     case 'private':
-      showMessage({ from: frame.clientId, text: frame.message, time: frame.timestamp, own: false, privateTo: frame.to });
+      showMessage({ from: frame.clientId, text: frame.message, time: frame.timestamp, own: false, privateTo: frame.to }, seqInRoom(frame.seq));
       break;
     case 'user_joined':
     case 'user_left':
-      showSystem(frame.message);
+      showSystem(frame.message, false, seqInRoom(frame.seq, frame.room));
       client?.requestUsers();
       break;
     case 'users':
@@ -158,6 +185,25 @@ function showFrame(frame: ChatFrame): void {
     case 'pong':
       break;
   }
+}
+
+function showIdentity(clientId: string, room: string): void {
+  me = clientId;
+  // Reconnecting by hand later should come back as the same person in the same room.
+  ui.clientId.value = client?.identity ?? clientId;
+  ui.room.value = room;
+  ui.roomName.textContent = room;
+}
+
+function showResume(outcome: ResumeOutcome): void {
+  if (!outcome.resumed) return showSystem(`Could not resume (${outcome.code}): ${outcome.message}; continuing as a new session`, true);
+  const { delivered } = outcome;
+  showSystem(delivered === 0 ? 'Resumed: nothing missed' : `Resumed: ${delivered} missed ${delivered === 1 ? 'message' : 'messages'} shown`);
+}
+
+/** The seq to place a frame by, when it belongs to the room on screen (a late frame of a room left is just appended). */
+function seqInRoom(seq: number | undefined, room = sequenced.room): number | undefined {
+  return room === sequenced.room ? seq : undefined;
 }
 
 function describeClose(code: number, reason: string): string {
@@ -205,7 +251,7 @@ interface ShownMessage {
   privateTo?: string;
 }
 
-function showMessage(message: ShownMessage): void {
+function showMessage(message: ShownMessage, seq?: number): void {
   const item = document.createElement('li');
   item.className = message.own ? 'own' : 'others';
   if (message.privateTo !== undefined) item.classList.add('private');
@@ -230,14 +276,14 @@ function showMessage(message: ShownMessage): void {
   body.dir = 'auto';
   body.textContent = message.text;
   item.append(head, body);
-  append(item);
+  place(item, seq);
 }
 
-function showSystem(text: string | Array<string | Node>, isError = false): void {
+function showSystem(text: string | Array<string | Node>, isError = false, seq?: number): void {
   const item = document.createElement('li');
   item.className = isError ? 'system error' : 'system';
   item.append(...(typeof text === 'string' ? [text] : text));
-  append(item);
+  place(item, seq);
 }
 
 /** Text in a <bdi>: its direction comes from its own letters, and its controls end where it ends. */
@@ -245,6 +291,28 @@ function isolated(text: string): HTMLElement {
   const element = document.createElement('bdi');
   element.textContent = text;
   return element;
+}
+
+/**
+ * Shows an item: at the end, or, with a seq, before the first item of a
+ * higher seq. Repeats never get here (the client drops them); nor does a seq
+ * once the room's numbering proved unable to order (two frames under one seq).
+ */
+function place(item: HTMLLIElement, seq: number | undefined): void {
+  if (seq === undefined || !client?.seqOrderTrusted) return append(item);
+  item.dataset.seq = String(seq);
+  const { items } = sequenced;
+  let index = items.length;
+  while (index > 0 && items[index - 1]!.seq > seq) index -= 1;
+  const next = items[index]?.item;
+  items.splice(index, 0, { seq, item });
+  if (next?.isConnected) ui.messages.insertBefore(item, next);
+  else append(item);
+}
+
+function clearMessages(): void {
+  ui.messages.replaceChildren();
+  sequenced = { room: sequenced.room, items: [] };
 }
 
 function append(item: HTMLLIElement): void {
@@ -303,7 +371,7 @@ function submitComposer(): void {
       return showSystem(describeState());
     case 'clear':
       ui.text.value = '';
-      return ui.messages.replaceChildren();
+      return clearMessages();
     case 'quit':
       ui.text.value = '';
       return client?.close();
@@ -333,4 +401,4 @@ ui.composer.addEventListener('submit', (event) => {
 });
 ui.recipient.addEventListener('change', () => setMembers(members));
 ui.ping.addEventListener('click', ping);
-ui.clear.addEventListener('click', () => ui.messages.replaceChildren());
+ui.clear.addEventListener('click', clearMessages);

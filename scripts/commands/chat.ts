@@ -15,9 +15,11 @@ as the same host) and prints every message with its local time. Lines you
 type are chat; these are commands:
 ${CHAT_COMMANDS_HELP.replace(/^/gm, '  ')}
 
-A ping goes out every 30 s. When the connection drops (any close but 1000 or
-1008) the client reconnects with exponential backoff and jitter, as the same
-clientId and in the same room. Ctrl+C leaves cleanly (exit 0).
+A ping goes out every 30 s. When the connection drops (any close but 1000,
+1008 or 4001) the client reconnects with exponential backoff and jitter and
+resumes the session: the same clientId in the same room, the messages missed
+meanwhile printed once and in order, then a "resumed" line. Ctrl+C leaves
+cleanly (exit 0).
 
 When stdin is not a terminal, lines are read one by one, each sent once the
 connection is up, so the client can be scripted. After stdin ends it waits
@@ -36,9 +38,10 @@ Options:
   -h, --help                show this help
 
 Exit codes: 0 after /quit, Ctrl+C, the end of stdin or a normal close by the
-server; 1 when reconnecting gave up, the server closed for policy (1008), or
-stdin is not a terminal and some of its lines could not be sent (one line
-on stderr says how many); 2 for bad arguments.
+server; 1 when reconnecting gave up, the server closed for policy (1008),
+another connection resumed this session (4001), or stdin is not a terminal
+and some of its lines could not be sent (one line on stderr says how many);
+2 for bad arguments.
 
 Examples:
   cloudsocket chat ws://127.0.0.1:9000/ alice
