@@ -126,6 +126,25 @@ export function formatReport(report: BenchReport): string {
     );
   }
 
+  if (report.awsLog) {
+    out.push('', `AWS room log against dynalite, per append of a ${report.awsLog[0]?.frameBytes ?? '?'}-byte chat frame (capacity units as dynalite counts them by DynamoDB's rules)`);
+    out.push(
+      table(
+        ['layout', 'requests', 'most for one', 'write units', 'replay of 20: requests', 'read units', 'replay of 1000: requests', 'read units'],
+        report.awsLog.map((run) => [
+          run.layout,
+          run.requestsPerAppend,
+          run.maxRequestsPerAppend,
+          run.writeUnitsPerAppend,
+          run.shortReplay.requests,
+          run.shortReplay.readUnits,
+          run.fullReplay.requests,
+          run.fullReplay.readUnits,
+        ]),
+      ),
+    );
+  }
+
   if (report.awsChurn) {
     const { join, broadcast, churn } = report.awsChurn;
     out.push('', 'AWS target under a crowd and under churn, through the emulator');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildVariants, measureColdStarts, type ColdStartRun } from './aws-cold-start.js';
 import { runAwsRooms, type AwsRoomRun } from './aws.js';
 import { runAwsChurn, type AwsChurnRun } from './aws-churn.js';
+import { runAwsLog, type AwsLogRun } from './aws-log.js';
 import { BROADCAST_SERVERS, runBroadcastCase, type BroadcastRun } from './broadcast.js';
 import { runCluster, type ClusterReport } from './cluster.js';
 import { IDLE_SERVERS, runIdleCase, type IdleRun } from './idle.js';
@@ -34,6 +35,8 @@ export interface BenchReport {
   /** `runs`: per server, the round with the median RSS; `rounds`: every round. */
   idle?: { runs: IdleRun[]; rounds: IdleRun[]; ratios: IdleRatios };
   aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[] };
+  /** The room log's DynamoDB cost per append and per replay, by layout. */
+  awsLog?: AwsLogRun[];
   hostile?: HostileRun[];
   awsChurn?: AwsChurnRun;
   /** Scenarios that could not run, and why. */
@@ -123,6 +126,12 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
         } finally {
           await variants.remove();
         }
+      });
+    }
+    if (options.scenarios.includes('aws-log')) {
+      await attempt(report, 'aws-log', async () => {
+        progress(`aws-log: ${plan.awsLog.appends} appends to one room's log per layout, against dynalite ...`);
+        report.awsLog = await runAwsLog(plan.awsLog);
       });
     }
     if (options.scenarios.includes('hostile')) {
