@@ -4,6 +4,7 @@
  * zips it the way its platform expects. The entries are generated here, so a
  * project holds nothing but its app and its config.
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -53,7 +54,7 @@ export interface ZipEntry {
 
 export async function writeZip(zipPath: string, entries: readonly ZipEntry[]): Promise<void> {
   const zip = new yazl.ZipFile();
-  // A fixed date keeps the zip byte-identical across builds of the same sources.
+  // A fixed date keeps the zip byte-identical across builds of the same sources into one folder (it keeps their resume secret).
   const mtime = new Date('2020-01-01T00:00:00Z');
   for (const entry of entries) {
     zip.addBuffer(await readFile(entry.source), entry.name, { mode: 0o100000 | entry.mode, mtime });
@@ -127,10 +128,43 @@ import { createAwsHandlers } from 'cloudsocket/aws';
 export const handler = createAwsHandlers(appFromModule(appModule, ${app})).${handler};
 `;
 
-/** Esbuild options that bundle `project`'s app into the AWS handlers; also used by the cold-start bench. */
-export function awsBundleOptions(project: Project): BuildOptions {
+/**
+ * Where the resume secret of an output folder's builds is kept. Made on the
+ * first build there and used by the next ones, so every instance of a build
+ * shares it and rebuilding unchanged sources gives the same bytes: a
+ * redeploy of them still changes nothing. RESUME_SECRET, where the function
+ * runs, wins over it.
+ */
+const RESUME_SECRET_FILE = '.resume-secret';
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** The esbuild `define` that writes the folder's resume secret into a bundle (shared/resume-token.ts reads it). */
+export async function resumeSecretDefine(out: string): Promise<Record<string, string>> {
+  const path = join(out, RESUME_SECRET_FILE);
+  const kept = async () => (await readFile(path, 'utf8').catch(() => '')).trim();
+  let secret = await kept();
+  if (!SECRET_PATTERN.test(secret)) {
+    await mkdir(out, { recursive: true });
+    const made = randomBytes(32).toString('base64url');
+    // Where there is none yet, only if still none: of two builds starting together, both use the one written first.
+    // A file that holds something else is replaced.
+    await writeFile(path, `${made}\n`, { mode: 0o600, flag: secret === '' ? 'wx' : 'w' }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    secret = await kept();
+  }
+  return { __CLOUDSOCKET_RESUME_SECRET__: JSON.stringify(secret) };
+}
+
+/**
+ * Esbuild options that bundle `project`'s app into the AWS handlers; also
+ * used by the cold-start bench, which needs no `define` (without one, each
+ * process makes its own resume secret).
+ */
+export function awsBundleOptions(project: Project, define?: Record<string, string>): BuildOptions {
   return {
     ...BUNDLE_DEFAULTS,
+    ...(define ? { define } : {}),
     entryPoints: AWS_HANDLERS.map((name) => ({ in: `${ENTRY_NAMESPACE}:${name}`, out: name })),
     outExtension: { '.js': '.mjs' },
     plugins: [selfResolvePlugin(), optionalPeers(project), generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)])))],
@@ -146,6 +180,7 @@ export async function buildCloudbase(outDir?: string, project: Project = builtIn
 
   const result = await esbuild({
     ...BUNDLE_DEFAULTS,
+    define: await resumeSecretDefine(out),
     entryPoints: [`${ENTRY_NAMESPACE}:cloudbase`],
     outfile: join(directory, 'index.mjs'),
     plugins: [selfResolvePlugin(), optionalPeers(project), generatedEntries(project, { cloudbase: CLOUDBASE_ENTRY })],
@@ -187,11 +222,12 @@ export interface AwsArtifact {
 }
 
 export async function buildAws(outDir?: string, project: Project = builtInProject(outDir)): Promise<AwsArtifact> {
-  const directory = join(outDir ?? project.outDir, 'aws');
+  const out = outDir ?? project.outDir;
+  const directory = join(out, 'aws');
   await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });
   // No code splitting: each function loads one file, and the zip holds exactly the handlers.
-  const result = await esbuild({ ...awsBundleOptions(project), outdir: directory });
+  const result = await esbuild({ ...awsBundleOptions(project, await resumeSecretDefine(out)), outdir: directory });
   const template = join(directory, 'template.yaml');
   await writeFile(template, await awsTemplateFor(project));
   const zip = join(directory, 'lambda.zip');

@@ -4,6 +4,11 @@
  * Both targets drive this one class; they differ only in the registry and
  * transport they hand it and in when they call `greet` (at once on CloudBase,
  * from an asynchronous invocation on AWS, where `$connect` cannot send).
+ *
+ * Every frame delivered to a room's members is numbered by the room's log
+ * (`seq`) and kept there, so a client that lost its connection can resume:
+ * take its clientId back with its token and be replayed what it missed
+ * (protocol.md, "Sequence numbers and resuming").
  */
 import { randomBytes } from 'node:crypto';
 import type { Backplane, BackplaneMessage, RoomMember } from './backplane.js';
@@ -18,20 +23,32 @@ import {
   InvalidMessageError,
   InvalidRoomError,
   InvalidRoomHandshakeError,
+  InvalidSinceError,
   ProtocolError,
   RateLimitedError,
+  ResumeError,
+  ResumeGapError,
+  ResumeNameTakenError,
+  ResumeTokenExpiredError,
+  ResumeTokenInvalidError,
+  ResumeUnsupportedError,
+  ResumeWrongRoomError,
+  SessionReplacedError,
   UnauthorizedError,
   UnavailableError,
   UnknownTypeError,
 } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
+import { MemoryRoomLog } from './memory-room-log.js';
 import { nameKey, normalizeName } from './names.js';
 import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, type ServerFrame } from './protocol.js';
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
+import { BUILT_RESUME_SECRET, ResumeTokens, type ResumeClaims } from './resume-token.js';
+import { withSeq, type RoomLog } from './room-log.js';
 import { resolveRoutes } from './routes.js';
 import { DEFAULT_CORE_SETTINGS, normalizeOrigin, type CoreSettings } from './settings.js';
-import type { Transport } from './transport.js';
+import type { SendOutcome, Transport } from './transport.js';
 
 export interface EngineOptions {
   app: App;
@@ -49,9 +66,38 @@ export interface EngineOptions {
    * reaches any connection from anywhere).
    */
   backplane?: Backplane;
+  /**
+   * Numbers and keeps the frames of every room. Default: one in this
+   * process's memory, bounded by `settings.roomLog`; instances that share
+   * rooms must share a log too.
+   */
+  log?: RoomLog;
+  /**
+   * Signs resume tokens; every instance that may see a client's resume must
+   * have the same. Default `settings.resumeSecret`, else the secret
+   * `cloudsocket build` wrote into the bundle, else one made for this process.
+   */
+  resumeSecret?: string;
 }
 
-export type Admission = { ok: true; record: ConnectionRecord } | { ok: false; error: HandshakeError };
+/**
+ * What the greeting of a connection must know of its admission. Plain data,
+ * so it can travel with the connection to where it is greeted (the welcome
+ * function on AWS).
+ */
+export interface Greeting {
+  /** The connection resumed its session: the room's log after this seq is replayed to it before `resumed`. */
+  since?: number;
+  /**
+   * It took its clientId from its own stale connection, which the room never
+   * saw leave: no `user_joined` for it, and no `onConnect`.
+   */
+  continued?: boolean;
+  /** Why the resume it asked for was not honoured; told in `resume_failed` before its welcome. */
+  resumeFailed?: { code: string; message: string };
+}
+
+export type Admission = { ok: true; record: ConnectionRecord; greeting: Greeting } | { ok: false; error: HandshakeError };
 
 /** How many suffixed names (alice-2 … alice-9) are tried before a random suffix. */
 const NUMBERED_CANDIDATES = 8;
@@ -64,6 +110,25 @@ const NUMBERED_CANDIDATES = 8;
  */
 const OPENING_WINDOW_MS = 30_000;
 
+/** `since` as a client may send it: a seq, digits only, within what a number holds exactly. */
+const SINCE_PATTERN = /^\d{1,15}$/;
+
+/** A frame numbered by its room's log: its seq, and the text every recipient gets. */
+interface Logged {
+  seq: number;
+  data: string;
+}
+
+/** Who is in the room a connection arrives in, and the `user_joined` for them when they are to be told. */
+interface Arrival {
+  onlineCount: number;
+  others: RoomMember[] | undefined;
+  /** Whether the arrival is news: false for a connection that continues its session. */
+  announced: boolean;
+  /** Numbered before the newcomer is greeted, so the seq it is given is past its own user_joined. */
+  joined: Logged | undefined;
+}
+
 export class Engine {
   readonly settings: CoreSettings;
   readonly instanceId: string;
@@ -74,6 +139,15 @@ export class Engine {
   private readonly transport: Transport;
   private readonly logger: Logger;
   private readonly clock: () => number;
+  private readonly log: RoomLog;
+  private readonly tokens: ResumeTokens;
+  /**
+   * Live frames for connections whose replay is under way, held back so
+   * they follow the replay instead of overtaking it. Only this engine's
+   * deliveries pass through here, so it is whole where this engine owns the
+   * socket; empty nearly always, which is all a broadcast checks.
+   */
+  private readonly held = new Map<string, string[]>();
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -85,6 +159,9 @@ export class Engine {
     this.clock = options.clock ?? Date.now;
     this.instanceId = options.instanceId ?? randomBytes(8).toString('hex');
     this.backplane = options.backplane;
+    this.log =
+      options.log ?? new MemoryRoomLog({ ...this.settings.roomLog, numberingKeptMs: this.settings.resumeTokenTtlMs, clock: this.clock });
+    this.tokens = new ResumeTokens(options.resumeSecret ?? this.settings.resumeSecret ?? BUILT_RESUME_SECRET ?? randomBytes(32).toString('base64url'));
   }
 
   /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
@@ -109,30 +186,37 @@ export class Engine {
 
   /**
    * Decides a handshake and, when it is accepted, registers the connection
-   * under a clientId nobody else holds. Nothing is sent: on AWS the socket
-   * cannot receive until this has returned.
+   * under a clientId nobody else holds: the one its resume token names, when
+   * it resumes and that name is its session's. Nothing is sent: on AWS the
+   * socket cannot receive until this has returned. The greeting goes to
+   * `greet`.
    */
   async admit(request: HandshakeRequest): Promise<Admission> {
     try {
       this.checkOrigin(request.headers.origin);
       const requestedId = nameFrom(request.query.clientId);
       if (requestedId !== undefined && !isValidName(requestedId)) throw new InvalidClientIdError();
-      const room = nameFrom(request.query.room) ?? DEFAULT_ROOM;
-      if (!isValidName(room)) throw new InvalidRoomHandshakeError();
+      const requestedRoom = nameFrom(request.query.room);
+      if (requestedRoom !== undefined && !isValidName(requestedRoom)) throw new InvalidRoomHandshakeError();
+      const resume = resumeRequestFrom(request.query);
 
       let identity: JsonObject = {};
       let clientId = requestedId;
+      let authenticatedId: string | undefined;
       if (this.app.authenticate) {
         const decision = await this.app.authenticate(request);
         if (!decision.allow) throw new UnauthorizedError(decision.reason);
         identity = decision.identity ?? {};
         if (decision.clientId !== undefined) {
-          clientId = normalizeName(decision.clientId);
+          clientId = authenticatedId = normalizeName(decision.clientId);
           if (!isValidName(clientId)) throw new InvalidClientIdError();
         }
       }
 
       const now = this.clock();
+      const claimed = resume && this.checkResumeToken(resume.token, requestedRoom, authenticatedId, now);
+      const claims = claimed instanceof ResumeError ? undefined : claimed;
+      const room = claims?.room ?? requestedRoom ?? DEFAULT_ROOM;
       const base: ConnectionRecord = {
         connectionId: request.connectionId,
         clientId: '',
@@ -144,13 +228,31 @@ export class Engine {
         identity,
         rate: freshRateState(now),
         owner: this.instanceId,
+        // A first connection's session is named after it: unique, and a string its record holds already.
+        session: request.connectionId,
       };
+      let failure = claimed instanceof ResumeError ? claimed : undefined;
+      if (claims && resume) {
+        const record = { ...base, clientId: claims.clientId, nameKey: nameKey(claims.clientId), session: claims.session };
+        const taken = await this.takeSessionBack(record);
+        if (!(taken instanceof ResumeError)) {
+          this.logger.info('resume', { connectionId: record.connectionId, clientId: record.clientId, room, since: resume.since, continued: taken });
+          // A log that started over since the token was made cannot say what came after `since`.
+          const greeting: Greeting = claims.logEpoch === this.log.epoch ? { since: resume.since } : { resumeFailed: describe(new ResumeGapError()) };
+          if (taken) greeting.continued = true;
+          return { ok: true, record, greeting };
+        }
+        failure = taken;
+        // Its session's name is held by someone else: it asks for that name as anyone would, and gets a variant.
+        clientId = claims.clientId;
+      }
+      if (failure) this.logger.info('resume_failed', { connectionId: request.connectionId, code: failure.code });
       for (const candidate of clientIdCandidates(clientId)) {
         // A taken key (the same name, or one that looks like it) moves on to the next variant.
         const record = { ...base, clientId: candidate, nameKey: nameKey(candidate) };
         if (await this.registry.add(record)) {
           this.logger.info('connect', { connectionId: record.connectionId, clientId: candidate, room });
-          return { ok: true, record };
+          return { ok: true, record, greeting: failure ? { resumeFailed: describe(failure) } : {} };
         }
       }
       throw new HandshakeError(503, 'client_id_unavailable', 'could not assign a clientId, try again');
@@ -163,13 +265,127 @@ export class Engine {
     }
   }
 
-  /** Sends `welcome` to a freshly admitted connection and `user_joined` to its room. */
-  async greet(connectionId: string): Promise<void> {
-    const record = await this.registry.get(connectionId);
-    if (!record) return;
-    const ctx = this.context(record);
-    await this.announceArrival(record);
-    await this.app.onConnect?.(ctx);
+  /** The token's claims when it may resume here; else why not. */
+  private checkResumeToken(token: string, requestedRoom: string | undefined, authenticatedId: string | undefined, now: number): ResumeClaims | ResumeError {
+    const checked = this.tokens.verify(token, now);
+    if (!checked.ok) return checked.reason === 'expired' ? new ResumeTokenExpiredError() : new ResumeTokenInvalidError();
+    const { claims } = checked;
+    if (requestedRoom !== undefined && requestedRoom !== claims.room) return new ResumeWrongRoomError();
+    if (authenticatedId !== undefined && authenticatedId !== claims.clientId) {
+      return new ResumeTokenInvalidError('the resume token names another clientId than authentication gives');
+    }
+    return claims;
+  }
+
+  /**
+   * Registers `record` under its session's clientId: free, it is added; held
+   * by a stale connection of the same session, that one is replaced (true)
+   * and told so. Held by anyone else, the name is not this connection's.
+   */
+  private async takeSessionBack(record: ConnectionRecord): Promise<boolean | ResumeError> {
+    // Each round loses only to a change made meanwhile (the holder left, or another resume won); three are plenty.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const holder = await this.registry.findByClientId(record.clientId);
+      if (!holder) {
+        if (await this.registry.add(record)) return false;
+        continue;
+      }
+      if (holder.session !== record.session) return new ResumeNameTakenError();
+      if (!this.registry.replace) return new ResumeUnsupportedError();
+      const stale = await this.registry.replace(record, holder.connectionId);
+      if (stale) {
+        await this.retire(stale);
+        return true;
+      }
+    }
+    return new ResumeNameTakenError();
+  }
+
+  /**
+   * Tells a connection replaced by a resume of its session why it is being
+   * closed, and closes it (4001). Straight to its socket, past any replay it
+   * is itself being given. Its later disconnect finds no record, so the room
+   * hears nothing of it.
+   */
+  private async retire(stale: ConnectionRecord): Promise<void> {
+    this.logger.info('session_replaced', { connectionId: stale.connectionId, clientId: stale.clientId });
+    const { code, message } = new SessionReplacedError();
+    await this.sendNow(stale, encodeFrame({ type: 'error', code, message }, new Date(this.clock())));
+    await this.close(stale, CloseCode.sessionReplaced, 'session replaced');
+  }
+
+  /**
+   * Greets an admitted connection: its welcome and `user_joined` to its
+   * room, or, when it resumed, the frames it missed and `resumed`. Frames
+   * other events send it meanwhile are held back until the greeting is out.
+   */
+  async greet(connectionId: string, greeting: Greeting = {}): Promise<void> {
+    const { since, continued = false } = greeting;
+    if (since !== undefined) this.held.set(connectionId, []);
+    try {
+      const record = await this.registry.get(connectionId);
+      // Admitted, then gone from the registry before it opened: a resume of its session took its name.
+      if (!record) return await this.retire(orphan(connectionId, this.instanceId));
+      const arrival = await this.arrive(record, !continued);
+      const replayed = since !== undefined && (await this.replay(record, since, arrival));
+      if (!replayed) {
+        const failure = since !== undefined ? describe(new ResumeGapError()) : greeting.resumeFailed;
+        if (failure) await this.sendNow(record, encodeFrame({ type: 'resume_failed', ...failure }, new Date(this.clock())));
+        await this.sendNow(record, await this.welcome(record, arrival.onlineCount, arrival.joined));
+        await this.flushHeld(record, 0);
+      }
+      if (arrival.joined) await this.deliverToMembers(arrival.others!, arrival.joined.data);
+      // A connection that continues its session was never gone for the app either: it saw no onDisconnect.
+      if (arrival.announced) await this.app.onConnect?.(this.context(record));
+    } finally {
+      this.held.delete(connectionId);
+    }
+  }
+
+  /**
+   * Sends the frames of the room's log after `since` meant for this
+   * connection, then `resumed`, then what was held back meanwhile and is
+   * newer. False, with nothing sent, when the log no longer reaches `since`.
+   */
+  private async replay(record: ConnectionRecord, since: number, arrival: Arrival): Promise<boolean> {
+    const read = await this.log.read(record.room, since, this.clock());
+    // A seq past the log's latest came from a log that was lost: what followed it is unknown.
+    if (!read.ok || since > read.latest) return false;
+    let replayed = 0;
+    for (const entry of read.entries) {
+      // Its own user_joined goes to the others only, as it did live.
+      if ((entry.to !== undefined && entry.to !== record.nameKey) || entry.seq === arrival.joined?.seq) continue;
+      if ((await this.sendNow(record, withSeq(entry.data, entry.seq))) === 'gone') return true;
+      replayed++;
+    }
+    const resumed: ServerFrame = {
+      type: 'resumed',
+      clientId: record.clientId,
+      room: record.room,
+      seq: read.latest,
+      resumeToken: this.tokenFor(record),
+      onlineCount: arrival.onlineCount,
+      replayed,
+    };
+    if ((await this.sendNow(record, encodeFrame(resumed, new Date(this.clock())))) === 'gone') return true;
+    await this.flushHeld(record, read.latest);
+    return true;
+  }
+
+  /**
+   * Sends the frames held back for a connection, in the order they came,
+   * skipping those with a seq it has already been sent; frames that arrive
+   * while this runs join the end. The hold ends with the last one.
+   */
+  private async flushHeld(record: ConnectionRecord, sentUpTo: number): Promise<void> {
+    const held = this.held.get(record.connectionId);
+    if (!held) return;
+    for (let index = 0; index < held.length; index++) {
+      const data = held[index]!;
+      if ((seqOf(data) ?? Infinity) <= sentUpTo) continue;
+      if ((await this.sendNow(record, data)) === 'gone') break;
+    }
+    this.held.delete(record.connectionId);
   }
 
   /**
@@ -267,23 +483,43 @@ export class Engine {
   }
 
   /**
-   * The welcome first, then `user_joined` to the others. Presence costs one
-   * send per member per arrival, so a room filling up costs the square of its
-   * size (500,000 PostToConnection calls for 1,000 joins, fifty seconds of an
-   * AWS account's whole @connections throughput); past presenceLimit members
-   * a room is only counted, and its members learn the count from every frame.
+   * Who is in the room for a newcomer, with the `user_joined` they are to
+   * get. Presence costs one send per member per arrival, so a room filling
+   * up costs the square of its size (500,000 PostToConnection calls for
+   * 1,000 joins, fifty seconds of an AWS account's whole @connections
+   * throughput); past presenceLimit members a room is only counted, and its
+   * members learn the count from every frame.
    */
-  private async announceArrival(record: ConnectionRecord): Promise<void> {
+  private async arrive(record: ConnectionRecord, announced: boolean): Promise<Arrival> {
     const { onlineCount, others } = await this.presence(record.room, record.connectionId);
     // A store's index may not show the newcomer yet; count it exactly once either way.
     const counted = others ? others.length + 1 : Math.max(onlineCount, 1);
-    await this.send(record, this.presenceFrame('welcome', 'welcome', record.clientId, record.room, counted));
-    if (others) await this.deliverToMembers(others, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted));
+    const joined =
+      announced && others && others.length > 0
+        ? await this.logged(record.room, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted))
+        : undefined;
+    return { onlineCount: counted, others, announced, joined };
+  }
+
+  /** The `welcome` text, with the seq to resume from (past the newcomer's own `user_joined`) and a token to resume with. */
+  private async welcome(record: ConnectionRecord, onlineCount: number, joined: Logged | undefined, text: 'welcome' | 'alreadyInRoom' = 'welcome'): Promise<string> {
+    const seq = joined?.seq ?? (await this.log.latest(record.room));
+    const frame = { ...this.presenceFrame('welcome', text, record.clientId, record.room, onlineCount), seq, resumeToken: this.tokenFor(record) };
+    return encodeFrame(frame, new Date(this.clock()));
+  }
+
+  private tokenFor(record: ConnectionRecord): string {
+    const { clientId, room, connectionId, session = connectionId } = record;
+    const { epoch } = this.log;
+    const expiresAt = this.clock() + this.settings.resumeTokenTtlMs;
+    return this.tokens.sign(epoch === undefined ? { clientId, room, session, expiresAt } : { clientId, room, session, expiresAt, logEpoch: epoch });
   }
 
   private async announceDeparture(clientId: string, room: string): Promise<void> {
     const { onlineCount, others } = await this.presence(room);
-    if (others) await this.deliverToMembers(others, this.presenceFrame('user_left', 'left', clientId, room, onlineCount));
+    if (!others || others.length === 0) return;
+    const left = await this.logged(room, this.presenceFrame('user_left', 'left', clientId, room, onlineCount));
+    await this.deliverToMembers(others, left.data);
   }
 
   /** The room's count, and its members but `except` when the room is small enough to be told of arrivals and departures. */
@@ -324,7 +560,9 @@ export class Engine {
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;
-        return (await engine.send(target, frame)) === 'sent';
+        // Numbered in the recipient's room, for the recipient alone: a resume there replays it to it and to no one else.
+        const { data } = await engine.logged(target.room, frame, target.nameKey);
+        return (await engine.sendEncoded(target, data)) === 'sent';
       },
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
@@ -340,10 +578,11 @@ export class Engine {
     if (!moved) return;
     if (previousRoom !== room) {
       await this.announceDeparture(record.clientId, previousRoom);
-      await this.announceArrival(moved);
+      const arrival = await this.arrive(moved, true);
+      await this.sendEncoded(moved, await this.welcome(moved, arrival.onlineCount, arrival.joined));
+      if (arrival.joined) await this.deliverToMembers(arrival.others!, arrival.joined.data);
     } else {
-      const onlineCount = await this.registry.countRoom(room);
-      await this.send(record, this.presenceFrame('welcome', 'alreadyInRoom', record.clientId, room, onlineCount));
+      await this.sendEncoded(record, await this.welcome(record, await this.registry.countRoom(room), undefined, 'alreadyInRoom'));
     }
   }
 
@@ -352,7 +591,7 @@ export class Engine {
     const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((id) => id !== options.except) : members;
-    await this.deliver(recipients, frame);
+    if (recipients.length > 0) await this.deliverEncoded(recipients, (await this.logged(room, frame)).data);
     return members.length;
   }
 
@@ -361,7 +600,7 @@ export class Engine {
     const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
-    await this.deliverToMembers(recipients, frame);
+    if (recipients.length > 0) await this.deliverToMembers(recipients, (await this.logged(room, frame)).data);
     return members.length;
   }
 
@@ -372,23 +611,34 @@ export class Engine {
   private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
     const onlineCount = await this.registry.countRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount }) : source;
-    const data = encodeFrame(frame, new Date(this.clock()));
+    const { data } = await this.logged(room, frame);
     await this.backplane!.publishToAll({ kind: 'room', room, data, ...(options.except ? { except: options.except } : {}) });
     await this.deliverEncoded(options.except ? own.filter((id) => id !== options.except) : own, data);
     return onlineCount;
   }
 
+  /**
+   * Numbers a frame of `room` in its log, `to` naming the one member it is
+   * for (if so): one append per frame, however many receive it. The log
+   * keeps the frame without its seq; every recipient gets it with.
+   */
+  private async logged(room: string, frame: ServerFrame, to?: string): Promise<Logged> {
+    const at = this.clock();
+    const data = encodeFrame(frame, new Date(at));
+    const seq = await this.log.append(room, to === undefined ? { data, at } : { data, at, to });
+    return { seq, data: withSeq(data, seq) };
+  }
+
   /** Fan-out over instances: this instance's members directly, one backplane message per other owner. */
-  private async deliverToMembers(members: readonly RoomMember[], frame: ServerFrame): Promise<void> {
+  private async deliverToMembers(members: readonly RoomMember[], data: string): Promise<void> {
     if (members.length === 0) return;
-    if (!this.backplane) return this.deliver(members.map((member) => member.connectionId), frame);
+    if (!this.backplane) return this.deliverEncoded(members.map((member) => member.connectionId), data);
     const local: string[] = [];
     const remote = new Map<string, string[]>();
     for (const { connectionId, owner } of members) {
       if (!this.ownedElsewhere(owner)) local.push(connectionId);
       else remote.get(owner)?.push(connectionId) ?? remote.set(owner, [connectionId]);
     }
-    const data = encodeFrame(frame, new Date(this.clock()));
     for (const [owner, connectionIds] of remote) await this.backplane.publish(owner, { kind: 'deliver', connectionIds, data });
     await this.deliverEncoded(local, data);
   }
@@ -398,13 +648,9 @@ export class Engine {
     return (await this.registry.listRoom(room)).map((member) => member.connectionId);
   }
 
-  /** Fan-out: one encoding, one batch send where the transport has one, and gone connections forgotten afterwards. */
-  private async deliver(recipients: readonly string[], frame: ServerFrame): Promise<void> {
-    if (recipients.length === 0) return;
-    await this.deliverEncoded(recipients, encodeFrame(frame, new Date(this.clock())));
-  }
-
+  /** Fan-out: one batch send where the transport has one, and gone connections forgotten afterwards. */
   private async deliverEncoded(recipients: readonly string[], data: string): Promise<void> {
+    if (this.held.size > 0) recipients = this.holdBack(recipients, data);
     if (recipients.length === 0) return;
     const gone = this.transport.sendMany ? await this.transport.sendMany(recipients, data) : await this.sendEach(recipients, data);
     // After the fan-out, so one stale entry never holds up the others' messages.
@@ -425,9 +671,36 @@ export class Engine {
     return gone;
   }
 
-  /** A connection owned elsewhere counts as sent once its owner has the frame; its owner tells whether it is gone. */
-  private async send(record: ConnectionRecord, frame: ServerFrame): Promise<'sent' | 'gone'> {
-    const data = encodeFrame(frame, new Date(this.clock()));
+  /** The recipients whose frames are not held back; the frame is kept for those that are. */
+  private holdBack(recipients: readonly string[], data: string): readonly string[] {
+    let live: string[] | undefined;
+    for (let index = 0; index < recipients.length; index++) {
+      const held = this.held.get(recipients[index]!);
+      if (held) {
+        held.push(data);
+        live ??= recipients.slice(0, index);
+      } else {
+        live?.push(recipients[index]!);
+      }
+    }
+    return live ?? recipients;
+  }
+
+  private send(record: ConnectionRecord, frame: ServerFrame): Promise<SendOutcome> {
+    return this.sendEncoded(record, encodeFrame(frame, new Date(this.clock())));
+  }
+
+  private async sendEncoded(record: ConnectionRecord, data: string): Promise<SendOutcome> {
+    const held = this.held.get(record.connectionId);
+    if (held) {
+      held.push(data);
+      return 'sent';
+    }
+    return this.sendNow(record, data);
+  }
+
+  /** Past any hold. A connection owned elsewhere counts as sent once its owner has the frame; its owner tells whether it is gone. */
+  private async sendNow(record: ConnectionRecord, data: string): Promise<SendOutcome> {
     const { connectionId, owner } = record;
     if (this.ownedElsewhere(owner)) {
       await this.backplane!.publish(owner, { kind: 'deliver', connectionIds: [connectionId], data });
@@ -498,4 +771,30 @@ function* clientIdCandidates(requested: string | undefined): Generator<string> {
 /** Keeps the result within 32 characters (code points) by shortening the base. */
 function withSuffix(base: string, suffix: string): string {
   return Array.from(base).slice(0, 32 - suffix.length).join('') + suffix;
+}
+
+/** The resume a handshake asks for: `resume` (the token) and `since`; a `since` that is not a seq refuses the handshake. */
+function resumeRequestFrom(query: Readonly<Record<string, string>>): { token: string; since: number } | undefined {
+  const token = query.resume;
+  if (token === undefined || token === '') return undefined;
+  const since = query.since ?? '';
+  if (!SINCE_PATTERN.test(since)) throw new InvalidSinceError();
+  return { token, since: Number(since) };
+}
+
+function describe(error: ResumeError): { code: string; message: string } {
+  return { code: error.code, message: error.message };
+}
+
+/** What is known of a connection whose record is gone: enough to reach it (on this instance) and close it. */
+function orphan(connectionId: string, owner: string): ConnectionRecord {
+  return { connectionId, clientId: '', nameKey: '', room: '', connectedAt: 0, lastActiveAt: 0, sourceIp: '', identity: {}, rate: freshRateState(0), owner };
+}
+
+const SEQ_SUFFIX = /,"seq":(\d+)\}$/;
+
+/** The seq `withSeq` put at the end of a frame's text; undefined for a frame without one. */
+function seqOf(data: string): number | undefined {
+  const match = SEQ_SUFFIX.exec(data);
+  return match ? Number(match[1]) : undefined;
 }

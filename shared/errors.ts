@@ -14,6 +14,8 @@ export const CloseCode = {
   messageTooBig: 1009,
   serverError: 1011,
   serviceRestart: 1012,
+  /** Replaced by a resumed connection of the same session; final, clients do not reconnect. */
+  sessionReplaced: 4001,
 } as const;
 
 export class CloudsocketError extends Error {
@@ -72,6 +74,18 @@ export class UnavailableError extends ProtocolError {
   }
 }
 
+/**
+ * The last frame a connection gets before its close with 4001: another
+ * connection resumed its session and holds its clientId now. On AWS the close
+ * itself says 1000 (DeleteConnection takes no code), so this frame is what tells.
+ */
+export class SessionReplacedError extends ProtocolError {
+  static readonly code = 'session_replaced';
+  constructor() {
+    super(SessionReplacedError.code, 'another connection resumed this session; this one is closed');
+  }
+}
+
 export class InvalidRoomError extends ProtocolError {
   constructor() {
     super('invalid_room', 'room must be 1-32 letters, digits, "_" or "-"');
@@ -111,6 +125,55 @@ export class InvalidClientIdError extends HandshakeError {
 export class InvalidRoomHandshakeError extends HandshakeError {
   constructor() {
     super(400, 'invalid_room', 'room must be 1-32 letters, digits, "_" or "-"');
+  }
+}
+
+export class InvalidSinceError extends HandshakeError {
+  constructor() {
+    super(400, 'invalid_since', 'since must be the highest seq seen, a whole number of 0 or more');
+  }
+}
+
+/**
+ * Why a resume was not honoured, told to the client in a `resume_failed`
+ * frame before it is greeted as an ordinary new connection.
+ */
+export class ResumeError extends CloudsocketError {}
+
+export class ResumeTokenInvalidError extends ResumeError {
+  constructor(message = 'the resume token is not valid here') {
+    super('resume_token_invalid', message);
+  }
+}
+
+export class ResumeTokenExpiredError extends ResumeError {
+  constructor() {
+    super('resume_token_expired', 'the resume token has expired');
+  }
+}
+
+export class ResumeWrongRoomError extends ResumeError {
+  constructor() {
+    super('resume_wrong_room', 'the resume token belongs to another room');
+  }
+}
+
+export class ResumeGapError extends ResumeError {
+  constructor() {
+    super('resume_gap', 'the room no longer holds every frame since the one given');
+  }
+}
+
+export class ResumeNameTakenError extends ResumeError {
+  constructor() {
+    super('resume_name_taken', 'another session holds this clientId now');
+  }
+}
+
+/** The registry cannot hand a clientId from one connection to another (it has no `replace`), and the old connection still holds it. */
+export class ResumeUnsupportedError extends ResumeError {
+  constructor() {
+    super('resume_unsupported', 'this server cannot take the clientId back from a connection that is still registered');
   }
 }
 

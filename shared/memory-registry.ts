@@ -20,8 +20,9 @@ function sinceEpoch(ms: number): number {
 /**
  * One stored connection, kept small because a process holds one per open
  * socket: the rate state inline instead of an object of its own, one shared
- * object for the usual empty identity, the nameKey, room and address sharing
- * the strings they equal. Callers get ConnectionRecords built from it, never it.
+ * object for the usual empty identity, the nameKey, room, address and session
+ * sharing the strings they equal (a first connection's session is its own
+ * id). Callers get ConnectionRecords built from it, never it.
  */
 class Entry {
   readonly connectedAt: number;
@@ -40,6 +41,7 @@ class Entry {
     tat: number,
     public strikes: number,
     readonly owner: string | undefined,
+    readonly session: string | undefined,
   ) {
     this.connectedAt = sinceEpoch(connectedAt);
     this.lastActiveAt = sinceEpoch(lastActiveAt);
@@ -69,6 +71,7 @@ class Entry {
       rate: this.rate,
     };
     if (this.owner !== undefined) record.owner = this.owner;
+    if (this.session !== undefined) record.session = this.session;
     return record;
   }
 }
@@ -97,10 +100,24 @@ export class MemoryRegistry implements ConnectionRegistry {
 
   async add(record: ConnectionRecord): Promise<boolean> {
     if (this.byNameKey.has(record.nameKey) || this.byConnection.has(record.connectionId)) return false;
-    const { clientId, identity } = record;
-    const members = this.roomOf(record.room);
-    const entry = new Entry(
-      record.connectionId,
+    this.store(this.entryFor(record));
+    return true;
+  }
+
+  async replace(record: ConnectionRecord, staleConnectionId: string): Promise<ConnectionRecord | undefined> {
+    const stale = this.byConnection.get(staleConnectionId);
+    if (!stale || stale.nameKey !== record.nameKey || this.byConnection.has(record.connectionId)) return undefined;
+    // One synchronous step: nothing sees the name free, or held twice, in between.
+    this.byConnection.delete(staleConnectionId);
+    this.leaveRoom(stale);
+    this.store(this.entryFor(record));
+    return stale.toRecord();
+  }
+
+  private entryFor(record: ConnectionRecord): Entry {
+    const { connectionId, clientId, identity, session } = record;
+    return new Entry(
+      connectionId,
       clientId,
       record.nameKey === clientId ? clientId : record.nameKey,
       this.roomName(record.room),
@@ -111,11 +128,14 @@ export class MemoryRegistry implements ConnectionRegistry {
       record.rate.tat,
       record.rate.strikes,
       record.owner,
+      session === connectionId ? connectionId : session,
     );
+  }
+
+  private store(entry: Entry): void {
     this.byConnection.set(entry.connectionId, entry);
     this.byNameKey.set(entry.nameKey, entry);
-    members.add(entry);
-    return true;
+    this.roomOf(entry.room).add(entry);
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {

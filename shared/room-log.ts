@@ -39,6 +39,14 @@ export interface RoomLogLimits {
 
 /** Implementations must pass test/room-log-suite.ts. */
 export interface RoomLog {
+  /**
+   * Set by a log whose numbering can start over (one kept in a process's
+   * memory starts at 1 again after a restart): what tells its seqs from those
+   * of an earlier log of the same rooms. Resume tokens carry it, so a seq
+   * handed out by a lost log is a gap, not a place in the new numbering.
+   * A store that keeps its numbering (Redis, DynamoDB) leaves it out.
+   */
+  readonly epoch?: string;
   /** Stores the entry as the room's next seq and returns that seq (the first is 1). */
   append(room: string, entry: LogEntryInput): Promise<number>;
   /** The entries after `after`, as of `now` (older ones than maxAgeMs count as gone). */

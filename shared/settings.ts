@@ -4,6 +4,7 @@
  */
 import { ConfigError } from './errors.js';
 import { DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
+import type { RoomLogLimits } from './room-log.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -19,7 +20,18 @@ export interface CoreSettings {
   fanoutConcurrency: number;
   /** Rooms with more members than this get no `user_joined` / `user_left` frames. */
   presenceLimit: number;
+  /** What each room's log keeps for resuming clients: ROOM_LOG_SIZE frames, ROOM_LOG_AGE old at most. */
+  roomLog: RoomLogLimits;
+  /** How long a resume token is honoured after it was handed out. */
+  resumeTokenTtlMs: number;
+  /** RESUME_SECRET, which signs resume tokens; unset, the engine uses the build's secret or makes one. */
+  resumeSecret: string | undefined;
 }
+
+/** Long enough for API Gateway's 2-hour connection limit and a reconnect after it. */
+const DEFAULT_RESUME_TOKEN_TTL_SECONDS = 10_800;
+/** An HMAC key much shorter than this is guessable offline from any one token. */
+const MIN_RESUME_SECRET_CHARS = 16;
 
 export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   heartbeatTimeoutMs: 300_000,
@@ -28,6 +40,9 @@ export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   allowedOrigins: null,
   fanoutConcurrency: 50,
   presenceLimit: 100,
+  roomLog: { maxEntries: 1000, maxAgeMs: 300_000 },
+  resumeTokenTtlMs: DEFAULT_RESUME_TOKEN_TTL_SECONDS * 1000,
+  resumeSecret: undefined,
 };
 
 export function readCoreSettings(env: Env): CoreSettings {
@@ -42,7 +57,21 @@ export function readCoreSettings(env: Env): CoreSettings {
     allowedOrigins: readOrigins(env.ALLOWED_ORIGINS),
     fanoutConcurrency: readNumber(env, 'FANOUT_CONCURRENCY', 50, { min: 1, max: 1000, integer: true }),
     presenceLimit: readNumber(env, 'PRESENCE_LIMIT', 100, { min: 0, integer: true }),
+    roomLog: {
+      maxEntries: readNumber(env, 'ROOM_LOG_SIZE', 1000, { min: 1, max: 100_000, integer: true }),
+      maxAgeMs: readSeconds(env, 'ROOM_LOG_AGE', 300) * 1000,
+    },
+    resumeTokenTtlMs: readSeconds(env, 'RESUME_TOKEN_TTL', DEFAULT_RESUME_TOKEN_TTL_SECONDS) * 1000,
+    resumeSecret: readSecret(env, 'RESUME_SECRET', MIN_RESUME_SECRET_CHARS),
   };
+}
+
+function readSecret(env: Env, name: string, minChars: number): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  // The value itself never goes into the message: it is a secret.
+  if (raw.length < minChars) throw new ConfigError(`${name} must be at least ${minChars} characters (it has ${raw.length})`);
+  return raw;
 }
 
 interface NumberRule {

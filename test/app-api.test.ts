@@ -92,6 +92,30 @@ describe('a second app on the same core: a room counter', () => {
     await client.close();
   });
 
+  it('runs authenticate on a resume too: the token must name the clientId it gives, and a continued session is no new connection', async () => {
+    const user = uniqueName('dana');
+    const room = uniqueName('counter');
+    const dana = await TestClient.join(withQuery(target.url, { room }), { headers: { 'x-user': user } });
+    await dana.client.next('count');
+    const resumeQuery = dana.client.resumeQuery();
+
+    expect((await handshakeStatus(withQuery(target.url, resumeQuery))).status).toBe(401);
+    const other = await TestClient.connect(withQuery(target.url, resumeQuery), { headers: { 'x-user': `${user}_other` } });
+    expect(await other.next()).toMatchObject({ type: 'resume_failed', code: 'resume_token_invalid' });
+    expect(await other.next()).toMatchObject({ type: 'welcome', clientId: `${user}_other`, room: 'lobby' });
+    expect(dana.client.socketOpen()).toBe(true);
+
+    const back = await TestClient.connect(withQuery(target.url, resumeQuery), { headers: { 'x-user': user } });
+    expect(await back.next()).toMatchObject({ type: 'resumed', clientId: user, room });
+    expect((await dana.client.waitClosed()).code).toBe(4001);
+    back.send({ type: 'ping' });
+    await back.next('pong');
+    // The app saw one connection of dana's, never a disconnect: the resume continued it.
+    expect(events.filter((event) => event.startsWith(`connect:${user}:`) || event === `disconnect:${user}`)).toEqual([`connect:${user}:${user}`]);
+    expect(back.all('count')).toEqual([]);
+    await Promise.all([back.close(), other.close()]);
+  });
+
   it('turns an auth refusal into HTTP 401 and a crashing hook into 500 without details', async () => {
     const refused = await handshakeStatus(target.url);
     expect(refused.status).toBe(401);

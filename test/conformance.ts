@@ -11,7 +11,7 @@ import { uniqueName } from '../testing/client.js';
 
 export function conformanceSuite(target: string, baseUrl: () => string): void {
   coreConformanceSuite(target, baseUrl);
-  const { join, closeAll, pair, expectTimestamp, expectInvalidMessage } = conformanceHelpers(baseUrl);
+  const { join, closeAll, pair, expectTimestamp, expectResumable, expectInvalidMessage } = conformanceHelpers(baseUrl);
 
   describe(`chat conformance: ${target}`, () => {
     it('says who and where in the welcome', async () => {
@@ -31,6 +31,20 @@ export function conformanceSuite(target: string, baseUrl: () => string): void {
           expectTimestamp(frame);
         }
         expect(toA.id).toBe(toB.id);
+        await closeAll();
+      });
+
+      it('numbers chat frames after the room\'s previous frame, one by one, the same for every member', async () => {
+        const { a, b } = await pair();
+        const before = b.welcome.seq;
+        a.client.send({ type: 'chat', content: 'first' });
+        const [firstA, firstB] = await Promise.all([a.client.next('chat'), b.client.next('chat')]);
+        expect(firstA.seq).toBe(before + 1);
+        expect(firstB.seq).toBe(firstA.seq);
+        b.client.send({ type: 'chat', content: 'second' });
+        const [secondA, secondB] = await Promise.all([a.client.next('chat'), b.client.next('chat')]);
+        expect(secondA.seq).toBe(before + 2);
+        expect(secondB.seq).toBe(secondA.seq);
         await closeAll();
       });
 
@@ -82,6 +96,18 @@ export function conformanceSuite(target: string, baseUrl: () => string): void {
         a.client.send({ type: 'chat', content: 'public marker' });
         await b.client.next('chat');
         expect(b.client.all('private')).toHaveLength(0);
+        await closeAll();
+      });
+
+      it('numbers a private message in the recipient\'s room, between that room\'s other frames', async () => {
+        const { a } = await pair();
+        const farRoom = uniqueName('other');
+        const far = await join({ clientId: uniqueName('far'), room: farRoom });
+        expectResumable(far.welcome);
+        a.client.send({ type: 'private', to: far.welcome.clientId, content: 'psst' });
+        expect((await far.client.next('private')).seq).toBe(far.welcome.seq + 1);
+        far.client.send({ type: 'chat', content: 'after the private one' });
+        expect((await far.client.next('chat')).seq).toBe(far.welcome.seq + 2);
         await closeAll();
       });
 

@@ -122,7 +122,17 @@ describe('settings', () => {
       rateLimit: { perSecond: 10, burst: 20, closeAfter: 50 },
       allowedOrigins: null,
       fanoutConcurrency: 50,
+      roomLog: { maxEntries: 1000, maxAgeMs: 300_000 },
+      resumeTokenTtlMs: 10_800_000,
+      resumeSecret: undefined,
     });
+  });
+
+  it('reads the room log limits, the resume token lifetime and the resume secret', () => {
+    const settings = readCoreSettings({ ROOM_LOG_SIZE: '20', ROOM_LOG_AGE: '1.5', RESUME_TOKEN_TTL: '60', RESUME_SECRET: 'a secret of 24 characters' });
+    expect(settings.roomLog).toEqual({ maxEntries: 20, maxAgeMs: 1500 });
+    expect(settings.resumeTokenTtlMs).toBe(60_000);
+    expect(settings.resumeSecret).toBe('a secret of 24 characters');
   });
 
   it('reads seconds with fractions and origins without case or trailing slash', () => {
@@ -138,8 +148,17 @@ describe('settings', () => {
     ['RATE_BURST', '2.5', /RATE_BURST="2.5" must be a whole number/],
     ['RATE_LIMIT', '-1', /RATE_LIMIT="-1" must be at least 0/],
     ['FANOUT_CONCURRENCY', '5000', /FANOUT_CONCURRENCY="5000" must be at most 1000/],
+    ['ROOM_LOG_SIZE', '0', /ROOM_LOG_SIZE="0" must be at least 1/],
+    ['ROOM_LOG_SIZE', '10.5', /ROOM_LOG_SIZE="10.5" must be a whole number/],
+    ['ROOM_LOG_AGE', '0', /ROOM_LOG_AGE must be more than 0 seconds/],
+    ['RESUME_TOKEN_TTL', 'forever', /RESUME_TOKEN_TTL="forever" must be a number/],
+    ['RESUME_SECRET', 'short', /RESUME_SECRET must be at least 16 characters \(it has 5\)/],
   ])('refuses %s=%s with a message naming it', (name, value, message) => {
     expect(() => readCoreSettings({ [name]: value })).toThrow(ConfigError);
     expect(() => readCoreSettings({ [name]: value })).toThrow(message);
+  });
+
+  it('never repeats a resume secret it refuses in its message', () => {
+    expect(() => readCoreSettings({ RESUME_SECRET: 'hunter2' })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('hunter2') }));
   });
 });

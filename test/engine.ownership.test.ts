@@ -9,8 +9,10 @@ import { createChatApp } from '../apps/chat/index.js';
 import { CloudbaseServer } from '../functions/cloudbase/server.js';
 import type { Backplane } from '../shared/backplane.js';
 import { MemoryRegistry } from '../shared/memory-registry.js';
+import { MemoryRoomLog } from '../shared/memory-room-log.js';
 import type { ConnectionRegistry } from '../shared/registry.js';
-import { TestClient } from '../testing/client.js';
+import type { RoomLog } from '../shared/room-log.js';
+import { TestClient, withQuery } from '../testing/client.js';
 import { LocalBackplane } from './support/local-backplane.js';
 
 const started: CloudbaseServer[] = [];
@@ -21,9 +23,10 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((server) => server.shutdown()));
 });
 
-async function instance(instanceId: string, registry: ConnectionRegistry, backplane?: Backplane, heartbeatTimeoutMs?: number): Promise<string> {
-  const settings = { host: '127.0.0.1', port: 0, core: { heartbeatTimeoutMs } };
-  const server = new CloudbaseServer({ app: createChatApp(), registry, backplane, instanceId, settings });
+async function instance(instanceId: string, registry: ConnectionRegistry, backplane?: Backplane, heartbeatTimeoutMs?: number, log?: RoomLog): Promise<string> {
+  // Instances that share rooms share the secret their resume tokens are signed with.
+  const settings = { host: '127.0.0.1', port: 0, core: { heartbeatTimeoutMs, resumeSecret: 'the secret of every instance' } };
+  const server = new CloudbaseServer({ app: createChatApp(), registry, backplane, instanceId, settings, log });
   started.push(server);
   const { port } = await server.listen();
   return `ws://127.0.0.1:${port}/`;
@@ -80,6 +83,53 @@ describe('connections owned by another instance', () => {
     expect(await started[0]!.engine.sweepIdle()).toBe(1);
     expect((await alice.closed).code).toBe(1001);
     expect(clientIdsOf(await registry.listRoom('lobby'))).toEqual(['bob']);
+  });
+});
+
+describe('resuming across instances', () => {
+  /** Instances A and B sharing a registry, a backplane and a room log, with alice on A and bob on B. */
+  async function aliceOnAbobOnB() {
+    const registry = new MemoryRegistry();
+    const backplane = new LocalBackplane();
+    const log = new MemoryRoomLog({ maxEntries: 100, maxAgeMs: 60_000 });
+    const a = await instance('A', registry, backplane, undefined, log);
+    const b = await instance('B', registry, backplane, undefined, log);
+    const alice = await join(a, 'alice');
+    const bob = await join(b, 'bob');
+    return { registry, backplane, log, b, alice, bob };
+  }
+
+  it('numbers frames in the shared log and carries them with their seq through the backplane', async () => {
+    const { backplane, log, alice, bob } = await aliceOnAbobOnB();
+    const joined = await alice.next('user_joined');
+    alice.send({ type: 'chat', content: 'over the bus' });
+    const [toAlice, toBob] = await Promise.all([alice.next('chat'), bob.next('chat')]);
+    expect(toBob.seq).toBe(joined.seq + 1);
+    expect(toAlice.seq).toBe(toBob.seq);
+    expect(await log.latest('lobby')).toBe(toBob.seq);
+    const carried = backplane.published.flatMap(({ message }) => (message.kind === 'deliver' ? [JSON.parse(message.data)] : []));
+    expect(carried.find((frame) => frame.message === 'over the bus')?.seq).toBe(toBob.seq);
+  });
+
+  it('takes the clientId back on another instance: the old socket there gets session_replaced and 4001 through the backplane', async () => {
+    const { registry, backplane, b, alice, bob } = await aliceOnAbobOnB();
+    await alice.next('user_joined');
+    const resumeQuery = alice.resumeQuery();
+    bob.send({ type: 'chat', content: 'said before the resume' });
+    await alice.next('chat');
+
+    const back = await TestClient.connect(withQuery(b, resumeQuery));
+    clients.push(back);
+    expect((await back.next()).message).toBe('said before the resume');
+    expect(await back.next()).toMatchObject({ type: 'resumed', clientId: 'alice', replayed: 1 });
+    expect(await alice.next('error')).toMatchObject({ code: 'session_replaced' });
+    expect((await alice.waitClosed()).code).toBe(4001);
+    expect(backplane.published.some((p) => p.instanceId === 'A' && p.message.kind === 'close' && p.message.code === 4001)).toBe(true);
+
+    bob.send({ type: 'chat', content: 'after' });
+    await back.next('chat');
+    expect(bob.all('user_left')).toEqual([]);
+    expect((await registry.findByClientId('alice'))?.owner).toBe('B');
   });
 });
 

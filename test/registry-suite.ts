@@ -25,12 +25,38 @@ export interface RegistryUnderTest {
 const LIMIT: RateLimit = { perSecond: 10, burst: 3, closeAfter: 5 };
 const INTERVAL = 1000 / LIMIT.perSecond;
 
+/**
+ * Records for a suite's tests: each with a connection id of its own, times
+ * at `base()` and the nameKey of its clientId. `added` stores one and expects
+ * the store to take it.
+ */
+export function testRecords(registry: () => ConnectionRegistry, base: () => number) {
+  let serial = 0;
+  const record = (clientId: string, room = 'lobby', overrides: Partial<ConnectionRecord> = {}): ConnectionRecord => ({
+    connectionId: `conn-${++serial}-${clientId}=`,
+    clientId,
+    nameKey: nameKey(clientId),
+    room,
+    connectedAt: base(),
+    lastActiveAt: base(),
+    sourceIp: '203.0.113.7',
+    identity: {},
+    rate: freshRateState(base()),
+    ...overrides,
+  });
+  const added = async (clientId: string, room = 'lobby', overrides: Partial<ConnectionRecord> = {}) => {
+    const entry = record(clientId, room, overrides);
+    expect(await registry().add(entry)).toBe(true);
+    return entry;
+  };
+  return { record, added };
+}
+
 export function registrySuite(name: string, create: () => Promise<RegistryUnderTest>, capabilities: RegistryCapabilities): void {
   describe(`registry suite: ${name}`, () => {
     let subject: RegistryUnderTest;
     let registry: ConnectionRegistry;
     let base: number;
-    let serial = 0;
 
     beforeEach(async () => {
       subject = await create();
@@ -41,24 +67,7 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
       await subject.cleanup();
     });
 
-    const record = (clientId: string, room = 'lobby', overrides: Partial<ConnectionRecord> = {}): ConnectionRecord => ({
-      connectionId: `conn-${++serial}-${clientId}=`,
-      clientId,
-      nameKey: nameKey(clientId),
-      room,
-      connectedAt: base,
-      lastActiveAt: base,
-      sourceIp: '203.0.113.7',
-      identity: {},
-      rate: freshRateState(base),
-      ...overrides,
-    });
-
-    const added = async (clientId: string, room = 'lobby', overrides: Partial<ConnectionRecord> = {}) => {
-      const entry = record(clientId, room, overrides);
-      expect(await registry.add(entry)).toBe(true);
-      return entry;
-    };
+    const { record, added } = testRecords(() => registry, () => base);
 
     const clientIds = (records: ConnectionRecord[]) => records.map((r) => r.clientId).sort();
 

@@ -98,6 +98,24 @@ export class TestClient {
     return this.frames.filter((frame) => frame.type === type);
   }
 
+  /** The highest `seq` received so far (a welcome's included): what a resuming client passes as `since`. */
+  lastSeq(): number {
+    let highest = 0;
+    for (const frame of this.frames) if (typeof frame.seq === 'number' && frame.seq > highest) highest = frame.seq;
+    return highest;
+  }
+
+  /**
+   * The query parameters that resume this client's session on a new
+   * connection: the token of its latest `welcome` or `resumed`, and its
+   * `lastSeq`. Throws when it has had neither frame.
+   */
+  resumeQuery(): { resume: string; since: string } {
+    const greeting = this.frames.findLast((frame) => frame.type === 'welcome' || frame.type === 'resumed');
+    if (typeof greeting?.resumeToken !== 'string') throw new Error('no welcome or resumed frame with a resumeToken yet');
+    return { resume: greeting.resumeToken, since: String(this.lastSeq()) };
+  }
+
   async waitClosed(timeoutMs = this.timeoutMs): Promise<Closed> {
     return withTimeout(this.closed, timeoutMs, 'close');
   }

@@ -1,8 +1,8 @@
 /**
  * The conformance suite of the core, for any app on any target: what every
- * app gets from cloudsocket (clientIds, rooms, presence, the core routes it
- * answers, error frames, the rate limit and the frame limits), over real
- * sockets. Call it inside a vitest file with the target's WebSocket URL:
+ * app gets from cloudsocket (clientIds, rooms, presence, sequence numbers,
+ * the core routes it answers, error frames, the rate limit and the frame
+ * limits), over real sockets. Call it inside a vitest file with the target's WebSocket URL:
  *
  *   conformanceSuite('my app on CloudBase', () => target.url);
  *
@@ -47,6 +47,12 @@ export function conformanceHelpers(baseUrl: () => string, options: ConformanceOp
   function expectTimestamp(frame: Frame) {
     expect(frame.timestamp).toMatch(ISO_8601);
   }
+  /** A welcome (or `resumed`): the room's seq to resume from and a token to resume with. */
+  function expectResumable(frame: Frame) {
+    expect(Number.isSafeInteger(frame.seq) && frame.seq >= 0, `seq ${JSON.stringify(frame.seq)}`).toBe(true);
+    expect(typeof frame.resumeToken).toBe('string');
+    expect(frame.resumeToken.length).toBeGreaterThan(0);
+  }
   /** Sends `frame` and expects the sender alone to be told `invalid_message`, timestamped. */
   async function expectInvalidMessage(sender: TestClient, frame: unknown) {
     sender.send(frame as string | Record<string, unknown>);
@@ -55,11 +61,11 @@ export function conformanceHelpers(baseUrl: () => string, options: ConformanceOp
     expect(typeof error.message).toBe('string');
     expectTimestamp(error);
   }
-  return { url, join, closeAll, pair, expectTimestamp, expectInvalidMessage };
+  return { url, join, closeAll, pair, expectTimestamp, expectResumable, expectInvalidMessage };
 }
 
 export function conformanceSuite(target: string, baseUrl: () => string, options: ConformanceOptions = {}): void {
-  const { url, join, closeAll, pair, expectTimestamp, expectInvalidMessage } = conformanceHelpers(baseUrl, options);
+  const { url, join, closeAll, pair, expectTimestamp, expectResumable, expectInvalidMessage } = conformanceHelpers(baseUrl, options);
   const chosen = options.coreRoutes === false ? [] : options.coreRoutes === true || options.coreRoutes === undefined ? ['ping', 'join', 'users'] : options.coreRoutes;
   const answers = (route: CoreRouteName) => chosen.includes(route);
   // A route the app does not take has no test of its own; 'unknown_type' below covers it.
@@ -173,6 +179,61 @@ export function conformanceSuite(target: string, baseUrl: () => string, options:
         const { room, a, b } = await pair();
         await b.client.close();
         expect(await a.client.next('user_left')).toMatchObject({ clientId: b.welcome.clientId, room, onlineCount: 1 });
+        await closeAll();
+      });
+    });
+
+    describe('sequence numbers', () => {
+      it('gives the welcome the room\'s seq (0 in a room that has none) and a resume token', async () => {
+        const { welcome } = await join({ room: uniqueName('room') });
+        expectResumable(welcome);
+        expect(welcome.seq).toBe(0);
+        await closeAll();
+      });
+
+      it('numbers user_joined and user_left one after another, the same for every member, and counts its own user_joined in the newcomer\'s welcome', async () => {
+        const { room, a, b } = await pair();
+        const joinedB = a.client.all('user_joined').at(-1)!;
+        expect(joinedB.seq).toBe(b.welcome.seq);
+        expect(joinedB.seq).toBeGreaterThan(a.welcome.seq);
+        const c = await join({ room, clientId: uniqueName('c') });
+        const [toA, toB] = await Promise.all([a.client.next('user_joined'), b.client.next('user_joined')]);
+        expect(toA.seq).toBe(joinedB.seq + 1);
+        expect(toB.seq).toBe(toA.seq);
+        expect(c.welcome.seq).toBe(toA.seq);
+        await c.client.close();
+        const [leftA, leftB] = await Promise.all([a.client.next('user_left'), b.client.next('user_left')]);
+        expect(leftA.seq).toBe(toA.seq + 1);
+        expect(leftB.seq).toBe(leftA.seq);
+        await closeAll();
+      });
+
+      it('puts no seq on frames that answer one client alone', async () => {
+        const { a } = await pair();
+        const replies: Frame[] = [];
+        if (answers('ping')) {
+          a.client.send({ type: 'ping' });
+          replies.push(await a.client.next('pong'));
+        }
+        if (answers('users')) {
+          a.client.send({ type: 'users' });
+          replies.push(await a.client.next('users'));
+        }
+        a.client.send({ type: 'teleport_conformance' });
+        replies.push(await a.client.next('error'));
+        for (const frame of replies) expect(frame, frame.type).not.toHaveProperty('seq');
+        await closeAll();
+      });
+
+      whenRoute('join')('gives the welcome after a join the new room\'s seq and a token for it', async () => {
+        const { a } = await pair();
+        const target = uniqueName('next');
+        const waiting = await join({ clientId: uniqueName('w'), room: target });
+        a.client.send({ type: 'join', room: target });
+        const welcome = await a.client.next('welcome');
+        expectResumable(welcome);
+        expect(welcome.resumeToken).not.toBe(a.welcome.resumeToken);
+        expect((await waiting.client.next('user_joined')).seq).toBe(welcome.seq);
         await closeAll();
       });
     });

@@ -7,12 +7,19 @@ interface Presence<Type extends string> {
   onlineCount: number;
 }
 
+/** The room's frames carry the seq its log gave them (protocol.md, "Sequence numbers and resuming"). */
+interface Numbered {
+  seq: number;
+}
+
 export type ChatServerFrame =
-  | Presence<'welcome'>
-  | Presence<'user_joined'>
-  | Presence<'user_left'>
-  | { type: 'chat'; id: string; clientId: string; room: string; message: string; onlineCount: number }
-  | { type: 'private'; id: string; clientId: string; to: string; message: string }
+  | (Presence<'welcome'> & { seq: number; resumeToken: string })
+  | (Presence<'user_joined'> & Numbered)
+  | (Presence<'user_left'> & Numbered)
+  | ({ type: 'chat'; id: string; clientId: string; room: string; message: string; onlineCount: number } & Numbered)
+  | ({ type: 'private'; id: string; clientId: string; to: string; message: string } & Numbered)
+  | { type: 'resumed'; clientId: string; room: string; seq: number; resumeToken: string; onlineCount: number; replayed: number }
+  | { type: 'resume_failed'; code: string; message: string }
   | { type: 'pong' }
   | { type: 'users'; room: string; users: string[]; onlineCount: number }
   | { type: 'error'; code: string; message: string };

@@ -2,6 +2,7 @@
  * The API Gateway WebSocket events and results the handlers see, declared
  * here (no @types/aws-lambda) with the fields API Gateway actually sends.
  */
+import type { Greeting } from '../../shared/engine.js';
 
 export interface WebSocketRequestContext {
   routeKey: string;
@@ -50,6 +51,8 @@ export interface WelcomePayload {
   connectionId: string;
   domainName: string;
   stage: string;
+  /** What the admission decided for the greeting (a resume, or why one failed); absent for an ordinary connection. */
+  greeting?: Greeting;
 }
 
 /** A route's answer. On $connect a non-2xx status refuses the handshake. */

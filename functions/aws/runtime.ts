@@ -11,7 +11,9 @@ import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
 import { ConfigError } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/log.js';
+import { MemoryRoomLog } from '../../shared/memory-room-log.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
+import type { RoomLog } from '../../shared/room-log.js';
 import { DynamoDbRegistry } from '../../registries/dynamodb-registry.js';
 import type { WebSocketResult } from './events.js';
 import { ManagementApiTransport } from './management-transport.js';
@@ -27,6 +29,12 @@ export interface StageAddress {
 export interface AwsHandlerOptions {
   /** Where connections live; default the DynamoDB table named by CONNECTIONS_TABLE. */
   registry?: ConnectionRegistry;
+  /**
+   * The rooms' logs. Default: one in the container's memory, which numbers
+   * only the frames this container sends; every container of a deployment
+   * must share one for seqs and resumes to hold across them.
+   */
+  log?: RoomLog;
   /** Over the settings read from the environment. */
   settings?: AwsSettingsOverrides;
   /** Default: JSON lines on stdout (CloudWatch) at LOG_LEVEL. */
@@ -52,6 +60,8 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   const settings = withOverrides(readAwsSettings(env), options.settings);
   const logger = options.logger ?? createLogger(settings.logLevel);
   const registry = options.registry ?? dynamoDbRegistry(settings);
+  const { roomLog, resumeTokenTtlMs } = settings.core;
+  const log = options.log ?? new MemoryRoomLog({ ...roomLog, numberingKeptMs: resumeTokenTtlMs });
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   const engines = new Map<string, Engine>();
   let lambda: LambdaClient | undefined;
@@ -79,7 +89,7 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
       const key = managementEndpoint(env, address) ?? '';
       let engine = engines.get(key);
       if (!engine) {
-        engine = new Engine({ app, registry, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
+        engine = new Engine({ app, registry, log, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
         engines.set(key, engine);
       }
       return engine;

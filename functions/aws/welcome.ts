@@ -8,6 +8,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import type { Greeting } from '../../shared/engine.js';
 import type { LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
 import { isGone } from './management-transport.js';
 import { guarded, type Runtime } from './runtime.js';
@@ -30,10 +31,24 @@ export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => 
       rt.logger.info('welcome_unconfirmed', { connectionId });
       return { statusCode: 410, body: 'connection not open' };
     }
-    await rt.engine(payload).greet(connectionId);
+    await rt.engine(payload).greet(connectionId, greetingFrom(payload.greeting));
     return { statusCode: 200 };
   });
 };
+
+/** The payload comes from our own $connect, but only its expected shape is let through to the engine. */
+function greetingFrom(value: unknown): Greeting {
+  if (value === null || typeof value !== 'object') return {};
+  const { since, continued, resumeFailed } = value as Record<string, unknown>;
+  const greeting: Greeting = {};
+  if (typeof since === 'number' && Number.isSafeInteger(since) && since >= 0) greeting.since = since;
+  if (continued === true) greeting.continued = true;
+  if (resumeFailed !== null && typeof resumeFailed === 'object') {
+    const { code, message } = resumeFailed as Record<string, unknown>;
+    if (typeof code === 'string' && typeof message === 'string') greeting.resumeFailed = { code, message };
+  }
+  return greeting;
+}
 
 async function confirmConnection(client: ApiGatewayManagementApiClient, connectionId: string, stillRegistered: () => Promise<boolean>): Promise<boolean> {
   for (const wait of CONFIRM_DELAYS_MS) {

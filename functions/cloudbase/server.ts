@@ -10,13 +10,14 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
 import type { Backplane } from '../../shared/backplane.js';
-import { Engine } from '../../shared/engine.js';
+import { Engine, type Greeting } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { MemoryRegistry } from '../../shared/memory-registry.js';
 import { pageHeaders } from '../../shared/page-headers.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
 import type { ConnectionRegistry } from '../../shared/registry.js';
+import type { RoomLog } from '../../shared/room-log.js';
 import { InvalidRequestTargetError, parseRequestTarget } from '../../shared/request-target.js';
 import { withOverrides } from '../../shared/settings.js';
 import { readCloudbaseSettings, type CloudbaseSettings, type CloudbaseSettingsOverrides } from './settings.js';
@@ -28,6 +29,8 @@ export interface CloudbaseServerOptions {
   registry?: ConnectionRegistry;
   /** How this instance reaches sockets other instances own, when the registry is shared. */
   backplane?: Backplane;
+  /** The rooms' logs, shared by the instances that share rooms; default this process's memory (ROOM_LOG_SIZE, ROOM_LOG_AGE). */
+  log?: RoomLog;
   /** Names this instance in the registry and on the backplane; default a random id. */
   instanceId?: string;
   /** Over the settings read from the environment (PORT, HEARTBEAT_TIMEOUT, ...). */
@@ -80,6 +83,7 @@ export class CloudbaseServer {
       logger,
       instanceId: options.instanceId,
       backplane: options.backplane,
+      log: options.log,
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -176,10 +180,13 @@ export class CloudbaseServer {
         return accept(false, status, jsonBody(code, message), JSON_HEADERS);
       }
       // ws drops the upgrade without a callback if the client left meanwhile; forget it then.
-      // It keeps the id only, not the whole handshake, and onOpen removes it.
+      // It keeps the id and the greeting only, not the whole handshake, and onOpen removes it.
       const { connectionId } = request;
-      const forgetUnopened = () => void this.registry.remove(connectionId);
-      pendingConnectionIds.set(req, { connectionId, forgetUnopened });
+      // One that continues its session is still in the room for the others, so they are told it left.
+      const forgetUnopened = admission.greeting.continued
+        ? () => void this.engine.disconnect(connectionId).catch((error) => this.logger.error('disconnect_failed', { connectionId, error }))
+        : () => void this.registry.remove(connectionId);
+      pendingConnectionIds.set(req, { connectionId, greeting: admission.greeting, forgetUnopened });
       req.socket.once('close', forgetUnopened);
       accept(true);
     } catch (error) {
@@ -201,7 +208,7 @@ export class CloudbaseServer {
 
     // Admitted just before the drain began: it would be missed by it, so it is told to come back at once.
     if (this.shuttingDown) return void ws.close(CloseCode.serviceRestart, 'service restart');
-    this.engine.greet(connectionId).catch((error) => {
+    this.engine.greet(connectionId, pending.greeting).catch((error) => {
       this.logger.error('greet_failed', { connectionId, error });
       ws.close(CloseCode.serverError, 'internal error');
     });
@@ -304,7 +311,7 @@ function connectionSocketClass(engine: Engine, logger: Logger, closed: (connecti
   };
 }
 
-const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; forgetUnopened: () => void }>();
+const pendingConnectionIds = new WeakMap<IncomingMessage, { connectionId: string; greeting: Greeting; forgetUnopened: () => void }>();
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
 function jsonBody(code: string, message: string): string {
