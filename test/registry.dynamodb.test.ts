@@ -5,6 +5,7 @@ import { nameKey } from '../shared/names.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
+import { registryReplaceSuite } from './registry-replace-suite.js';
 import { registrySuite } from './registry-suite.js';
 
 const TTL_SECONDS = 7200;
@@ -33,6 +34,7 @@ const dynamoDbRegistry = async () => {
   };
 };
 registrySuite('DynamoDbRegistry on dynalite', dynamoDbRegistry, { listsIdle: false });
+registryReplaceSuite('DynamoDbRegistry on dynalite', dynamoDbRegistry);
 
 describe('DynamoDbRegistry specifics', () => {
   let client: DynamoDBClient;

@@ -7,6 +7,7 @@ import { RedisRegistry } from '../registries/redis-registry.js';
 import { silentLogger } from '../shared/log.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
+import { registryReplaceSuite } from './registry-replace-suite.js';
 import { registrySuite } from './registry-suite.js';
 import { expectNoKeyspaceWalk, recordCommands, startRedisServer, type LocalRedis } from './support/redis.js';
 
@@ -33,6 +34,7 @@ const freshPrefix = () => `t${randomBytes(4).toString('hex')}:`;
 
 const redisRegistry = async () => ({ registry: new RedisRegistry({ client: await client(), prefix: freshPrefix() }), cleanup: async () => {} });
 registrySuite('RedisRegistry on redis-server', redisRegistry, { listsIdle: true });
+registryReplaceSuite('RedisRegistry on redis-server', redisRegistry);
 
 let serial = 0;
 const record = (clientId: string, owner?: string, room = 'lobby'): ConnectionRecord => ({

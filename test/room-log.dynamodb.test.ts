@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CHUNK_ENTRIES, DynamoDbRoomLog, HEAD_TTL_SECONDS, MAX_ENTRY_BYTES } from '../registries/dynamodb-room-log.js';
 import { TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import type { RoomLogLimits } from '../shared/room-log.js';
+import { roomLogSuite } from './room-log-suite.js';
 import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
 
 const LIMITS: RoomLogLimits = { maxEntries: 100, maxAgeMs: 300_000 };
@@ -21,6 +22,18 @@ afterAll(async () => {
 
 /** A chat frame of about `bytes` bytes. */
 const frame = (text: string, bytes = 0) => JSON.stringify({ type: 'chat', message: text.padEnd(bytes, '.') });
+
+roomLogSuite('DynamoDbRoomLog on dynalite', async (limits, clock) => {
+  const client = dynamoClient(dynalite.endpoint, sentByFile);
+  const table = await createConnectionsTable(client);
+  return {
+    log: new DynamoDbRoomLog({ client, tableName: table.tableName, limits, clock }),
+    cleanup: async () => {
+      await table.drop();
+      client.destroy();
+    },
+  };
+});
 
 describe('DynamoDbRoomLog', () => {
   let client: DynamoDBClient;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../registries/redis-connection.js';
 import { CLOCK_SKEW_MS, COUNTER_TTL_MS, RedisRoomLog } from '../registries/redis-room-log.js';
 import type { RoomLogLimits } from '../shared/room-log.js';
+import { roomLogSuite } from './room-log-suite.js';
 import { expectNoKeyspaceWalk, recordCommands, startRedisServer, type LocalRedis } from './support/redis.js';
 
 const LIMITS: RoomLogLimits = { maxEntries: 50, maxAgeMs: 60_000 };
@@ -28,6 +29,11 @@ async function client(url = redis.url): Promise<Redis> {
 
 const freshPrefix = () => `l${randomBytes(4).toString('hex')}:`;
 const frame = (text: string) => JSON.stringify({ type: 'chat', message: text });
+
+roomLogSuite('RedisRoomLog on redis-server', async (limits, clock) => ({
+  log: new RedisRoomLog({ client: await client(), prefix: freshPrefix(), limits, clock }),
+  cleanup: async () => {},
+}));
 
 describe('RedisRoomLog', () => {
   it('costs one round trip per append, read and latest', async () => {
