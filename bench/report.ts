@@ -117,6 +117,19 @@ export function formatReport(report: BenchReport): string {
         ]),
       ),
     );
+    const { resume } = report.aws;
+    const operations = (tally: { dynamoOperations: Record<string, number> }) => Object.entries(tally.dynamoOperations).map(([op, n]) => `${op} ${n}`).join(', ');
+    out.push('', 'AWS room log through the emulator: chat messages in a room of 12, and resumes from the handshake to `resumed` (DynamoDB requests)');
+    out.push(
+      table(
+        ['what', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes'],
+        [
+          [`per chat message, over ${resume.messages} (${resume.chunkCopies} chunk copies)`, resume.perMessage.dynamoRequests, operations(resume.perMessage), resume.perMessage.managementCalls, resume.perMessage.lambdaInvokes],
+          [`a resume after 2 chats (${resume.shortResume.replayed} replayed)`, resume.shortResume.dynamoRequests, operations(resume.shortResume), resume.shortResume.managementCalls, resume.shortResume.lambdaInvokes],
+          [`a resume after ${resume.messages} chats (${resume.longResume.replayed} replayed)`, resume.longResume.dynamoRequests, operations(resume.longResume), resume.longResume.managementCalls, resume.longResume.lambdaInvokes],
+        ],
+      ),
+    );
     out.push('', 'AWS handlers: size and cold-start import of message.mjs in a fresh process');
     out.push(
       table(
