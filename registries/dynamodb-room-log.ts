@@ -17,10 +17,10 @@
  * `recent` together, atomically, so the entry's seq is `first` plus its
  * position and needs no second write. Keeping every entry in that one item
  * would make a replay a single GetItem, but a write costs a write unit per KB
- * of the whole item (the larger of before and after): 1000 chat frames of
- * ~200 bytes would make every message cost ~200 write units instead of 1, and
- * ReturnValues would send the item back each time. So the head stays small:
- * the writer whose append takes `recent` past chunkBytes (or CHUNK_ENTRIES
+ * of the whole item (the larger of before and after): with 1000 chat frames
+ * of ~200 bytes in it, every message costs ~180 write units instead of ~5
+ * (bench/aws-log.ts), and ReturnValues sends the item back each time. So
+ * the head stays small: the writer whose append takes `recent` past chunkBytes (or CHUNK_ENTRIES
  * entries) copies it into a chunk item (a PutItem) and cuts the copied
  * entries from the head (an UpdateItem conditional on `first`, so of racing
  * writers one cuts; a chunk is overwritten only by a longer copy of
@@ -39,9 +39,10 @@
  * past a restarted head's is read as a gap, never as "nothing new".
  *
  * Requests per operation:
- *   append  1 UpdateItem (ReturnValues ALL_NEW: the head, under 2 × chunkBytes).
+ *   append  1 UpdateItem (ReturnValues ALL_NEW: the head, under 2 × chunkBytes
+ *           and one entry).
  *           The append that fills the head: + 1 PutItem (the chunk) + 1
- *           UpdateItem (the cut), once every ~chunkBytes of frames (about 40
+ *           UpdateItem (the cut), once every ~chunkBytes of frames (about 30
  *           chat messages at the default 8 KiB). Refused by a full head: + 1
  *           UpdateItem after the wait; refused again, + 1 GetItem where the
  *           store cannot return the item with the failure (dynalite), the

@@ -37,3 +37,4 @@ export { readAwsSettings } from './settings.js';
 export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
 export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
+export { DynamoDbRoomLog, RoomLogContentionError, type DynamoDbRoomLogOptions } from '../../registries/dynamodb-room-log.js';
