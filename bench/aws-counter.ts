@@ -67,3 +67,14 @@ function emptyCounts(): RequestCounts {
 export function sum(values: number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
+
+/** Waits until no request has arrived for a while: the handlers are done with what was asked of them. */
+export async function quiet(counter: RequestCounter, quietMs = 400, maxMs = 30_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = counter.total;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    if (counter.total === last) return;
+    last = counter.total;
+  }
+}

@@ -16,7 +16,7 @@ import { silentLogger } from '../shared/log.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
 import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { RequestCounter, sum, type RequestCounts } from './aws-counter.js';
+import { quiet, RequestCounter, sum, type RequestCounts } from './aws-counter.js';
 import type { LoadPool } from './load/pool.js';
 
 export interface AwsRoomRun {
@@ -137,16 +137,6 @@ async function waitUntilEmpty(dynamo: DynamoDBClient, emulator: RunningEmulator,
   }
 }
 
-/** Waits until no request has arrived for a while: the handlers are done with the last message. */
-async function quiet(counter: RequestCounter, quietMs = 400, maxMs = 30_000): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  let last = counter.total;
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, quietMs));
-    if (counter.total === last) return;
-    last = counter.total;
-  }
-}
 
 function tableName(emulator: RunningEmulator): string {
   const table = emulator.stack.table;

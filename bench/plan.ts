@@ -1,10 +1,11 @@
 /** How much each scenario does in a full run and in a quick one. */
 import type { AwsChurnPlan } from './aws-churn.js';
+import type { AwsLogPlan } from './aws-log.js';
 import type { BroadcastCase } from './broadcast.js';
 import type { HostilePlan } from './hostile.js';
 
-export type ScenarioName = 'broadcast' | 'cluster' | 'idle' | 'aws' | 'aws-churn' | 'hostile';
-export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'cluster', 'idle', 'aws', 'aws-churn', 'hostile'];
+export type ScenarioName = 'broadcast' | 'cluster' | 'idle' | 'aws' | 'aws-log' | 'aws-churn' | 'hostile';
+export const SCENARIOS: readonly ScenarioName[] = ['broadcast', 'cluster', 'idle', 'aws', 'aws-log', 'aws-churn', 'hostile'];
 
 export interface BenchPlan {
   mode: 'full' | 'quick';
@@ -14,7 +15,10 @@ export interface BenchPlan {
   idleConnections: number;
   /** Each server's idle memory is read this many times, in rotating order; the median RSS counts (one reading moves by ±4%). */
   idleRounds: number;
-  aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number };
+  /** resumeMessages: chats a resuming client misses in the long resume, and chats counted after it. */
+  aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number; resumeMessages: number };
+  /** Appends to one room's log per layout; more than ROOM_LOG_SIZE, so a full replay reaches back into old chunks. */
+  awsLog: AwsLogPlan;
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
   hostile: { cloudbase: HostilePlan; aws: HostilePlan };
   awsChurn: AwsChurnPlan;
@@ -36,7 +40,8 @@ export const FULL_PLAN: BenchPlan = {
   broadcastRounds: 3,
   idleConnections: 10_000,
   idleRounds: 3,
-  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7 },
+  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7, resumeMessages: 200 },
+  awsLog: { appends: 3000, chunkSizesKiB: [2, 4, 8, 16] },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
     cloudbase: { garbage: 2500, targets: 2500, framing: 2500, json: 2500 },
@@ -55,14 +60,15 @@ export const QUICK_PLAN: BenchPlan = {
   broadcastRounds: 1,
   idleConnections: 5_000,
   idleRounds: 1,
-  aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3 },
+  aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3, resumeMessages: 60 },
+  awsLog: { appends: 1200, chunkSizesKiB: [4, 8] },
   hostile: {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },
     aws: { garbage: 300, targets: 300, framing: 100, json: 300 },
   },
   awsChurn: { joiners: 200, broadcasts: 3, churners: 300, churnSeconds: 10, settleSeconds: 30 },
   notes: [
-    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
+    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000), AWS rooms of 10 and 100 (not 1000) and resumes across 60 chats (not 200), the room log with 1,200 appends at 4 and 8 KiB chunks (not 3,000 at 2 to 16 KiB), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
     'quick mode is noisy: with one short round, a ratio is one sample, and p99 ratios have moved from 1.25× to 1.80× between quick runs of the same code; the full run gives the median of three rounds and the range between them',
   ],
 };

@@ -117,11 +117,43 @@ export function formatReport(report: BenchReport): string {
         ]),
       ),
     );
+    const { resume } = report.aws;
+    const operations = (tally: { dynamoOperations: Record<string, number> }) => Object.entries(tally.dynamoOperations).map(([op, n]) => `${op} ${n}`).join(', ');
+    out.push('', 'AWS room log through the emulator: chat messages in a room of 12, and resumes from the handshake to `resumed` (DynamoDB requests)');
+    out.push(
+      table(
+        ['what', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes'],
+        [
+          [`per chat message, over ${resume.messages} (${resume.chunkCopies} chunk copies)`, resume.perMessage.dynamoRequests, operations(resume.perMessage), resume.perMessage.managementCalls, resume.perMessage.lambdaInvokes],
+          [`a resume after 2 chats (${resume.shortResume.replayed} replayed)`, resume.shortResume.dynamoRequests, operations(resume.shortResume), resume.shortResume.managementCalls, resume.shortResume.lambdaInvokes],
+          [`a resume after ${resume.messages} chats (${resume.longResume.replayed} replayed)`, resume.longResume.dynamoRequests, operations(resume.longResume), resume.longResume.managementCalls, resume.longResume.lambdaInvokes],
+        ],
+      ),
+    );
     out.push('', 'AWS handlers: size and cold-start import of message.mjs in a fresh process');
     out.push(
       table(
         ['variant', 'message.mjs', '4 handlers', 'import median ms', 'build'],
         report.aws.coldStart.map((run) => [run.variant, kib(run.messageBytes), kib(run.totalBytes), run.importMedianMs, run.description]),
+      ),
+    );
+  }
+
+  if (report.awsLog) {
+    out.push('', `AWS room log against dynalite, per append of a ${report.awsLog[0]?.frameBytes ?? '?'}-byte chat frame (capacity units as dynalite counts them by DynamoDB's rules)`);
+    out.push(
+      table(
+        ['layout', 'requests', 'most for one', 'write units', 'replay of 20: requests', 'read units', 'replay of 1000: requests', 'read units'],
+        report.awsLog.map((run) => [
+          run.layout,
+          run.requestsPerAppend,
+          run.maxRequestsPerAppend,
+          run.writeUnitsPerAppend,
+          run.shortReplay.requests,
+          run.shortReplay.readUnits,
+          run.fullReplay.requests,
+          run.fullReplay.readUnits,
+        ]),
       ),
     );
   }

@@ -5,8 +5,9 @@
  * write, because DynamoDB Local-style stores (dynalite) have no transactions.
  *
  * Items (partition key `pk`, see infra/aws/template.yaml ConnectionsTable):
- *   conn#{connectionId}  the ConnectionRecord; carries `room` and `clientId`,
- *                        so it appears in both indexes (byRoom, byClientId).
+ *   conn#{connectionId}  the ConnectionRecord (`owner` and `session` when it
+ *                        has them); carries `room` and `clientId`, so it
+ *                        appears in both indexes (byRoom, byClientId).
  *   client#{nameKey}     the claim that makes a clientId unique, and with it
  *                        every name that looks like it (shared/names.ts):
  *                        `owner` is the connectionId holding it. It has
@@ -29,10 +30,14 @@
  *                  inside a burst, 1 more UpdateItem (plus 1 GetItem where the
  *                  store cannot return the old item with the failed condition);
  *                  once per ttl/2 of activity, 2 more writes refresh expiresAt.
+ *   replace        3 writes (claim Update from the stale connectionId to the new
+ *                  one, connection Put, stale connection Delete); lost to another
+ *                  replace, or the stale connection gone: 1. Stale connection
+ *                  removed halfway (its claim still there): 2 more undo it.
  *   remove         2 writes (connection Delete, claim Delete); already gone: 1.
  *   listIdle       none: see the method.
  */
-import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DeleteItemCommand,
   GetItemCommand,
@@ -46,6 +51,7 @@ import { CloudsocketError } from '../shared/errors.js';
 import type { JsonObject } from '../shared/protocol.js';
 import type { RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from '../shared/registry.js';
+import { conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
 
 /** Names the template's ConnectionsTable must use; test/template.test.ts holds the two together. */
 export const PARTITION_KEY = 'pk';
@@ -75,8 +81,6 @@ export class RegistryContentionError extends CloudsocketError {
 /** Concurrent frames of one connection race only on its rate-limit state; a few rounds settle it. */
 const MAX_TOUCH_ATTEMPTS = 10;
 
-type Item = Record<string, AttributeValue>;
-
 export class DynamoDbRegistry implements ConnectionRegistry {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
@@ -99,7 +103,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   async add(record: ConnectionRecord): Promise<boolean> {
     const nowSeconds = this.nowSeconds();
     const expiresAt = nowSeconds + this.ttlSeconds;
-    const claimed = await this.conditionally(
+    const claimed = await conditionally(
       this.client.send(
         new PutItemCommand({
           TableName: this.tableName,
@@ -111,26 +115,44 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       ),
     );
     if (!claimed) return false;
+    return this.putConnection(record, expiresAt, nowSeconds, () => this.releaseClaim(record.nameKey, record.connectionId));
+  }
 
-    let stored: boolean;
-    try {
-      stored = await this.conditionally(
-        this.client.send(
-          new PutItemCommand({
-            TableName: this.tableName,
-            Item: toItem(record, expiresAt),
-            ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :now',
-            ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
-            ExpressionAttributeValues: { ':now': n(nowSeconds) },
-          }),
-        ),
-      );
-    } catch (error) {
-      await this.releaseClaim(record.nameKey, record.connectionId).catch(() => undefined);
-      throw error;
-    }
-    if (!stored) await this.releaseClaim(record.nameKey, record.connectionId);
-    return stored;
+  /**
+   * Moves the claim from the stale connection to the new one (the one write
+   * racing replaces contend for: exactly one moves it), stores the new
+   * record, then deletes the stale one. For a moment between the last two
+   * the room lists both; never neither. If the stale connection turns out to
+   * be gone already (its `$disconnect` ran meanwhile), everything is undone,
+   * since its room was told it left.
+   */
+  async replace(record: ConnectionRecord, staleConnectionId: string): Promise<ConnectionRecord | undefined> {
+    const nowSeconds = this.nowSeconds();
+    const expiresAt = nowSeconds + this.ttlSeconds;
+    const moved = await conditionally(
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [PARTITION_KEY]: s(claimKey(record.nameKey)) },
+          UpdateExpression: 'SET #owner = :owner, #expiresAt = :expiresAt',
+          ConditionExpression: '#owner = :stale AND #expiresAt > :now',
+          ExpressionAttributeNames: { '#owner': 'owner', '#expiresAt': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':owner': s(record.connectionId), ':stale': s(staleConnectionId), ':expiresAt': n(expiresAt), ':now': n(nowSeconds) },
+        }),
+      ),
+    );
+    if (!moved) return undefined;
+
+    const giveClaimBack = () => this.moveClaim(record.nameKey, record.connectionId, staleConnectionId);
+    if (!(await this.putConnection(record, expiresAt, nowSeconds, giveClaimBack))) return undefined;
+
+    const { Attributes } = await this.client.send(
+      new DeleteItemCommand({ TableName: this.tableName, Key: connectionKey(staleConnectionId), ReturnValues: 'ALL_OLD' }),
+    );
+    if (Attributes && this.isLive(Attributes)) return toRecord(Attributes);
+    await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: connectionKey(record.connectionId) }));
+    await this.releaseClaim(record.nameKey, record.connectionId);
+    return undefined;
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -277,7 +299,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       ExpressionAttributeNames: { '#expiresAt': TTL_ATTRIBUTE },
       ExpressionAttributeValues: { ':expiresAt': extended },
     });
-    await this.conditionally(
+    await conditionally(
       this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
@@ -291,9 +313,48 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     );
   }
 
+  /** Stores the connection item unless a live one has its connectionId; `undo` gives the claim back when it was not stored. */
+  private async putConnection(record: ConnectionRecord, expiresAt: number, nowSeconds: number, undo: () => Promise<void>): Promise<boolean> {
+    let stored: boolean;
+    try {
+      stored = await conditionally(
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: toItem(record, expiresAt),
+            ConditionExpression: 'attribute_not_exists(#pk) OR #expiresAt <= :now',
+            ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#expiresAt': TTL_ATTRIBUTE },
+            ExpressionAttributeValues: { ':now': n(nowSeconds) },
+          }),
+        ),
+      );
+    } catch (error) {
+      await undo().catch(() => undefined);
+      throw error;
+    }
+    if (!stored) await undo();
+    return stored;
+  }
+
+  /** Hands a claim back from `from` to `to`, if `from` still holds it. */
+  private async moveClaim(nameKey: string, from: string, to: string): Promise<void> {
+    await conditionally(
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [PARTITION_KEY]: s(claimKey(nameKey)) },
+          UpdateExpression: 'SET #owner = :to',
+          ConditionExpression: '#owner = :from',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':from': s(from), ':to': s(to) },
+        }),
+      ),
+    );
+  }
+
   /** Deletes the claim only if this connection still holds it; someone may have taken it over after expiry. */
   private async releaseClaim(nameKey: string, owner: string): Promise<void> {
-    await this.conditionally(
+    await conditionally(
       this.client.send(
         new DeleteItemCommand({
           TableName: this.tableName,
@@ -362,17 +423,6 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     return items;
   }
 
-  /** Resolves false when the write's condition failed; other errors pass through. */
-  private async conditionally(write: Promise<unknown>): Promise<boolean> {
-    try {
-      await write;
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
-  }
-
   private isLive(item: Item): boolean {
     return num(item[TTL_ATTRIBUTE]) > this.nowSeconds();
   }
@@ -380,11 +430,6 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   private nowSeconds(): number {
     return Math.floor(this.clock() / 1000);
   }
-}
-
-function isConditionFailure(error: unknown): error is { name: string; Item?: Item } {
-  // By name, not instanceof: a bundle may hold more than one copy of the SDK's classes.
-  return (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
 }
 
 function connectionKey(connectionId: string): Item {
@@ -408,12 +453,14 @@ function toItem(record: ConnectionRecord, expiresAt: number): Item {
     identity: s(JSON.stringify(record.identity)),
     tat: n(record.rate.tat),
     strikes: n(record.rate.strikes),
+    ...(record.owner === undefined ? {} : { owner: s(record.owner) }),
+    ...(record.session === undefined ? {} : { session: s(record.session) }),
     [TTL_ATTRIBUTE]: n(expiresAt),
   };
 }
 
 function toRecord(item: Item): ConnectionRecord {
-  return {
+  const record: ConnectionRecord = {
     connectionId: str(item.connectionId),
     clientId: str(item.clientId),
     // Items written before names had keys claimed `client#{clientId}`; that is the claim to give back.
@@ -425,20 +472,7 @@ function toRecord(item: Item): ConnectionRecord {
     identity: JSON.parse(str(item.identity) || '{}') as JsonObject,
     rate: { tat: num(item.tat), strikes: num(item.strikes) },
   };
-}
-
-function s(value: string): AttributeValue {
-  return { S: value };
-}
-
-function n(value: number): AttributeValue {
-  return { N: String(value) };
-}
-
-function str(value: AttributeValue | undefined): string {
-  return value?.S ?? '';
-}
-
-function num(value: AttributeValue | undefined): number {
-  return value?.N === undefined ? 0 : Number(value.N);
+  if (item.owner) record.owner = str(item.owner);
+  if (item.session) record.session = str(item.session);
+  return record;
 }

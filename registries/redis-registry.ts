@@ -1,8 +1,9 @@
 /**
  * A ConnectionRegistry in Redis, shared by every instance of a CloudBase
  * function. Each operation is one round trip: a Lua script wherever it reads
- * and writes (admission, touch with the rate limit, room moves, removal), so
- * it is atomic across instances. No KEYS or SCAN anywhere: every listing is
+ * and writes (admission, touch with the rate limit, room moves, removal, a
+ * resumed connection taking over its stale one's clientId), so it is atomic
+ * across instances. No KEYS or SCAN anywhere: every listing is
  * an index kept by the scripts.
  *
  *   {p}conn:{connectionId}   hash: the record's fields (identity as JSON)
@@ -36,10 +37,31 @@ local function fields(h)
 end
 `;
 
+/** Writes a record and its index entries from the add arguments (see csAdd). */
+const STORE_RECORD = `
+local function store(p, id, cid, room, owner)
+  redis.call('HSET', p .. 'conn:' .. id, 'connectionId', id, 'clientId', cid, 'room', room, 'owner', owner, 'connectedAt', ARGV[6],
+    'lastActiveAt', ARGV[7], 'sourceIp', ARGV[8], 'identity', ARGV[9], 'tat', ARGV[10], 'strikes', ARGV[11], 'nameKey', ARGV[13], 'session', ARGV[14])
+  redis.call('HSET', p .. 'room:' .. room, id, owner)
+  redis.call('ZADD', p .. 'idle', ARGV[7], id)
+  if owner ~= '' then redis.call('SADD', p .. 'owner:' .. owner, id) end
+end
+`;
+
+/** Deletes a record (its fields `f` as read) and its index entries; the clientId claim is the caller's. */
+const DROP_RECORD = `
+local function drop(p, id, f)
+  redis.call('DEL', p .. 'conn:' .. id)
+  redis.call('HDEL', p .. 'room:' .. f.room, id)
+  redis.call('ZREM', p .. 'idle', id)
+  if f.owner ~= '' then redis.call('SREM', p .. 'owner:' .. f.owner, id) end
+end
+`;
+
 const SCRIPTS = {
-  // ARGV: prefix, connectionId, clientId, room, owner, connectedAt, lastActiveAt, sourceIp, identity, tat, strikes, mode, nameKey.
+  // ARGV: prefix, connectionId, clientId, room, owner, connectedAt, lastActiveAt, sourceIp, identity, tat, strikes, mode, nameKey, session.
   // mode "add" refuses a stored connection or a held clientId; "restore" rewrites this instance's own record after an outage.
-  csAdd: `${READ_HASH}
+  csAdd: `${STORE_RECORD}
 local p, id, cid, room, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local ck = p .. 'conn:' .. id
 local claim = p .. 'client:' .. ARGV[13]
@@ -53,25 +75,30 @@ else
   if redis.call('EXISTS', ck) == 1 then return 0 end
   if not redis.call('SET', claim, id, 'NX') then return 0 end
 end
-redis.call('HSET', ck, 'connectionId', id, 'clientId', cid, 'room', room, 'owner', owner, 'connectedAt', ARGV[6], 'lastActiveAt', ARGV[7],
-  'sourceIp', ARGV[8], 'identity', ARGV[9], 'tat', ARGV[10], 'strikes', ARGV[11], 'nameKey', ARGV[13])
-redis.call('HSET', p .. 'room:' .. room, id, owner)
-redis.call('ZADD', p .. 'idle', ARGV[7], id)
-if owner ~= '' then redis.call('SADD', p .. 'owner:' .. owner, id) end
+store(p, id, cid, room, owner)
 return 1`,
+  // ARGV: as csAdd's, then the stale connectionId. The stale record as it was, or nil when it is gone,
+  // no longer holds the nameKey, or the new connectionId is taken.
+  csReplace: `${READ_HASH}${STORE_RECORD}${DROP_RECORD}
+local p, id, cid, room, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local stale = ARGV[15]
+local claim = p .. 'client:' .. ARGV[13]
+if redis.call('GET', claim) ~= stale or redis.call('EXISTS', p .. 'conn:' .. id) == 1 then return false end
+local h = redis.call('HGETALL', p .. 'conn:' .. stale)
+if #h == 0 then return false end
+drop(p, stale, fields(h))
+redis.call('SET', claim, id)
+store(p, id, cid, room, owner)
+return h`,
   // ARGV: prefix, connectionId. The record as it was, or nil.
-  csRemove: `${READ_HASH}
+  csRemove: `${READ_HASH}${DROP_RECORD}
 local p, id = ARGV[1], ARGV[2]
-local ck = p .. 'conn:' .. id
-local h = redis.call('HGETALL', ck)
+local h = redis.call('HGETALL', p .. 'conn:' .. id)
 if #h == 0 then return false end
 local f = fields(h)
-redis.call('DEL', ck)
 local claim = p .. 'client:' .. (f.nameKey or f.clientId)
 if redis.call('GET', claim) == id then redis.call('DEL', claim) end
-redis.call('HDEL', p .. 'room:' .. f.room, id)
-redis.call('ZREM', p .. 'idle', id)
-if f.owner ~= '' then redis.call('SREM', p .. 'owner:' .. f.owner, id) end
+drop(p, id, f)
 return h`,
   // ARGV: prefix, connectionId, room.
   csMove: `
@@ -189,6 +216,22 @@ export class RedisRegistry implements ConnectionRegistry {
     if (added !== 1) return false;
     if (this.owns(record)) this.keepOwn(record);
     return true;
+  }
+
+  async replace(record: ConnectionRecord, staleConnectionId: string): Promise<ConnectionRecord | undefined> {
+    let reply: unknown;
+    try {
+      reply = await this.scripts.csReplace(...this.addArguments(record, 'add'), staleConnectionId);
+    } catch (error) {
+      this.noteOutage(error);
+      throw new RegistryUnavailableError();
+    }
+    this.reachable();
+    const stale = parseFlatRecord(reply, staleConnectionId);
+    if (!stale) return undefined;
+    this.dropOwn(staleConnectionId);
+    if (this.owns(record)) this.keepOwn(record);
+    return stale;
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -334,6 +377,7 @@ export class RedisRegistry implements ConnectionRegistry {
       record.rate.strikes,
       mode,
       record.nameKey,
+      record.session ?? '',
     ];
   }
 
@@ -432,5 +476,6 @@ function parseRecord(connectionId: string | undefined, fields: Record<string, st
     rate: { tat: Number(fields.tat), strikes: Number(fields.strikes) },
   };
   if (fields.owner) record.owner = fields.owner;
+  if (fields.session) record.session = fields.session;
   return record;
 }

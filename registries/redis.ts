@@ -1,16 +1,19 @@
 /**
  * Everything a CloudBase instance needs to share rooms with other instances
- * over one Redis: the registry, the backplane, room state and the liveness
- * beat, on two connections (commands, and one in subscriber mode).
+ * over one Redis: the registry, the rooms' logs, the backplane, room state
+ * and the liveness beat, on two connections (commands, and one in subscriber mode).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../shared/log.js';
+import type { RoomLogLimits } from '../shared/room-log.js';
+import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
 import { connectRedis } from './redis-connection.js';
 import { RedisBackplane } from './redis-backplane.js';
 import { RedisLiveness } from './redis-liveness.js';
 import { RedisRegistry } from './redis-registry.js';
 import { RedisStateStore } from './redis-state.js';
+import { RedisRoomLog } from './redis-room-log.js';
 
 export interface RedisScaleOutOptions {
   url: string;
@@ -20,6 +23,8 @@ export interface RedisScaleOutOptions {
   prefix?: string;
   /** An instance that has not renewed its key for this long is dead. */
   heartbeatMs: number;
+  /** What each room's log keeps (ROOM_LOG_SIZE, ROOM_LOG_AGE); default their defaults. */
+  roomLog?: RoomLogLimits;
   logger?: Logger;
 }
 
@@ -34,6 +39,7 @@ export class RedisScaleOut {
   private constructor(
     readonly instanceId: string,
     readonly registry: RedisRegistry,
+    readonly log: RedisRoomLog,
     readonly backplane: RedisBackplane,
     readonly state: RedisStateStore,
     private readonly client: Redis,
@@ -54,9 +60,10 @@ export class RedisScaleOut {
     }
     const { prefix } = options;
     const registry = new RedisRegistry({ client, prefix, instanceId, logger });
+    const log = new RedisRoomLog({ client, prefix, limits: options.roomLog ?? DEFAULT_CORE_SETTINGS.roomLog, logger });
     const backplane = new RedisBackplane({ publisher: client, subscriber, prefix, logger });
     const state = new RedisStateStore({ client, prefix });
-    return new RedisScaleOut(instanceId, registry, backplane, state, client, { ...options, instanceId });
+    return new RedisScaleOut(instanceId, registry, log, backplane, state, client, { ...options, instanceId });
   }
 
   /** Starts the liveness beat; survivors' reaping goes through `engine` so rooms hear `user_left`. */

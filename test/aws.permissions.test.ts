@@ -5,19 +5,24 @@
  * @connections and Invoke APIs, real clients connected through it), down the
  * paths that call the most: a room member whose $disconnect was lost (so the
  * send to it answers 410 and it is forgotten), a clientId already taken, a
- * $connect delivered twice, a flooding client closed. The app is the chat
+ * $connect delivered twice, a flooding client closed, a resume that replaces
+ * its stale connection and one replayed from the room log's older chunks, a
+ * welcome for a connection replaced before it opened, and a room frame that
+ * fills the log's head, so it is copied into a chunk. The app is the chat
  * with room state used in every hook an app has, every operation of it,
  * since a role must allow what any app may make its function call.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
 import { basename } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
 import { route, type App, type Context } from '../shared/app.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
+import { DEFAULT_CHUNK_BYTES, DynamoDbRoomLog } from '../registries/dynamodb-room-log.js';
+import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
 import { loadTemplate } from '../scripts/aws-template.js';
@@ -68,10 +73,14 @@ const originalSend = clientBase.send;
 
 let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
+let roomLog: DynamoDbRoomLog;
 const open: TestClient[] = [];
 
+/** The handlers here and the emulator's built ones must accept each other's resume tokens. */
+const RESUME_SECRET = 'one secret for both sets of handlers';
+
 beforeAll(async () => {
-  emulator = await startAwsEmulator();
+  emulator = await startAwsEmulator({ functionEnv: { RESUME_SECRET } });
   const environments = [...emulator.stack.functions.values()].map((spec) => spec.environment);
   // One runtime serves every handler in this process, so it gets what each of them would get on Lambda.
   Object.assign(process.env, ...environments, handlerEnvironment(emulator), {
@@ -79,8 +88,11 @@ beforeAll(async () => {
     RATE_LIMIT: '1',
     RATE_BURST: '5',
     RATE_LIMIT_CLOSE_AFTER: '2',
+    RESUME_SECRET,
   });
-  registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+  const tableName = emulator.stack.table!.name;
+  registry = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName, ttlSeconds: 7200 });
+  roomLog = new DynamoDbRoomLog({ client: dynamoClient(emulator.dynamoEndpoint), tableName, limits: DEFAULT_CORE_SETTINGS.roomLog });
   clientBase.send = function (command, ...rest) {
     inHandler.getStore()?.add(`${this.config.serviceId} ${command.constructor.name.replace(/Command$/, '')}`);
     return originalSend.call(this, command, ...rest);
@@ -109,6 +121,16 @@ async function member(room: string) {
   return { client, clientId, connectionId: record!.connectionId };
 }
 
+/**
+ * Brings the room's log to just under the bound of its head, so the next
+ * frame of the room, whichever handler sends it, copies the head into a chunk.
+ */
+async function headNearlyFull(room: string): Promise<void> {
+  const raw = await dynamoClient(emulator.dynamoEndpoint).send(new GetItemCommand({ TableName: emulator.stack.table!.name, Key: { pk: { S: `log#${room}` } }, ConsistentRead: true }));
+  const filler = DEFAULT_CHUNK_BYTES - 100 - Number(raw.Item?.bytes?.N ?? 0);
+  if (filler > 200) await roomLog.append(room, { data: JSON.stringify({ type: 'note', text: 'x'.repeat(filler - 64) }), at: Date.now() });
+}
+
 /** A registry entry whose connection went away long ago without its $disconnect: a send to it answers 410. */
 async function lostConnection(room: string): Promise<string> {
   const connectionId = gatewayId();
@@ -130,15 +152,37 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     expect((await registry.get(connectionId))?.clientId).toBe(`${taken.clientId}-2`);
     // The same $connect again: the id is taken, so every clientId it claims is given back and it is refused.
     expect((await invoke(connectEvent(facts(connectionId), handshake(`/${emulator.stage}`), emulator.port))).statusCode).toBe(503);
+
+    // A resume while the old connection is still registered: it takes the clientId over and the old one is closed.
+    const resumed = gatewayId();
+    const query = new URLSearchParams(taken.client.resumeQuery());
+    expect((await invoke(connectEvent(facts(resumed), handshake(`/${emulator.stage}?${query}`), emulator.port))).statusCode).toBe(200);
+    expect(await taken.client.next('error')).toMatchObject({ code: 'session_replaced' });
+    await taken.client.waitClosed();
+    expect((await registry.findByClientId(taken.clientId))?.connectionId).toBe(resumed);
   },
 
   async welcome(invoke) {
     const room = uniqueName('room');
     const newcomer = await member(room);
     const lost = await lostConnection(room);
-    expect((await invoke({ connectionId: newcomer.connectionId, domainName: facts('').domainName, stage: emulator.stage })).statusCode).toBe(200);
+    const address = { domainName: facts('').domainName, stage: emulator.stage };
+    await headNearlyFull(room);
+    const head = () => dynamoClient(emulator.dynamoEndpoint).send(new GetItemCommand({ TableName: emulator.stack.table!.name, Key: { pk: { S: `log#${room}` } }, ConsistentRead: true }));
+    expect((await invoke({ connectionId: newcomer.connectionId, ...address })).statusCode).toBe(200);
     expect(await newcomer.client.next('welcome')).toMatchObject({ clientId: newcomer.clientId, room });
     expect(await registry.get(lost)).toBeUndefined();
+    // Its user_joined filled the head, which went into a chunk: a replay from the start reads that chunk.
+    expect(Number((await head()).Item?.first?.N)).toBeGreaterThan(1);
+    expect((await invoke({ connectionId: newcomer.connectionId, ...address, greeting: { since: 0, continued: true } })).statusCode).toBe(200);
+    expect(await newcomer.client.next('resumed')).toMatchObject({ clientId: newcomer.clientId, room });
+
+    // Replaced by a resume of its session before it opened: the welcome finds no record and closes it.
+    const replaced = await member(room);
+    await registry.remove(replaced.connectionId);
+    expect((await invoke({ connectionId: replaced.connectionId, ...address })).statusCode).toBe(200);
+    expect(await replaced.client.next('error')).toMatchObject({ code: 'session_replaced' });
+    await replaced.client.waitClosed();
   },
 
   async message(invoke) {
@@ -146,6 +190,7 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     const sender = await member(room);
     const lost = await lostConnection(room);
     const say = (connectionId: string, frame: object) => invoke(messageEvent(facts(connectionId), '$default', JSON.stringify(frame)));
+    await headNearlyFull(room);
     await say(sender.connectionId, { type: 'chat', content: 'hello' });
     expect((await sender.client.next('chat')).message).toBe('hello');
     expect(await registry.get(lost)).toBeUndefined();
@@ -169,6 +214,7 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     const stayer = await member(room);
     const leaving = await lostConnection(room);
     const lost = await lostConnection(room);
+    await headNearlyFull(room);
     expect((await invoke(disconnectEvent(facts(leaving), 1001, 'Going away'))).statusCode).toBe(200);
     expect(await stayer.client.next('user_left')).toMatchObject({ room });
     expect(await registry.get(lost)).toBeUndefined();

@@ -3,12 +3,14 @@
  * its own process) sharing rooms over a real redis-server: the conformance
  * suite with clients spread over three instances, and the failures: an
  * instance killed with -9, Redis stopped and restarted mid-conversation, an
- * instance's SIGTERM, and Redis unreachable at start.
+ * instance's SIGTERM (its clients resuming on another instance from the
+ * rooms' logs in Redis), and Redis unreachable at start.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FunctionExitedError, freePort } from '../scripts/run-artifact.js';
-import { TestClient } from '../testing/client.js';
+import { TestClient, uniqueName, withQuery, type Frame } from './support/client.js';
 import { conformanceSuite } from './conformance.js';
 import { startRedisServer, type LocalRedis } from './support/redis.js';
 import { startArtifactServer, type ArtifactServer } from './support/servers.js';
@@ -95,6 +97,56 @@ describe('instance failures', () => {
     const back = await join(a!, 'bob');
     expect(await usersSeenBy(back)).toEqual(['alice', 'bob']);
     expect((await alice.next('user_joined')).clientId).toBe('bob');
+  });
+
+  it('lets a client of an instance that got SIGTERM resume on another with its token and miss none of the chat that went on', async () => {
+    const [a, b, c] = await startInstances(3);
+    const aliceId = uniqueName('alice');
+    const alice = await join(a!, aliceId);
+    const bob = await join(b!, uniqueName('bob'));
+    const carolId = uniqueName('carol');
+    const carol = await join(c!, carolId);
+    await alice.next((frame) => frame.type === 'user_joined' && frame.clientId === carolId);
+
+    // Bob and carol keep talking from before the SIGTERM until after alice is back.
+    let talking = true;
+    const sent: string[] = [];
+    const chatter = (async () => {
+      for (let n = 0; talking || n < 6; n++) {
+        const [speaker, name] = n % 2 ? [carol, 'carol'] : [bob, 'bob'];
+        const content = `${name} ${n}`;
+        sent.push(content);
+        speaker.send({ type: 'chat', content });
+        await bob.next((frame) => frame.type === 'chat' && frame.message === content);
+        // Paced, not timed: each speaker stays at 5 frames/s, under the rate limit of 10.
+        await delay(100);
+      }
+    })();
+    await alice.next('chat');
+    const stopped = a!.stop('SIGTERM');
+    expect((await alice.closed).code).toBe(1012);
+    expect(await stopped).toBe(0);
+    // Two more chats go by while alice is away.
+    const away = sent.length;
+    await carol.next((frame) => frame.type === 'chat' && sent.indexOf(frame.message as string) >= away + 1);
+
+    const back = await TestClient.connect(withQuery(b!.url, alice.resumeQuery()), { timeoutMs: 10_000 });
+    clients.push(back);
+    const greeting = await back.next((frame) => frame.type === 'resumed' || frame.type === 'resume_failed');
+    expect(greeting).toMatchObject({ type: 'resumed', clientId: aliceId });
+    expect(greeting.replayed).toBeGreaterThanOrEqual(2);
+    await back.next('chat');
+    talking = false;
+    await chatter;
+    const last = sent.at(-1)!;
+    await back.next((frame) => frame.type === 'chat' && frame.message === last);
+
+    // Each seq once across both connections (the CloudBase target sends none twice), in the order bob saw.
+    const seen = [...alice.all('chat'), ...back.all('chat')];
+    expect(new Set(seen.map((frame) => frame.seq)).size).toBe(seen.length);
+    const bySeq = (frames: Frame[]) => [...frames].sort((x, y) => (x.seq as number) - (y.seq as number)).map((frame) => frame.message);
+    expect(bySeq(seen)).toEqual(bySeq(bob.all('chat')));
+    expect(bySeq(seen)).toEqual(sent);
   });
 
   it('keeps delivery within an instance while Redis is away, and across instances once it is back', async () => {

@@ -1,10 +1,11 @@
-import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynaliteForFile, dynamoClient, expectNoScan } from './support/dynalite.js';
+import { registryReplaceSuite } from './registry-replace-suite.js';
 import { registrySuite } from './registry-suite.js';
 
 const TTL_SECONDS = 7200;
@@ -14,21 +15,19 @@ const dynalite = dynaliteForFile();
 /** Every command any registry in this file sent. */
 const sentBySuite: string[] = [];
 
-registrySuite(
-  'DynamoDbRegistry on dynalite',
-  async () => {
-    const client = dynamoClient(dynalite.endpoint, sentBySuite);
-    const table = await createConnectionsTable(client);
-    return {
-      registry: new DynamoDbRegistry({ client, tableName: table.tableName, ttlSeconds: TTL_SECONDS }),
-      cleanup: async () => {
-        await table.drop();
-        client.destroy();
-      },
-    };
-  },
-  { listsIdle: false },
-);
+const dynamoDbRegistry = async () => {
+  const client = dynamoClient(dynalite.endpoint, sentBySuite);
+  const table = await createConnectionsTable(client);
+  return {
+    registry: new DynamoDbRegistry({ client, tableName: table.tableName, ttlSeconds: TTL_SECONDS }),
+    cleanup: async () => {
+      await table.drop();
+      client.destroy();
+    },
+  };
+};
+registrySuite('DynamoDbRegistry on dynalite', dynamoDbRegistry, { listsIdle: false });
+registryReplaceSuite('DynamoDbRegistry on dynalite', dynamoDbRegistry);
 
 describe('DynamoDbRegistry specifics', () => {
   let client: DynamoDBClient;
@@ -95,6 +94,26 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.listIdle(now))).toEqual([]);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand', 'DeleteItemCommand']);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand']);
+  });
+
+  it('replaces with three writes, loses a race with one, and undoes itself when the stale connection left halfway', async () => {
+    const stale = record('alice');
+    await registry.add(stale);
+    const resumed = { ...record('alice'), session: 'first-session' };
+    const rival = record('alice');
+    expect(await requestsOf(() => registry.replace(resumed, stale.connectionId))).toEqual(['UpdateItemCommand', 'PutItemCommand', 'DeleteItemCommand']);
+    expect(await requestsOf(() => registry.replace(rival, stale.connectionId))).toEqual(['UpdateItemCommand']);
+    expect((await rawItem(`conn#${resumed.connectionId}`))?.session).toEqual({ S: 'first-session' });
+
+    // Its $disconnect deleted the connection but not yet the claim when the replace came.
+    const leaving = record('bob');
+    await registry.add(leaving);
+    await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: { S: `conn#${leaving.connectionId}` } } }));
+    const late = record('bob');
+    expect(await registry.replace(late, leaving.connectionId)).toBeUndefined();
+    expect(await rawItem(`conn#${late.connectionId}`)).toBeUndefined();
+    expect(await rawItem('client#bob')).toBeUndefined();
+    expect(await registry.add(record('bob'))).toBe(true);
   });
 
   it('touches with a single UpdateItem when the bucket has room, and one more write inside a burst', async () => {

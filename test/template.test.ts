@@ -170,12 +170,13 @@ describe('least privilege', () => {
         );
       }
     }
-    // GetConnection is only for the welcome; DeleteConnection only for the message handler's closes.
+    // GetConnection is only for the welcome; DeleteConnection for the message handler's closes and for a
+    // connection a resume replaced (in $connect, or at a welcome that finds it replaced before it opened).
     const methodsOf = (role: string) => manage.filter((s) => s.role === role).flatMap((s) => s.Resource.map((r) => /\/(POST|GET|DELETE)\//.exec(subOf(r)!)![1])).sort();
-    expect(methodsOf('WelcomeRole')).toEqual(['GET', 'POST']);
+    expect(methodsOf('WelcomeRole')).toEqual(['DELETE', 'GET', 'POST']);
     expect(methodsOf('MessageRole')).toEqual(['DELETE', 'POST']);
     expect(methodsOf('DisconnectRole')).toEqual(['POST']);
-    expect(methodsOf('ConnectRole')).toEqual([]);
+    expect(methodsOf('ConnectRole')).toEqual(['DELETE', 'POST']);
   });
 
   it('scopes DynamoDB actions to the connections table and its indexes, and never allows Scan', () => {

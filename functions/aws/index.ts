@@ -38,3 +38,4 @@ export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
 export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
 export { DynamoDbStateStore, StateContentionError, type DynamoDbStateStoreOptions } from '../../registries/dynamodb-state.js';
+export { DynamoDbRoomLog, RoomLogContentionError, type DynamoDbRoomLogOptions } from '../../registries/dynamodb-room-log.js';

@@ -17,6 +17,7 @@ import type { RoomLog } from '../../shared/room-log.js';
 import type { StateStore } from '../../shared/room-state.js';
 import { DynamoDbRegistry } from '../../registries/dynamodb-registry.js';
 import { DynamoDbStateStore } from '../../registries/dynamodb-state.js';
+import { DynamoDbRoomLog } from '../../registries/dynamodb-room-log.js';
 import type { WebSocketResult } from './events.js';
 import { ManagementApiTransport } from './management-transport.js';
 import { withOverrides } from '../../shared/settings.js';
@@ -32,9 +33,10 @@ export interface AwsHandlerOptions {
   /** Where connections live; default the DynamoDB table named by CONNECTIONS_TABLE. */
   registry?: ConnectionRegistry;
   /**
-   * The rooms' logs. Default: one in the container's memory, which numbers
-   * only the frames this container sends; every container of a deployment
-   * must share one for seqs and resumes to hold across them.
+   * The rooms' logs; every container of a deployment must share one for seqs
+   * and resumes to hold across them. Default: in the table named by
+   * CONNECTIONS_TABLE, beside the registry; without that table, the
+   * container's memory.
    */
   log?: RoomLog;
   /** Where `ctx.state` lives; default the same table, which every function of the stack reaches. */
@@ -64,12 +66,11 @@ export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime
 function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
   const settings = withOverrides(readAwsSettings(env), options.settings);
   const logger = options.logger ?? createLogger(settings.logLevel);
-  const { roomLog, resumeTokenTtlMs } = settings.core;
-  const log = options.log ?? new MemoryRoomLog({ ...roomLog, numberingKeptMs: resumeTokenTtlMs });
   let dynamo: DynamoDBClient | undefined;
   // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
   const dynamoClient = () => (dynamo ??= new DynamoDBClient({}));
-  const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient);
+  const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient());
+  const log = options.log ?? roomLogFor(settings, dynamoClient);
   const state = options.state ?? dynamoDbState(settings, dynamoClient);
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   const engines = new Map<string, Engine>();
@@ -107,9 +108,9 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   };
 }
 
-function dynamoDbRegistry(settings: AwsSettings, client: () => DynamoDBClient): DynamoDbRegistry {
+function dynamoDbRegistry(settings: AwsSettings, client: DynamoDBClient): DynamoDbRegistry {
   if (!settings.tableName) throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table of the connection registry');
-  return new DynamoDbRegistry({ client: client(), tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+  return new DynamoDbRegistry({ client, tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
 }
 
 /**
@@ -123,6 +124,17 @@ function dynamoDbState(settings: AwsSettings, client: () => DynamoDBClient): Sta
     throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table room state is kept in, or createAwsHandlers be given `state`');
   };
   return { get: missing, set: missing, delete: missing, increment: missing, list: missing };
+}
+
+/**
+ * The rooms' logs in the registry's table, which every container shares, so
+ * seqs and resumes hold across functions and containers. Without a table (a
+ * registry of the caller's own and no CONNECTIONS_TABLE) the container's memory.
+ */
+function roomLogFor(settings: AwsSettings, client: () => DynamoDBClient): RoomLog {
+  const { roomLog, resumeTokenTtlMs } = settings.core;
+  if (!settings.tableName) return new MemoryRoomLog({ ...roomLog, numberingKeptMs: resumeTokenTtlMs });
+  return new DynamoDbRoomLog({ client: client(), tableName: settings.tableName, limits: roomLog });
 }
 
 /** undefined: let the SDK take AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (or AWS_ENDPOINT_URL). */

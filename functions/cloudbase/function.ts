@@ -16,7 +16,7 @@ import { readCloudbaseSettings, type CloudbaseSettings } from './settings.js';
 
 export interface CloudbaseFunctionOptions {
   app: App;
-  /** Over the one REDIS_URL picks (Redis when set, else this process's memory). */
+  /** Over the one REDIS_URL picks (Redis when set, else this process's memory); the rooms' logs are chosen alike. */
   registry?: ConnectionRegistry;
   /** Over the one REDIS_URL picks (Redis when set, else this process's memory). */
   state?: StateStore;
@@ -44,6 +44,7 @@ export async function startCloudbaseFunction(options: CloudbaseFunctionOptions):
   const server = new CloudbaseServer({
     app: options.app,
     registry: options.registry ?? scale?.registry,
+    log: scale?.log,
     backplane: scale?.backplane,
     instanceId: scale?.instanceId,
     state: options.state ?? scale?.state,
@@ -82,6 +83,7 @@ async function connectScaleOut(settings: CloudbaseSettings, logger: Logger): Pro
       url: settings.redisUrl,
       prefix: settings.redisPrefix,
       heartbeatMs: settings.instanceHeartbeatMs,
+      roomLog: settings.core.roomLog,
       // Whoever started the process may name it (scripts/run-artifact.ts does); CloudBase does not.
       instanceId: process.env.CLOUDSOCKET_INSTANCE_ID || undefined,
       logger,

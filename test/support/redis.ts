@@ -1,6 +1,6 @@
 /** A real redis-server per test file, on a free port, gone afterwards. */
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { connectRedis } from '../../registries/redis-connection.js';
 import { startRedisServer, type LocalRedis } from '../../scripts/redis-server.js';
 
@@ -48,4 +48,11 @@ export function recordCommands(client: Redis): string[] {
     return (original as (...args: unknown[]) => unknown)(command, ...rest);
   }) as typeof client.sendCommand;
   return sent;
+}
+
+/** Asserts, from the server's own counters, that scripts ran on it and no command walked the keyspace. */
+export async function expectNoKeyspaceWalk(client: Redis): Promise<void> {
+  const info = await client.info('commandstats');
+  expect(info).toMatch(/cmdstat_evalsha:calls=\d+/);
+  expect(info).not.toMatch(/cmdstat_(keys|scan|hscan|sscan|zscan):/);
 }
