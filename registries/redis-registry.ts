@@ -2,7 +2,8 @@
  * A ConnectionRegistry in Redis, shared by every instance of a CloudBase
  * function. Each operation is one round trip: a Lua script wherever it reads
  * and writes (admission, touch with the rate limit, room moves, removal), so
- * it is atomic across instances. No KEYS or SCAN anywhere: every listing is
+ * it is atomic across instances; touching a connection this instance owns
+ * costs none (see touch). No KEYS or SCAN anywhere: every listing is
  * an index kept by the scripts.
  *
  *   {p}conn:{connectionId}   hash: the record's fields (identity as JSON)
