@@ -10,6 +10,8 @@ import type { BroadcastCase, BroadcastRun } from './broadcast.js';
 import { runBroadcastCase } from './broadcast.js';
 import type { LoadPool } from './load/pool.js';
 import type { BenchPrograms } from './programs.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startRedisServer } from '../scripts/redis-server.js';
 
 export interface ClusterReport {
@@ -26,7 +28,15 @@ export interface ClusterReport {
 
 const INSTANCES = 3;
 
-export async function runCluster(programs: BenchPrograms, pool: LoadPool, spec: BroadcastCase, rounds: number, progress: (line: string) => void): Promise<ClusterReport> {
+/** With `profileDir`, each run's CPU profile of its first process (the one every third client is dealt to) is written there. */
+export async function runCluster(
+  programs: BenchPrograms,
+  pool: LoadPool,
+  spec: BroadcastCase,
+  rounds: number,
+  progress: (line: string) => void,
+  profileDir?: string,
+): Promise<ClusterReport> {
   const redis = await startRedisServer();
   const layouts = [
     { server: 'cloudsocket', instances: 1 },
@@ -38,7 +48,9 @@ export async function runCluster(programs: BenchPrograms, pool: LoadPool, spec: 
     for (let round = 0; round < rounds; round++) {
       for (const { server, instances } of layouts) {
         progress(`cluster: ${server} × ${instances}${instances > 1 ? ' over Redis' : ''}, ${spec.clients} clients × ${spec.ratePerClient}/s (round ${round + 1}/${rounds}) ...`);
-        all.push(await runBroadcastCase(programs, pool, spec, server, { instances, redisUrl: redis.url }));
+        const profileFile = profileDir ? join(profileDir, `cluster-${server}-${instances}-${round + 1}.cpuprofile`) : undefined;
+        if (profileDir) await mkdir(profileDir, { recursive: true });
+        all.push(await runBroadcastCase(programs, pool, spec, server, { instances, redisUrl: redis.url }, profileFile));
       }
     }
   } finally {

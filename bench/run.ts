@@ -92,7 +92,7 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     }
     if (options.scenarios.includes('cluster')) {
       await attempt(report, 'cluster', async () => {
-        report.cluster = await runCluster(programs, pool, plan.broadcast[0]!, plan.broadcastRounds, progress);
+        report.cluster = await runCluster(programs, pool, plan.broadcast[0]!, plan.broadcastRounds, progress, options.profileDir);
       });
     }
     if (options.scenarios.includes('idle')) {

@@ -3,7 +3,8 @@
  * function. Each operation is one round trip: a Lua script wherever it reads
  * and writes (admission, touch with the rate limit, room moves, removal, a
  * resumed connection taking over its stale one's clientId), so it is atomic
- * across instances. No KEYS or SCAN anywhere: every listing is
+ * across instances; touching a connection this instance owns costs none
+ * (see touch). No KEYS or SCAN anywhere: every listing is
  * an index kept by the scripts.
  *
  *   {p}conn:{connectionId}   hash: the record's fields (identity as JSON)
@@ -295,7 +296,15 @@ export class RedisRegistry implements ConnectionRegistry {
     );
   }
 
+  /**
+   * A connection this instance owns is touched in memory alone: only its
+   * owner receives its frames, so only the owner spends its tokens, and only
+   * the owner sweeps it when idle (listIdle). That saves a round trip on every
+   * frame; Redis keeps the activity of the admission (or of the last restore).
+   */
   async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
+    const mine = this.own.get(connectionId);
+    if (mine) return touchInMemory(mine, now, limit);
     return this.orLocal(
       async () => {
         const reply = (await this.scripts.csTouch(this.prefix, connectionId, now, limit.perSecond, limit.burst)) as [number, string[]] | null;
@@ -303,14 +312,7 @@ export class RedisRegistry implements ConnectionRegistry {
         const record = this.remember(parseFlatRecord(reply[1], connectionId))!;
         return { record, admitted: reply[0] === 1 };
       },
-      () => {
-        const mine = this.own.get(connectionId);
-        if (!mine) return undefined;
-        const decision = consumeToken(mine.rate, now, limit);
-        mine.rate = decision.state;
-        mine.lastActiveAt = now;
-        return { record: copyOf(mine), admitted: decision.admitted };
-      },
+      () => undefined,
     );
   }
 
@@ -326,11 +328,15 @@ export class RedisRegistry implements ConnectionRegistry {
     );
   }
 
+  /**
+   * With an instanceId, this instance's own idle connections, from memory:
+   * their activity is recorded only here (touch), and each owner sweeps its
+   * own. Without one, every idle connection Redis knows of.
+   */
   async listIdle(before: number): Promise<ConnectionRecord[]> {
-    return this.orLocal(
-      async () => ((await this.scripts.csListIdle(this.prefix, before)) as string[][]).map((flat) => parseFlatRecord(flat)!),
-      () => [...this.own.values()].filter((record) => record.lastActiveAt < before).map(copyOf),
-    );
+    const ownIdle = () => [...this.own.values()].filter((record) => record.lastActiveAt < before).map(copyOf);
+    if (this.instanceId !== undefined) return ownIdle();
+    return this.orLocal(async () => ((await this.scripts.csListIdle(this.prefix, before)) as string[][]).map((flat) => parseFlatRecord(flat)!), ownIdle);
   }
 
   /** The connections an instance owns, as Redis lists them: what survivors remove when it died. */
@@ -449,6 +455,13 @@ export class RedisRegistry implements ConnectionRegistry {
   private key(kind: string, name: string): string {
     return `${this.prefix}${kind}${name}`;
   }
+}
+
+function touchInMemory(record: ConnectionRecord, now: number, limit: RateLimit): TouchResult {
+  const decision = consumeToken(record.rate, now, limit);
+  record.rate = decision.state;
+  record.lastActiveAt = now;
+  return { record: copyOf(record), admitted: decision.admitted };
 }
 
 function copyOf<T extends ConnectionRecord | undefined>(record: T): T {

@@ -99,6 +99,28 @@ describe('RedisRegistry across instances', () => {
     expect(a.ownRoomIds('lobby')).toEqual([]);
   });
 
+  it('touches its own connections in memory, so their frames cost no round trip, and sweeps them by that activity', async () => {
+    const redisClient = await client();
+    const prefix = freshPrefix();
+    const registry = new RedisRegistry({ client: redisClient, prefix, instanceId: 'A' });
+    const other = new RedisRegistry({ client: await client('B'), prefix, instanceId: 'B' });
+    const base = Date.now();
+    const mine = { ...record('alice', 'A'), lastActiveAt: base - 60_000 };
+    const theirs = { ...record('bob', 'B'), lastActiveAt: base - 60_000 };
+    await registry.add(mine);
+    await other.add(theirs);
+    const sent = recordCommands(redisClient);
+    for (let i = 0; i < LIMIT.burst; i++) expect((await registry.touch(mine.connectionId, base, LIMIT))?.admitted).toBe(true);
+    expect((await registry.touch(mine.connectionId, base, LIMIT))?.admitted).toBe(false);
+    expect(sent).toEqual([]);
+    expect((await registry.get(mine.connectionId))?.lastActiveAt).toBe(base);
+    expect(await registry.listIdle(base - 1)).toEqual([]);
+    expect((await other.listIdle(base - 1)).map((r) => r.clientId)).toEqual(['bob']);
+    // A connection owned elsewhere is touched in Redis, in one round trip.
+    expect((await registry.touch(theirs.connectionId, base, LIMIT))?.admitted).toBe(true);
+    expect(sent).toHaveLength(1);
+  });
+
   it('answers from its own connections while Redis is away, and writes them back when it returns', async () => {
     const outage = await startRedisServer();
     try {
