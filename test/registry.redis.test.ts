@@ -105,8 +105,9 @@ describe('RedisRegistry across instances', () => {
     const registry = new RedisRegistry({ client: redisClient, prefix, instanceId: 'A' });
     const other = new RedisRegistry({ client: await client('B'), prefix, instanceId: 'B' });
     const base = Date.now();
-    const mine = { ...record('alice', 'A'), lastActiveAt: base - 60_000 };
-    const theirs = { ...record('bob', 'B'), lastActiveAt: base - 60_000 };
+    // The bucket starts at `base`, the moment of the touches, so exactly `burst` of them fit.
+    const mine = { ...record('alice', 'A'), lastActiveAt: base - 60_000, rate: freshRateState(base) };
+    const theirs = { ...record('bob', 'B'), lastActiveAt: base - 60_000, rate: freshRateState(base) };
     await registry.add(mine);
     await other.add(theirs);
     const sent = recordCommands(redisClient);
