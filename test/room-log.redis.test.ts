@@ -1,30 +1,20 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectRedis } from '../registries/redis-connection.js';
 import { CLOCK_SKEW_MS, COUNTER_TTL_MS, RedisRoomLog } from '../registries/redis-room-log.js';
 import type { RoomLogLimits } from '../shared/room-log.js';
 import { roomLogSuite } from './room-log-suite.js';
-import { expectNoKeyspaceWalk, recordCommands, startRedisServer, type LocalRedis } from './support/redis.js';
+import { expectNoKeyspaceWalk, recordCommands, redisForFile, startRedisServer } from './support/redis.js';
 
 const LIMITS: RoomLogLimits = { maxEntries: 50, maxAgeMs: 60_000 };
 
-let redis: LocalRedis;
-const clients: Redis[] = [];
+const redis = redisForFile();
 
-beforeAll(async () => {
-  redis = await startRedisServer();
-});
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  await redis?.stop();
-});
-
-async function client(url = redis.url): Promise<Redis> {
-  const connected = await connectRedis(url, 'room-log-test');
-  clients.push(connected);
-  return connected;
+/** A connection to the file's redis-server, or to `url` (a server of a test's own), closed after the file. */
+async function client(url?: string): Promise<Redis> {
+  return url === undefined ? redis.client('room-log-test') : redis.keep(await connectRedis(url, 'room-log-test'));
 }
 
 const freshPrefix = () => `l${randomBytes(4).toString('hex')}:`;
