@@ -17,6 +17,7 @@ import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { openCuttableLink } from './support/cuttable-link.js';
 import { startAwsEmulator } from './support/emulator.js';
 import { untilPresent } from './support/presence.js';
+import { startRedisServer } from './support/redis.js';
 import { startArtifactServer, startSourceServer } from './support/servers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -360,6 +361,43 @@ describe.each([
     expect(await page.locator('#messages li.system', { hasText: `Welcome to lobby, ${nina}!` }).count()).toBe(1);
     expect(await page.inputValue('#clientId')).toBe(nina);
     expect(await refusals(page)).toEqual([]);
+    await peer.close();
+  });
+});
+
+describe('the chat page on two CloudBase instances sharing a Redis', () => {
+  it('resumes after its instance restarts, showing once and in order what was said on the other instance meanwhile', async () => {
+    const redis = await startRedisServer();
+    cleanups.push(() => redis.stop());
+    // Both instances are one build, so they share the resume secret the build wrote, as a deployment's instances do.
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: `page${Date.now()}:` };
+    const a = await startArtifactServer(env);
+    const b = await startArtifactServer(env);
+    cleanups.push(() => b.stop());
+    const page = await openPage(`${a.url.replace(/^ws/, 'http')}?reconnectDelay=0.2&reconnectAttempts=30`);
+    const nina = uniqueName('nina');
+    const omar = uniqueName('omar');
+    await connectAs(page, nina);
+    const { client: peer } = await TestClient.join(withQuery(b.url, { clientId: omar }));
+    await message(page, 'li.system', `${omar} joined lobby`).waitFor();
+
+    await a.stop('SIGTERM');
+    await page.locator('#messages li.system', { hasText: /^Connection lost \(1012/ }).waitFor();
+    const missed = ['missed 1', 'missed 2', 'missed 3'];
+    for (const content of missed) peer.send({ type: 'chat', content });
+    const echoes = [];
+    for (const _ of missed) echoes.push(await peer.next('chat', 10_000));
+    const roomOrder = echoes.sort((x, y) => (x.seq as number) - (y.seq as number)).map((frame) => frame.message as string);
+    // The same instance comes back on the same port, its memory empty: what it replays comes from Redis.
+    const again = await startArtifactServer(env, a.running.port);
+    cleanups.push(() => again.stop());
+
+    // The chats, and the page's own user_left: the draining instance told the room it left.
+    await message(page, 'li.system', `Resumed: ${missed.length + 1} missed messages shown`).waitFor();
+    peer.send({ type: 'chat', content: 'after the resume' });
+    await message(page, 'li.others', 'after the resume').waitFor();
+    expect(await page.locator('#messages li.others .text').allTextContents()).toEqual([...roomOrder, 'after the resume']);
+    expect(await page.inputValue('#clientId')).toBe(nina);
     await peer.close();
   });
 });

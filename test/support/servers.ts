@@ -43,12 +43,12 @@ export interface ArtifactServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Builds the zip, unpacks it into an empty temp dir and starts `bash scf_bootstrap` there. */
-export async function startArtifactServer(env: Record<string, string> = {}): Promise<ArtifactServer> {
+/** Builds the zip, unpacks it into an empty temp dir and starts `bash scf_bootstrap` there, on `port` (0: a free one). */
+export async function startArtifactServer(env: Record<string, string> = {}, port = 0): Promise<ArtifactServer> {
   const { zip } = await buildArtifactOnce();
   const unpacked = await mkdtemp(join(tmpdir(), 'cloudsocket-fn-'));
   await unzip(zip, unpacked);
-  const running = await runArtifact(unpacked, { port: 0, env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env } });
+  const running = await runArtifact(unpacked, { port, env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env } });
   return {
     running,
     directory: unpacked,
