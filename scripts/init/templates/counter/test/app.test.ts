@@ -51,7 +51,8 @@ for (const name of ['cloudbase', 'aws'] as const) {
       first.send({ type: 'count' });
       expect(await first.next('count')).toMatchObject({ total: sum, online: members.length });
       await Promise.all(members.map(({ client }) => client.close()));
-    });
+      // On AWS each addition is a Lambda invocation, and the first ones start containers.
+    }, 60_000);
 
     it('refuses an addition out of range', async () => {
       const { client } = await TestClient.join(url());
