@@ -28,6 +28,12 @@ export interface RedisBackplaneOptions {
 
 const DEFAULT_MAX_IN_FLIGHT = 10_000;
 
+/** Where a script publishes a message to all: the channel, and the payload it appends the frame to. */
+export interface ScriptedPublish {
+  channel: string;
+  head: string;
+}
+
 export class RedisBackplane implements Backplane {
   /** Messages dropped because Redis was away or too many were waiting for it. */
   dropped = 0;
@@ -81,7 +87,36 @@ export class RedisBackplane implements Backplane {
   }
 
   async publishToAll(message: BackplaneMessage): Promise<void> {
-    await this.publishOn(this.allChannel(), `${this.self ?? ''}\n${encode(message)}`);
+    await this.publishOn(this.allChannel(), this.toAll(encode(message)));
+  }
+
+  /**
+   * For a store that publishes a 'room' message to all from a script of its
+   * own, in the step that numbers the frame (RedisRoomLog.appendToAll): the
+   * channel, and the payload up to the frame, which comes last and is the
+   * script's to add. Within the backlog like any publish: past it, `send` is
+   * given nothing to publish on and the message counts as dropped, as it
+   * does when `send` fails.
+   */
+  async publishingToAll<T>(room: string, except: string | undefined, send: (target: ScriptedPublish | undefined) => Promise<T>): Promise<T> {
+    if (this.inFlight >= this.maxInFlight) {
+      this.drop('backlog');
+      return send(undefined);
+    }
+    this.inFlight++;
+    try {
+      return await send({ channel: this.allChannel(), head: this.toAll(encode({ kind: 'room', room, data: '', ...(except ? { except } : {}) })) });
+    } catch (error) {
+      this.drop(error instanceof Error ? error.message : String(error));
+      throw error;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** A message to all: sender's id, a line break, the message. */
+  private toAll(encoded: string): string {
+    return `${this.self ?? ''}\n${encoded}`;
   }
 
   async subscribe(instanceId: string, handler: (message: BackplaneMessage) => void): Promise<void> {
@@ -91,7 +126,6 @@ export class RedisBackplane implements Backplane {
     await this.options.subscriber.subscribe(channel, this.allChannel());
   }
 
-  /** A message to all: sender's id, a line break, the message. */
   private fromAll(text: string): void {
     const cut = text.indexOf('\n');
     if (cut < 0 || text.slice(0, cut) === this.self) return;

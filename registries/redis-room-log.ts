@@ -23,6 +23,15 @@
  * SCAN. Like the registry, the scripts build their key names, so this needs
  * a standalone or master-replica Redis.
  *
+ * Given the backplane, a room broadcast is one round trip too
+ * (appendToAll): one script counts the room in the registry's member hash,
+ * appends the frame and publishes it with its seq to every instance. That
+ * also makes the publish order the seq order, which separate commands from
+ * several instances would not be. The frame shows the room's count, which is
+ * known only in the script; it is made for the count the room had at its
+ * last frame, and a script that finds another count appends nothing and
+ * answers with it, so the frame is made again.
+ *
  * While Redis is away the instance numbers the frames of its own rooms by
  * itself, so its clients keep talking to each other in order (the registry
  * answers for its own connections the same way). Those seqs come from the
@@ -39,7 +48,8 @@
  */
 import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../shared/log.js';
-import type { LogEntry, LogEntryInput, LogRead, RoomLog, RoomLogLimits } from '../shared/room-log.js';
+import { withSeq, type AppendToAllOptions, type LogEntry, type LogEntryInput, type LogRead, type RoomAppend, type RoomLog, type RoomLogLimits } from '../shared/room-log.js';
+import type { RedisBackplane } from './redis-backplane.js';
 import { isOutage } from './redis-connection.js';
 
 /** How long a room's counter outlives its last append. */
@@ -54,23 +64,38 @@ const REMEMBERED_ROOMS = 10_000;
 /** Seqs numbered from the clock leave room for a thousand frames per millisecond. */
 const clockSeq = (ms: number) => Math.floor(ms) * 1000;
 
-const SCRIPTS = {
-  // ARGV: prefix, room, data, at, to ('' for the whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift.
-  // A counter below `known` (what this instance saw) is raised to `lift` first; string.format keeps big seqs out of Lua's %.14g.
-  csLogAppend: `
+/**
+ * Numbers an entry and stores it, as the first lines of a script. ARGV: prefix, room, data, at, to ('' for the
+ * whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift. A counter below `known` (what this instance
+ * saw) is raised to `lift` first; string.format keeps big seqs out of Lua's %.14g. Leaves `seq` and `id`.
+ */
+const APPEND = `
 local p, room = ARGV[1], ARGV[2]
 local counter, stream = p .. 'logseq:' .. room, p .. 'log:' .. room
 if tonumber(redis.call('GET', counter) or '0') < tonumber(ARGV[9]) then redis.call('SET', counter, ARGV[10]) end
 local seq = redis.call('INCR', counter)
 redis.call('PEXPIRE', counter, ARGV[8])
-local id = string.format('%d-0', seq)
+local id = string.format('%d', seq)
 if ARGV[5] == '' then
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id, 'd', ARGV[3], 'a', ARGV[4])
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id .. '-0', 'd', ARGV[3], 'a', ARGV[4])
 else
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id, 'd', ARGV[3], 'a', ARGV[4], 't', ARGV[5])
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id .. '-0', 'd', ARGV[3], 'a', ARGV[4], 't', ARGV[5])
 end
 redis.call('PEXPIRE', stream, ARGV[7])
+`;
+
+const SCRIPTS = {
+  csLogAppend: `${APPEND}
 return seq`,
+  // ARGV: those of APPEND ('' for \`to\`), then the count the frame was made for ('' for any), channel ('' for none), payload head.
+  // The room's member hash is the registry's (registries/redis-registry.ts). A count that differs appends nothing and says what it is.
+  // The payload is the backplane's message to all, the frame last with its seq (shared/room-log.ts withSeq).
+  csLogAppendToAll: `
+local count = redis.call('HLEN', ARGV[1] .. 'room:' .. ARGV[2])
+if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= count then return { 0, count } end
+${APPEND}
+if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13] .. string.sub(ARGV[3], 1, -2) .. ',"seq":' .. id .. '}') end
+return { seq, count }`,
   // ARGV: prefix, room, after. { latest, the entries after \`after\` }, as of one moment.
   csLogRead: `
 local p, room, after = ARGV[1], ARGV[2], ARGV[3]
@@ -78,6 +103,9 @@ local latest = redis.call('GET', p .. 'logseq:' .. room) or '0'
 if tonumber(after) >= tonumber(latest) then return { latest, {} } end
 return { latest, redis.call('XRANGE', p .. 'log:' .. room, '(' .. after, '+') }`,
 } as const;
+
+/** Tries at a head count that may have moved since it was last seen; the last one takes whatever count it finds. */
+const COUNT_ATTEMPTS = 3;
 
 type ScriptName = keyof typeof SCRIPTS;
 type Scripted = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
@@ -92,6 +120,12 @@ export interface RedisRoomLogOptions {
   logger?: Logger;
   /** Epoch ms; what seqs numbered while Redis is away are made from. */
   clock?: () => number;
+  /**
+   * The backplane of the same Redis and prefix: with it the log has
+   * appendToAll, which counts the room in the registry's member hash, numbers
+   * the frame and publishes it to all in one script.
+   */
+  backplane?: RedisBackplane;
 }
 
 export class RedisRoomLog implements RoomLog {
@@ -103,7 +137,10 @@ export class RedisRoomLog implements RoomLog {
   private readonly clock: () => number;
   /** The highest seq this instance has seen or handed out, by room. */
   private readonly known = new Map<string, number>();
+  /** Each room's head count at its last appendToAll: what its next frame is made for first. */
+  private readonly counts = new Map<string, number>();
   private away = false;
+  readonly appendToAll?: (room: string, frame: string | ((onlineCount: number) => string), at: number, options: AppendToAllOptions) => Promise<RoomAppend>;
 
   constructor(options: RedisRoomLogOptions) {
     if (!(options.limits.maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1');
@@ -117,25 +154,75 @@ export class RedisRoomLog implements RoomLog {
       if (!(name in this.client)) this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }
     this.scripts = this.client as unknown as Scripted;
+    const { backplane } = options;
+    if (backplane) this.appendToAll = (room, frame, at, appendOptions) => this.appendAndPublish(backplane, room, frame, at, appendOptions);
   }
 
   async append(room: string, entry: LogEntryInput): Promise<number> {
-    const known = this.known.get(room) ?? 0;
     let seq: number;
     try {
-      seq = Number(
-        await this.scripts.csLogAppend(
-          this.prefix, room, entry.data, entry.at, entry.to ?? '',
-          this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)),
-        ),
-      );
+      seq = Number(await this.scripts.csLogAppend(...this.appendArguments(room, entry)));
       this.reachable();
     } catch (error) {
       this.noteOutage(error);
-      seq = Math.max(known + 1, clockSeq(this.clock()));
+      seq = this.numberedWhileAway(room);
     }
     this.remember(room, seq);
     return seq;
+  }
+
+  /**
+   * One round trip per frame while the room's count stays what it was at its
+   * last frame, which is nearly always: the script refuses a frame made for
+   * another count and answers with the count, and the frame is made again.
+   */
+  private async appendAndPublish(
+    backplane: RedisBackplane,
+    room: string,
+    frame: string | ((onlineCount: number) => string),
+    at: number,
+    { except, ownCount }: AppendToAllOptions,
+  ): Promise<RoomAppend> {
+    let onlineCount = this.counts.get(room) ?? ownCount;
+    for (let attempt = 1; ; attempt++) {
+      const data = typeof frame === 'string' ? frame : frame(onlineCount);
+      const expected = typeof frame === 'string' || attempt === COUNT_ATTEMPTS ? '' : onlineCount;
+      let reply: [number, number];
+      try {
+        reply = await backplane.publishingToAll(room, except, async (target) =>
+          (await this.scripts.csLogAppendToAll(...this.appendArguments(room, { data, at }), expected, target?.channel ?? '', target?.head ?? '')) as [number, number],
+        );
+        this.reachable();
+      } catch (error) {
+        this.noteOutage(error);
+        // Not tried again: the script may have run, and a second frame would reach the other instances twice.
+        const seq = this.numberedWhileAway(room);
+        this.remember(room, seq);
+        const away = typeof frame === 'string' ? data : frame(ownCount);
+        return { seq, onlineCount: ownCount, data: withSeq(away, seq) };
+      }
+      const [seq, count] = reply;
+      keepRecent(this.counts, room, count);
+      if (seq === 0) {
+        onlineCount = count;
+        continue;
+      }
+      this.remember(room, seq);
+      return { seq, onlineCount: typeof frame === 'string' ? count : onlineCount, data: withSeq(data, seq) };
+    }
+  }
+
+  private appendArguments(room: string, entry: LogEntryInput): Array<string | number> {
+    const known = this.known.get(room) ?? 0;
+    return [
+      this.prefix, room, entry.data, entry.at, entry.to ?? '',
+      this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)),
+    ];
+  }
+
+  /** A seq past any this instance saw of the room, from the clock (see the top of this file). */
+  private numberedWhileAway(room: string): number {
+    return Math.max((this.known.get(room) ?? 0) + 1, clockSeq(this.clock()));
   }
 
   async read(room: string, after: number, now: number): Promise<LogRead> {
@@ -175,9 +262,7 @@ export class RedisRoomLog implements RoomLog {
   private remember(room: string, seq: number): void {
     // Lower than what this instance saw: Redis lost the counter, and the next append must still lift it.
     if (seq < (this.known.get(room) ?? 0)) return;
-    this.known.delete(room);
-    this.known.set(room, seq);
-    if (this.known.size > REMEMBERED_ROOMS) this.known.delete(this.known.keys().next().value!);
+    keepRecent(this.known, room, seq);
   }
 
   private noteOutage(error: unknown): void {
@@ -191,6 +276,13 @@ export class RedisRoomLog implements RoomLog {
     this.away = false;
     this.logger.info('room_log_restored', {});
   }
+}
+
+/** Sets a room's value as the most recent, forgetting the room seen longest ago past REMEMBERED_ROOMS. */
+function keepRecent(map: Map<string, number>, room: string, value: number): void {
+  map.delete(room);
+  map.set(room, value);
+  if (map.size > REMEMBERED_ROOMS) map.delete(map.keys().next().value!);
 }
 
 function toEntry([id, fields]: StreamEntry): LogEntry {

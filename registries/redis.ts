@@ -60,8 +60,8 @@ export class RedisScaleOut {
     }
     const { prefix } = options;
     const registry = new RedisRegistry({ client, prefix, instanceId, logger });
-    const log = new RedisRoomLog({ client, prefix, limits: options.roomLog ?? DEFAULT_CORE_SETTINGS.roomLog, logger });
     const backplane = new RedisBackplane({ publisher: client, subscriber, prefix, logger });
+    const log = new RedisRoomLog({ client, prefix, limits: options.roomLog ?? DEFAULT_CORE_SETTINGS.roomLog, logger, backplane });
     const state = new RedisStateStore({ client, prefix });
     return new RedisScaleOut(instanceId, registry, log, backplane, state, client, { ...options, instanceId });
   }

@@ -619,12 +619,27 @@ export class Engine {
    * room listing, and the same cost however many instances share the room.
    */
   private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
-    const onlineCount = await this.registry.countRoom(room);
-    const frame = typeof source === 'function' ? source({ onlineCount }) : source;
-    const { data } = await this.logged(room, frame);
-    await this.backplane!.publishToAll({ kind: 'room', room, data, ...(options.except ? { except: options.except } : {}) });
-    await this.deliverEncoded(options.except ? own.filter((id) => id !== options.except) : own, data);
+    const { except } = options;
+    const { onlineCount, data } = this.log.appendToAll
+      ? await this.appendToAll(room, source, except, own.length)
+      : await this.countLogAndPublish(room, source, except);
+    await this.deliverEncoded(except ? own.filter((id) => id !== except) : own, data);
     return onlineCount;
+  }
+
+  /** Count, number and publish in one step of the log's store: the frame is encoded for whatever count the store finds. */
+  private appendToAll(room: string, source: FrameSource, except: string | undefined, ownCount: number): Promise<{ onlineCount: number; data: string }> {
+    const at = this.clock();
+    const timestamp = new Date(at);
+    const frame = typeof source === 'function' ? (onlineCount: number) => encodeFrame(source({ onlineCount }), timestamp) : encodeFrame(source, timestamp);
+    return this.log.appendToAll!(room, frame, at, except === undefined ? { ownCount } : { except, ownCount });
+  }
+
+  private async countLogAndPublish(room: string, source: FrameSource, except: string | undefined): Promise<{ onlineCount: number; data: string }> {
+    const onlineCount = await this.registry.countRoom(room);
+    const { data } = await this.logged(room, typeof source === 'function' ? source({ onlineCount }) : source);
+    await this.backplane!.publishToAll({ kind: 'room', room, data, ...(except ? { except } : {}) });
+    return { onlineCount, data };
   }
 
   /**

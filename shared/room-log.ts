@@ -37,6 +37,22 @@ export interface RoomLogLimits {
   maxAgeMs: number;
 }
 
+/** A room frame as `RoomLog.appendToAll` numbered and handed on. */
+export interface RoomAppend {
+  seq: number;
+  /** The room's head count the frame was made for. */
+  onlineCount: number;
+  /** The frame with its seq, as every recipient gets it. */
+  data: string;
+}
+
+export interface AppendToAllOptions {
+  /** The connection left out of the room's delivery on every instance. */
+  except?: string;
+  /** What the room counts while the store is away: this instance's own members. */
+  ownCount: number;
+}
+
 /** Implementations must pass test/room-log-suite.ts. */
 export interface RoomLog {
   /**
@@ -53,6 +69,18 @@ export interface RoomLog {
   read(room: string, after: number, now: number): Promise<LogRead>;
   /** The room's highest seq so far; 0 for a room that has none. */
   latest(room: string): Promise<number>;
+  /**
+   * Optional, for a log kept in the store that also holds the rooms'
+   * membership and carries the instances' backplane (Redis): counts the
+   * room, appends the frame made for that count, and hands it with its seq
+   * to every other instance as a backplane 'room' message, in one step where
+   * the three would each cost a round trip. `frame` is the encoded frame
+   * (without seq), or what encodes it for a head count. The count is the
+   * room's at the moment the seq is assigned. While the store is away the
+   * frame is numbered as `append` would number it and reaches no other
+   * instance, as a backplane drops what it cannot carry.
+   */
+  appendToAll?(room: string, frame: string | ((onlineCount: number) => string), at: number, options: AppendToAllOptions): Promise<RoomAppend>;
 }
 
 /** The frame text with `"seq":N` as its last field; `data` is a JSON object's text, so it ends with `}`. */
