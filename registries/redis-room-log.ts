@@ -198,7 +198,7 @@ export class RedisRoomLog implements RoomLog {
         // Not tried again: the script may have run, and a second frame would reach the other instances twice.
         const seq = this.numberedWhileAway(room);
         this.remember(room, seq);
-        const away = typeof frame === 'string' ? data : frame(ownCount);
+        const away = typeof frame === 'string' || onlineCount === ownCount ? data : frame(ownCount);
         return { seq, onlineCount: ownCount, data: withSeq(away, seq) };
       }
       const [seq, count] = reply;
