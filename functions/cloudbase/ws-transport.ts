@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { Sender, WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { SendOutcome, Transport } from '../../shared/transport.js';
@@ -26,9 +27,24 @@ interface SenderInternals {
   sendFrame(list: Buffer[], cb?: (error?: Error) => void): void;
 }
 
+/** Bytes of one turn's broadcast frames a socket holds back to write at once. */
+const COALESCED_BYTES = 16 * 1024;
+
 /** The Transport of a process that owns its sockets. */
 export class WsTransport implements Transport {
   readonly sockets = new Map<string, WebSocket>();
+  /**
+   * Sockets holding the broadcast frames of this turn of the event loop.
+   * Under load several broadcasts reach a socket in one turn (chats read
+   * from many clients at once, or several messages from the backplane in one
+   * read); corked, they leave in one write instead of one each, and the
+   * write is what a delivery costs most.
+   */
+  private readonly corked = new Set<Socket>();
+  private readonly uncorkAll = () => {
+    for (const raw of this.corked) raw.uncork();
+    this.corked.clear();
+  };
 
   constructor(
     private readonly maxBufferedBytes: number,
@@ -57,12 +73,29 @@ export class WsTransport implements Transport {
       try {
         const socket = this.writable(connectionId);
         if (!socket) gone.push(connectionId);
-        else writeFrame(socket, list, payload);
+        else this.writeCorked(socket, list, payload);
       } catch (error) {
         this.logger.warn('send_failed', { connectionId, error });
       }
     }
     return gone;
+  }
+
+  /**
+   * Writes with the socket corked until the event loop has run what it had
+   * to (setImmediate runs after the poll phase). Past COALESCED_BYTES it is
+   * uncorked at once: what waits corked counts in bufferedAmount, which
+   * must keep measuring what the peer has not taken.
+   */
+  private writeCorked(socket: WebSocket, list: Buffer[], payload: Buffer): void {
+    const raw = (socket as unknown as { _socket?: Socket })._socket;
+    if (raw && !this.corked.has(raw)) {
+      if (this.corked.size === 0) setImmediate(this.uncorkAll);
+      raw.cork();
+      this.corked.add(raw);
+    }
+    writeFrame(socket, list, payload);
+    if (raw && raw.writableLength > COALESCED_BYTES && this.corked.delete(raw)) raw.uncork();
   }
 
   async close(connectionId: string, code: number, reason: string): Promise<void> {
