@@ -5,7 +5,7 @@
  * broadcast after them, and sockets closing or already gone are skipped
  * without an exception or a corrupt frame.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WsTransport } from '../functions/cloudbase/ws-transport.js';
@@ -159,5 +159,28 @@ describe('WsTransport broadcast', () => {
     expect(gone.every((id) => id === 'slow')).toBe(true);
     expect((await fast!.receivedCount(10)).map((message) => message.split(':')[0])).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     expect(fast!.errors).toEqual([]);
+  });
+
+  it('writes the frames of several broadcasts in one turn to a socket at once, and a large one at once', async () => {
+    const [peer] = await connectAll(['coalesced']);
+    const raw = (peer!.server as unknown as { _socket: Socket })._socket;
+    const writes: number[] = [];
+    const { _write, _writev } = raw as unknown as { _write: (...args: unknown[]) => void; _writev: (chunks: unknown[], ...rest: unknown[]) => void };
+    Object.assign(raw, {
+      _write: (...args: unknown[]) => (writes.push(1), _write.apply(raw, args)),
+      _writev: (chunks: unknown[], ...rest: unknown[]) => (writes.push(chunks.length), _writev.apply(raw, [chunks, ...rest])),
+    });
+    // All in one turn: the sends resolve as microtasks, before setImmediate.
+    for (const text of ['one', 'two', 'three']) await transport.sendMany(['coalesced'], text);
+    expect(writes).toEqual([]);
+    expect(await peer!.receivedCount(3)).toEqual(['one', 'two', 'three']);
+    expect(writes).toEqual([3]);
+
+    // Past 16 KiB it leaves at once, so bufferedAmount measures only what the peer has not taken.
+    writes.length = 0;
+    await transport.sendMany(['coalesced'], 'l'.repeat(20 * 1024));
+    expect(writes).toEqual([1]);
+    expect(raw.writableCorked).toBe(0);
+    expect((await peer!.receivedCount(4))[3]).toHaveLength(20 * 1024);
   });
 });
