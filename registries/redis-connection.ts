@@ -52,6 +52,26 @@ export async function connectRedis(url: string, name: string): Promise<Redis> {
   return client;
 }
 
+const corkedConnections = new WeakSet<object>();
+
+/**
+ * Holds the commands sent on `client` for the rest of this turn of the event
+ * loop and writes them at once after its poll phase (setImmediate): under
+ * load several broadcasts are handled in one turn, and one write to Redis
+ * for all of them costs about what one costs. Replies still come one per
+ * command, in order.
+ */
+export function batchWritesThisTurn(client: Redis): void {
+  const stream = client.stream;
+  if (!stream || corkedConnections.has(stream)) return;
+  corkedConnections.add(stream);
+  stream.cork();
+  setImmediate(() => {
+    corkedConnections.delete(stream);
+    stream.uncork();
+  });
+}
+
 /** Whether an error means Redis is away (as opposed to Redis refusing a command, a bug to surface). */
 export function isOutage(error: unknown): boolean {
   return !(error instanceof Error && error.name === 'ReplyError');

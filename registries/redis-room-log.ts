@@ -50,7 +50,7 @@ import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../shared/log.js';
 import { withSeq, type AppendToAllOptions, type LogEntry, type LogEntryInput, type LogRead, type RoomAppend, type RoomLog, type RoomLogLimits } from '../shared/room-log.js';
 import type { RedisBackplane } from './redis-backplane.js';
-import { isOutage } from './redis-connection.js';
+import { batchWritesThisTurn, isOutage } from './redis-connection.js';
 
 /** How long a room's counter outlives its last append. */
 export const COUNTER_TTL_MS = 24 * 60 * 60 * 1000;
@@ -189,6 +189,7 @@ export class RedisRoomLog implements RoomLog {
       const expected = typeof frame === 'string' || attempt === COUNT_ATTEMPTS ? '' : onlineCount;
       let reply: [number, number];
       try {
+        batchWritesThisTurn(this.client);
         reply = await backplane.publishingToAll(room, except, async (target) =>
           (await this.scripts.csLogAppendToAll(...this.appendArguments(room, { data, at }), expected, target?.channel ?? '', target?.head ?? '')) as [number, number],
         );

@@ -155,6 +155,24 @@ describe('RedisRoomLog.appendToAll', () => {
     expect(results.every((result) => result.onlineCount === 1)).toBe(true);
   });
 
+  it('sends the broadcasts of one turn to Redis in one write, and answers each with its own seq', async () => {
+    const prefix = freshPrefix();
+    const a = await instance(prefix, 'A');
+    const at = Date.now();
+    await a.log.appendToAll!('lobby', (n) => chat('warm', n), at, { ownCount: 0 });
+    const stream = a.client.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (chunks: unknown[], ...rest: unknown[]) => void };
+    const writes: number[] = [];
+    const { _write, _writev } = stream;
+    Object.assign(stream, {
+      _write: (...args: unknown[]) => (writes.push(1), _write.apply(stream, args)),
+      _writev: (chunks: unknown[], ...rest: unknown[]) => (writes.push(chunks.length), _writev.apply(stream, [chunks, ...rest])),
+    });
+    const results = await Promise.all(['one', 'two', 'three'].map((text) => a.log.appendToAll!('lobby', (n) => chat(text, n), at, { ownCount: 0 })));
+    expect(writes).toEqual([3]);
+    expect(results.map((result) => result.seq)).toEqual([2, 3, 4]);
+    expect(results.map((result) => result.data)).toEqual(['one', 'two', 'three'].map((text, i) => withSeq(chat(text, 0), i + 2)));
+  });
+
   it('appends but does not publish past the backplane\'s backlog, and counts the drop', async () => {
     const prefix = freshPrefix();
     const a = await instance(prefix, 'A', redis.url, { maxInFlight: 0 });
