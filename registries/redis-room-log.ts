@@ -55,7 +55,7 @@ const REMEMBERED_ROOMS = 10_000;
 const clockSeq = (ms: number) => Math.floor(ms) * 1000;
 
 const SCRIPTS = {
-  // ARGV: prefix, room, data, at, to ('' for the whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift.
+  // ARGV: prefix, room, data, at, to ('' for the whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift, except ('' for none).
   // A counter below `known` (what this instance saw) is raised to `lift` first; string.format keeps big seqs out of Lua's %.14g.
   csLogAppend: `
 local p, room = ARGV[1], ARGV[2]
@@ -64,11 +64,10 @@ if tonumber(redis.call('GET', counter) or '0') < tonumber(ARGV[9]) then redis.ca
 local seq = redis.call('INCR', counter)
 redis.call('PEXPIRE', counter, ARGV[8])
 local id = string.format('%d-0', seq)
-if ARGV[5] == '' then
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id, 'd', ARGV[3], 'a', ARGV[4])
-else
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id, 'd', ARGV[3], 'a', ARGV[4], 't', ARGV[5])
-end
+local fields = { 'd', ARGV[3], 'a', ARGV[4] }
+if ARGV[5] ~= '' then table.insert(fields, 't'); table.insert(fields, ARGV[5]) end
+if ARGV[11] ~= '' then table.insert(fields, 'x'); table.insert(fields, ARGV[11]) end
+redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id, unpack(fields))
 redis.call('PEXPIRE', stream, ARGV[7])
 return seq`,
   // ARGV: prefix, room, after. { latest, the entries after \`after\` }, as of one moment.
@@ -126,7 +125,7 @@ export class RedisRoomLog implements RoomLog {
       seq = Number(
         await this.scripts.csLogAppend(
           this.prefix, room, entry.data, entry.at, entry.to ?? '',
-          this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)),
+          this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)), entry.except ?? '',
         ),
       );
       this.reachable();
@@ -198,5 +197,6 @@ function toEntry([id, fields]: StreamEntry): LogEntry {
   for (let i = 0; i < fields.length; i += 2) values[fields[i]!] = fields[i + 1]!;
   const entry: LogEntry = { seq: Number(id.slice(0, id.indexOf('-'))), data: values.d!, at: Number(values.a) };
   if (values.t !== undefined) entry.to = values.t;
+  if (values.x !== undefined) entry.except = values.x;
   return entry;
 }

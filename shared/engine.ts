@@ -45,7 +45,7 @@ import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, ty
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
 import { BUILT_RESUME_SECRET, ResumeTokens, type ResumeClaims } from './resume-token.js';
-import { withSeq, type RoomLog } from './room-log.js';
+import { withSeq, type LogEntryInput, type RoomLog } from './room-log.js';
 import { MemoryStateStore } from './memory-state.js';
 import { roomStateOf, type StateStore } from './room-state.js';
 import { resolveRoutes } from './routes.js';
@@ -122,6 +122,9 @@ interface Logged {
   seq: number;
   data: string;
 }
+
+/** Whom a logged frame is for: the log's `to` and `except`, both nameKeys. */
+type LogAudience = Pick<LogEntryInput, 'to' | 'except'>;
 
 /** Who is in the room a connection arrives in, and the `user_joined` for them when they are to be told. */
 interface Arrival {
@@ -359,8 +362,8 @@ export class Engine {
     if (!read.ok || since > read.latest) return false;
     let replayed = 0;
     for (const entry of read.entries) {
-      // Its own user_joined goes to the others only, as it did live.
-      if ((entry.to !== undefined && entry.to !== record.nameKey) || entry.seq === arrival.joined?.seq) continue;
+      // As live: a private frame only to its member, and none to the member a frame excepted (its own user_joined, for one).
+      if ((entry.to !== undefined && entry.to !== record.nameKey) || entry.except === record.nameKey) continue;
       if ((await this.sendNow(record, withSeq(entry.data, entry.seq))) === 'gone') return true;
       replayed++;
     }
@@ -502,7 +505,7 @@ export class Engine {
     const counted = others ? others.length + 1 : Math.max(onlineCount, 1);
     const joined =
       announced && others && others.length > 0
-        ? await this.logged(record.room, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted))
+        ? await this.logged(record.room, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted), { except: record.nameKey })
         : undefined;
     return { onlineCount: counted, others, announced, joined };
   }
@@ -524,7 +527,8 @@ export class Engine {
   private async announceDeparture(clientId: string, room: string): Promise<void> {
     const { onlineCount, others } = await this.presence(room);
     if (!others || others.length === 0) return;
-    const left = await this.logged(room, this.presenceFrame('user_left', 'left', clientId, room, onlineCount));
+    // Not for the one who left: a resume of its session must not tell it that it left.
+    const left = await this.logged(room, this.presenceFrame('user_left', 'left', clientId, room, onlineCount), { except: nameKey(clientId) });
     await this.deliverToMembers(others, left.data);
   }
 
@@ -562,12 +566,12 @@ export class Engine {
       connection: record,
       now: new Date(this.clock()),
       reply: (frame) => engine.send(record, frame).then(() => undefined),
-      broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
+      broadcast: (room, frame, options) => engine.broadcast(room, frame, options, options?.except === record.connectionId ? record.nameKey : undefined),
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;
         // Numbered in the recipient's room, for the recipient alone: a resume there replays it to it and to no one else.
-        const { data } = await engine.logged(target.room, frame, target.nameKey);
+        const { data } = await engine.logged(target.room, frame, { to: target.nameKey });
         return (await engine.sendEncoded(target, data)) === 'sent';
       },
       joinRoom: (room) => engine.joinRoom(record, room),
@@ -596,21 +600,27 @@ export class Engine {
     }
   }
 
-  private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
-    if (this.backplane) return this.broadcastAcross(room, source, options);
+  /** `exceptKey`: the nameKey of `options.except` when the caller knows it (the sender's own connection). */
+  private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}, exceptKey?: string): Promise<number> {
+    const logging: LogAudience = {};
+    if (options.except !== undefined) {
+      const except = exceptKey ?? (await this.registry.get(options.except))?.nameKey;
+      if (except !== undefined) logging.except = except;
+    }
+    if (this.backplane) return this.broadcastAcross(room, source, options, logging);
     const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((id) => id !== options.except) : members;
-    if (recipients.length > 0) await this.deliverEncoded(recipients, (await this.logged(room, frame)).data);
+    if (recipients.length > 0) await this.deliverEncoded(recipients, (await this.logged(room, frame, logging)).data);
     return members.length;
   }
 
-  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions): Promise<number> {
-    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, this.registry.ownRoomIds(room));
+  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions, logging: LogAudience): Promise<number> {
+    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, logging, this.registry.ownRoomIds(room));
     const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
-    if (recipients.length > 0) await this.deliverToMembers(recipients, (await this.logged(room, frame)).data);
+    if (recipients.length > 0) await this.deliverToMembers(recipients, (await this.logged(room, frame, logging)).data);
     return members.length;
   }
 
@@ -618,24 +628,24 @@ export class Engine {
    * One message to every instance, which delivers to its own members: no
    * room listing, and the same cost however many instances share the room.
    */
-  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
+  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, logging: LogAudience, own: readonly string[]): Promise<number> {
     const onlineCount = await this.registry.countRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount }) : source;
-    const { data } = await this.logged(room, frame);
+    const { data } = await this.logged(room, frame, logging);
     await this.backplane!.publishToAll({ kind: 'room', room, data, ...(options.except ? { except: options.except } : {}) });
     await this.deliverEncoded(options.except ? own.filter((id) => id !== options.except) : own, data);
     return onlineCount;
   }
 
   /**
-   * Numbers a frame of `room` in its log, `to` naming the one member it is
-   * for (if so): one append per frame, however many receive it. The log
-   * keeps the frame without its seq; every recipient gets it with.
+   * Numbers a frame of `room` in its log, with whom a replay may give it to:
+   * one append per frame, however many receive it. The log keeps the frame
+   * without its seq; every recipient gets it with.
    */
-  private async logged(room: string, frame: ServerFrame, to?: string): Promise<Logged> {
+  private async logged(room: string, frame: ServerFrame, audience: LogAudience = {}): Promise<Logged> {
     const at = this.clock();
     const data = encodeFrame(frame, new Date(at));
-    const seq = await this.log.append(room, to === undefined ? { data, at } : { data, at, to });
+    const seq = await this.log.append(room, { data, at, ...audience });
     return { seq, data: withSeq(data, seq) };
   }
 

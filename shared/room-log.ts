@@ -18,6 +18,12 @@ export interface LogEntryInput {
   at: number;
   /** For a frame meant for one member only (a private message): that member's nameKey. */
   to?: string;
+  /**
+   * For a frame the whole room got but one member (its own `user_joined`, an
+   * app's broadcast with `except`, its own `user_left`): that member's
+   * nameKey, so a resume does not hand it what it was never sent.
+   */
+  except?: string;
 }
 
 export interface LogEntry extends LogEntryInput {
