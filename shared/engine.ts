@@ -170,7 +170,7 @@ export class Engine {
     this.log =
       options.log ?? new MemoryRoomLog({ ...this.settings.roomLog, numberingKeptMs: this.settings.resumeTokenTtlMs, clock: this.clock });
     this.tokens = new ResumeTokens(options.resumeSecret ?? this.settings.resumeSecret ?? BUILT_RESUME_SECRET ?? randomBytes(32).toString('base64url'));
-    this.state = options.state ?? new MemoryStateStore();
+    this.state = options.state ?? new MemoryStateStore({ ttlMs: this.settings.roomStateTtlMs, clock: this.clock });
   }
 
   /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */

@@ -119,7 +119,7 @@ function dynamoDbRegistry(settings: AwsSettings, client: DynamoDBClient): Dynamo
  * not every invocation.
  */
 function dynamoDbState(settings: AwsSettings, client: () => DynamoDBClient): StateStore {
-  if (settings.tableName) return new DynamoDbStateStore({ client: client(), tableName: settings.tableName });
+  if (settings.tableName) return new DynamoDbStateStore({ client: client(), tableName: settings.tableName, ttlMs: settings.core.roomStateTtlMs });
   const missing = async (): Promise<never> => {
     throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table room state is kept in, or createAwsHandlers be given `state`');
   };
