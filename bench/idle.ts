@@ -2,6 +2,9 @@
  * Scenario 2: many idle connections (rooms of ten, nothing sent after the
  * handshake), and what each costs the server in memory: the growth of its
  * RSS and V8 heap, both read after a full GC, divided by the connections.
+ * Once, the connections are then held open a while, the server pinging them
+ * as it does any: any of them closed meanwhile is a connection a real
+ * client would have lost.
  */
 import type { LoadPool } from './load/pool.js';
 import type { BenchPrograms } from './programs.js';
@@ -18,6 +21,14 @@ export interface IdleRun {
   externalBytesPerConnection: number;
   before: MemoryUsage;
   after: MemoryUsage;
+  /** When the connections were held open after the readings. */
+  hold?: IdleHold;
+}
+
+export interface IdleHold {
+  ms: number;
+  /** Connections that closed while held, none of them told to. */
+  unexpectedCloses: number;
 }
 
 export const IDLE_SERVERS: readonly ServerName[] = ['raw-ws', 'cloudsocket'];
@@ -25,7 +36,7 @@ const ROOM_SIZE = 10;
 /** Connections opened and closed before the first reading, so code loaded on first use is in both readings. */
 const WARMUP_CONNECTIONS = 100;
 
-export async function runIdleCase(programs: BenchPrograms, pool: LoadPool, connections: number, server: ServerName): Promise<IdleRun> {
+export async function runIdleCase(programs: BenchPrograms, pool: LoadPool, connections: number, server: ServerName, holdMs = 0): Promise<IdleRun> {
   const target = await launchServer(server, programs);
   try {
     await pool.connect({ urls: [target.url], dialect: target.dialect, count: WARMUP_CONNECTIONS, roomSize: ROOM_SIZE });
@@ -35,6 +46,7 @@ export async function runIdleCase(programs: BenchPrograms, pool: LoadPool, conne
     const result = await pool.connect({ urls: [target.url], dialect: target.dialect, count: connections, roomSize: ROOM_SIZE, concurrency: 100 });
     await quiet(target);
     const after = await target.memory();
+    const hold = holdMs > 0 ? await holdOpen(pool, holdMs) : undefined;
     await pool.closeClients();
     const per = (key: keyof MemoryUsage) => (result.connected > 0 ? Math.round((after[key] - before[key]) / result.connected) : 0);
     return {
@@ -47,10 +59,17 @@ export async function runIdleCase(programs: BenchPrograms, pool: LoadPool, conne
       externalBytesPerConnection: per('external'),
       before,
       after,
+      ...(hold ? { hold } : {}),
     };
   } finally {
     await target.stop();
   }
+}
+
+async function holdOpen(pool: LoadPool, ms: number): Promise<IdleHold> {
+  const { dropped } = await pool.tally();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return { ms, unexpectedCloses: (await pool.tally()).dropped - dropped };
 }
 
 /** Waits until the server stops working on the handshakes (CPU use below a tenth of a core). */

@@ -38,6 +38,8 @@ export interface IdleRatios {
   connections: number;
   rssVsRawWs: number | null;
   heapVsRawWs: number | null;
+  /** cloudsocket's connections held open once after a reading, and how many of them closed meanwhile. */
+  held?: { connections: number; ms: number; unexpectedCloses: number };
 }
 
 export interface TargetCheck {
@@ -81,13 +83,15 @@ function range(values: Array<number | null>): [number, number] | null {
   return known.length < 2 ? null : [Math.min(...known), Math.max(...known)];
 }
 
-export function idleRatios(runs: readonly IdleRun[]): IdleRatios {
+export function idleRatios(runs: readonly IdleRun[], rounds: readonly IdleRun[] = runs): IdleRatios {
   const ours = runs.find((run) => run.server === 'cloudsocket');
   const raw = runs.find((run) => run.server === 'raw-ws');
+  const held = rounds.find((run) => run.server === 'cloudsocket' && run.hold);
   return {
     connections: Math.min(ours?.connections ?? 0, raw?.connections ?? 0),
     rssVsRawWs: ratio(ours?.rssBytesPerConnection, raw?.rssBytesPerConnection),
     heapVsRawWs: ratio(ours?.heapBytesPerConnection, raw?.heapBytesPerConnection),
+    ...(held?.hold ? { held: { connections: held.connections, ...held.hold } } : {}),
   };
 }
 
@@ -111,6 +115,19 @@ export function broadcastTargets(ratios: readonly BroadcastRatios[]): TargetChec
   return [check('floor', 'capacity', 0.9), check('raw-ws', 'capacity', 1.25), check('socketio', 'capacity', 1.7), check('raw-ws', 'p99', 1.0)];
 }
 
+const HELD_TARGET_MS = 60_000;
+
+function heldTarget(held: IdleRatios['held']): TargetCheck {
+  const target = `CloudBase: ${IDLE_TARGET_CONNECTIONS.toLocaleString('en-US')} idle connections held ${HELD_TARGET_MS / 1000} s, 0 unexpected closes`;
+  if (!held) return { target, measured: 'not held', met: false };
+  const enough = held.connections >= IDLE_TARGET_CONNECTIONS && held.ms >= HELD_TARGET_MS;
+  return {
+    target,
+    measured: `${held.unexpectedCloses} closed of ${held.connections.toLocaleString('en-US')} held ${held.ms / 1000} s${enough ? '' : ', too few or too short to judge'}`,
+    met: enough && held.unexpectedCloses === 0,
+  };
+}
+
 export function idleTargets(ratios: IdleRatios): TargetCheck[] {
   const { rssVsRawWs, heapVsRawWs, connections } = ratios;
   const enough = connections >= IDLE_TARGET_CONNECTIONS;
@@ -120,5 +137,6 @@ export function idleTargets(ratios: IdleRatios): TargetCheck[] {
       measured: `${rssVsRawWs ?? 'n/a'}× (V8 heap ${heapVsRawWs ?? 'n/a'}×) at ${connections.toLocaleString('en-US')} connections${enough ? '' : ', too few to judge'}`,
       met: enough && rssVsRawWs !== null && rssVsRawWs <= 1.0,
     },
+    heldTarget(ratios.held),
   ];
 }

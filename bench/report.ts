@@ -83,6 +83,8 @@ export function formatReport(report: BenchReport): string {
       ),
     );
     out.push(`Ratio cloudsocket ÷ raw ws (idiomatic): RSS ${times(report.idle.ratios.rssVsRawWs)}, heap ${times(report.idle.ratios.heapVsRawWs)}`);
+    const { held } = report.idle.ratios;
+    if (held) out.push(`Held open: ${held.connections} cloudsocket connections for ${held.ms / 1000} s, ${held.unexpectedCloses} closed meanwhile`);
   }
 
   if (report.hostile) {

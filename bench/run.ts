@@ -102,11 +102,13 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
         for (let round = 0; round < plan.idleRounds; round++) {
           for (const server of rotate(IDLE_SERVERS, round)) {
             progress(`idle: ${connections} connections to ${server} (round ${round + 1}/${plan.idleRounds}) ...`);
-            rounds.push(await runIdleCase(programs, pool, connections, server));
+            const holdMs = round === 0 && server === 'cloudsocket' ? plan.idleHoldMs : 0;
+            if (holdMs > 0) progress(`idle: holding them ${holdMs / 1000} s ...`);
+            rounds.push(await runIdleCase(programs, pool, connections, server, holdMs));
           }
         }
         const runs = IDLE_SERVERS.map((server) => median(rounds.filter((run) => run.server === server), (run) => run.rssBytesPerConnection));
-        report.idle = { runs, rounds, ratios: idleRatios(runs) };
+        report.idle = { runs, rounds, ratios: idleRatios(runs, rounds) };
       });
     }
     if (options.scenarios.includes('aws')) {

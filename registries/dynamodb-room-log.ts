@@ -11,7 +11,8 @@
  *                       oldest first), `expiresAt`.
  *   log#{room}#{first}  a chunk: `entries` (a list; entry i has seq first + i),
  *                       `first`, `expiresAt`.
- * An entry is a map: d = the frame, a = epoch ms, t = the one member it is for.
+ * An entry is a map: d = the frame, a = epoch ms, t = the one member it is for,
+ * x = the one member it is not for.
  *
  * One UpdateItem appends: it adds one to `seq` and list_appends the entry to
  * `recent` together, atomically, so the entry's seq is `first` plus its
@@ -358,6 +359,7 @@ function toHead(item: Item): Head {
 function encodeEntry(input: LogEntryInput): AttributeValue {
   const fields: Item = { d: s(input.data), a: n(input.at) };
   if (input.to !== undefined) fields.t = s(input.to);
+  if (input.except !== undefined) fields.x = s(input.except);
   if (entryBytes(fields) > MAX_ENTRY_BYTES) return { M: { a: n(input.at) } };
   return { M: fields };
 }
@@ -366,12 +368,13 @@ function decodeEntry(value: AttributeValue, seq: number): LogEntry {
   const fields = value.M ?? {};
   const entry: LogEntry = { seq, data: str(fields.d), at: num(fields.a) };
   if (fields.t) entry.to = str(fields.t);
+  if (fields.x) entry.except = str(fields.x);
   return entry;
 }
 
 /** What an entry counts against chunkBytes: its strings' UTF-8 bytes and a fixed overhead, the same on append and cut. */
 function entryBytes(fields: Item): number {
-  return Buffer.byteLength(str(fields.d)) + Buffer.byteLength(str(fields.t)) + ENTRY_OVERHEAD_BYTES;
+  return Buffer.byteLength(str(fields.d)) + Buffer.byteLength(str(fields.t)) + Buffer.byteLength(str(fields.x)) + ENTRY_OVERHEAD_BYTES;
 }
 
 function sizeOf(entries: AttributeValue[]): number {

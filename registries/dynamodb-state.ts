@@ -6,10 +6,13 @@
  *                  a safe integer as a number (N), so UpdateItem can add to
  *                  it in place; any other value as its JSON text (S).
  *
- * The item has no `room`, `clientId` or `expiresAt`, so neither index sees
- * it and TTL never removes it; the `v:` prefix keeps a key from ever being
- * one of those names. STATE_LIMITS keep the whole item under DynamoDB's
- * 400 KB.
+ * The item has no `room` or `clientId`, so neither index sees it; the `v:`
+ * prefix keeps a key from ever being one of those names. Every write sets
+ * its `expiresAt` (the table's TTL attribute) to ROOM_STATE_TTL from now, so
+ * DynamoDB deletes the state of a room nobody writes to any more. TTL
+ * deletes late (within days), so an item past its `expiresAt` is read as
+ * empty, and a write to it first deletes it (conditional on it being
+ * expired still). STATE_LIMITS keep the whole item under DynamoDB's 400 KB.
  *
  * Requests per operation (the common case first):
  *   get, list   1 GetItem (strongly consistent, so a write from another
@@ -26,9 +29,10 @@
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetItemCommand, UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, type DeleteItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { CloudsocketError, StateFullError } from '../shared/errors.js';
-import { incremented, isSafeIntegerText, STATE_LIMITS, type StateStore } from '../shared/room-state.js';
-import { PARTITION_KEY } from './dynamodb-registry.js';
+import { DEFAULT_STATE_TTL_MS, incremented, isSafeIntegerText, STATE_LIMITS, type StateStore } from '../shared/room-state.js';
+import { PARTITION_KEY, TTL_ATTRIBUTE } from './dynamodb-registry.js';
 
 const KEY_COUNT = 'keyCount';
 const VALUE_PREFIX = 'v:';
@@ -47,17 +51,28 @@ export interface DynamoDbStateStoreOptions {
   client: DynamoDBClient;
   /** The registry's table (CONNECTIONS_TABLE). */
   tableName: string;
+  /** A room's state is forgotten this long after its last write; 0 keeps it. Default a day (ROOM_STATE_TTL). */
+  ttlMs?: number;
+  /** Epoch ms. */
+  clock?: () => number;
 }
+
+/** In a condition: the item is not past its expiry (an item written while state was kept for good has none). */
+const LIVE = '(attribute_not_exists(#exp) OR #exp > :now)';
 
 type Item = Record<string, AttributeValue>;
 
 export class DynamoDbStateStore implements StateStore {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
+  private readonly ttlMs: number;
+  private readonly clock: () => number;
 
   constructor(options: DynamoDbStateStoreOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
+    this.ttlMs = options.ttlMs ?? DEFAULT_STATE_TTL_MS;
+    this.clock = options.clock ?? Date.now;
   }
 
   async get(room: string, key: string): Promise<string | undefined> {
@@ -78,7 +93,7 @@ export class DynamoDbStateStore implements StateStore {
   async set(room: string, key: string, json: string): Promise<void> {
     const value: AttributeValue = isSafeIntegerText(json) ? { N: json } : { S: json };
     await this.writeKey(room, key, {
-      replace: { UpdateExpression: 'SET #v = :value', ConditionExpression: 'attribute_exists(#v)', values: { ':value': value } },
+      replace: { UpdateExpression: 'SET #v = :value', ConditionExpression: `attribute_exists(#v) AND ${LIVE}`, values: { ':value': value } },
       add: value,
     });
   }
@@ -89,7 +104,7 @@ export class DynamoDbStateStore implements StateStore {
     const attributes = await this.writeKey(room, key, {
       replace: {
         UpdateExpression: 'SET #v = #v + :by',
-        ConditionExpression: 'attribute_type(#v, :number) AND #v BETWEEN :low AND :high',
+        ConditionExpression: `attribute_type(#v, :number) AND #v BETWEEN :low AND :high AND ${LIVE}`,
         values: { ':by': n(by), ':number': { S: 'N' }, ':low': n(low), ':high': n(high) },
       },
       add: n(by),
@@ -101,7 +116,7 @@ export class DynamoDbStateStore implements StateStore {
 
   async delete(room: string, key: string): Promise<boolean> {
     const removed = await this.conditionally(
-      this.update(room, key, { UpdateExpression: 'REMOVE #v SET #count = #count - :one', ConditionExpression: 'attribute_exists(#v)', values: { ':one': n(1) } }),
+      this.update(room, key, { UpdateExpression: 'REMOVE #v SET #count = #count - :one', ConditionExpression: `attribute_exists(#v) AND ${LIVE}`, values: { ':one': n(1) } }),
     );
     return removed !== undefined;
   }
@@ -122,12 +137,17 @@ export class DynamoDbStateStore implements StateStore {
       const added = await this.conditionally(
         this.update(room, key, {
           UpdateExpression: 'SET #v = :value, #count = if_not_exists(#count, :zero) + :one',
-          ConditionExpression: 'attribute_not_exists(#v) AND (attribute_not_exists(#count) OR #count < :max)',
+          ConditionExpression: `attribute_not_exists(#v) AND (attribute_not_exists(#count) OR #count < :max) AND ${LIVE}`,
           values: { ':value': write.add, ':zero': n(0), ':one': n(1), ':max': n(STATE_LIMITS.maxKeysPerRoom) },
         }),
       );
       if (added) return added;
-      const item = await this.read(room, [VALUE_PREFIX + key, KEY_COUNT]);
+      const item = await this.readRaw(room, [VALUE_PREFIX + key, KEY_COUNT, TTL_ATTRIBUTE]);
+      if (item && this.expired(item)) {
+        // Past its expiry and not yet deleted by TTL: gone for good now, so this write starts the room afresh.
+        await this.deleteIfExpired(room);
+        continue;
+      }
       const stored = jsonOf(item?.[VALUE_PREFIX + key]);
       if (stored !== undefined) {
         // It exists, so the first write was refused for its value, or it appeared after that write.
@@ -140,23 +160,53 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   private update(room: string, key: string, parts: UpdateParts): Promise<Item | undefined> {
+    const nowSeconds = Math.floor(this.clock() / 1000);
+    // Every write renews the room's expiry; REMOVE-only writes gain a SET clause for it.
+    const renewal = this.ttlMs > 0 ? `#exp = :exp` : undefined;
+    let expression = parts.UpdateExpression;
+    if (renewal) expression = expression.includes('SET ') ? expression.replace('SET ', `SET ${renewal}, `) : `${expression} SET ${renewal}`;
+    const values: Record<string, AttributeValue> = { ...parts.values, ':now': n(nowSeconds) };
+    if (renewal) values[':exp'] = n(nowSeconds + Math.ceil(this.ttlMs / 1000));
     const input: UpdateItemCommandInput = {
       TableName: this.tableName,
       Key: { [PARTITION_KEY]: { S: itemKey(room) } },
-      UpdateExpression: parts.UpdateExpression,
+      UpdateExpression: expression,
       ConditionExpression: parts.ConditionExpression,
-      ExpressionAttributeValues: parts.values,
+      ExpressionAttributeValues: values,
       ReturnValues: 'UPDATED_NEW',
     };
     // DynamoDB refuses names an expression does not use.
-    const names: Record<string, string> = { '#v': VALUE_PREFIX + key };
+    const names: Record<string, string> = { '#v': VALUE_PREFIX + key, '#exp': TTL_ATTRIBUTE };
     if (`${parts.UpdateExpression} ${parts.ConditionExpression}`.includes('#count')) names['#count'] = KEY_COUNT;
     input.ExpressionAttributeNames = names;
     // UPDATED_NEW of a REMOVE is nothing; an empty object still says the write happened.
     return this.client.send(new UpdateItemCommand(input)).then((output) => output.Attributes ?? {});
   }
 
+  /** The room's item as a reader sees it: none once past its expiry. */
   private async read(room: string, names?: string[]): Promise<Item | undefined> {
+    const item = await this.readRaw(room, names && [...names, TTL_ATTRIBUTE]);
+    return item && !this.expired(item) ? item : undefined;
+  }
+
+  private expired(item: Item): boolean {
+    const expiresAt = item[TTL_ATTRIBUTE]?.N;
+    return expiresAt !== undefined && Number(expiresAt) <= Math.floor(this.clock() / 1000);
+  }
+
+  /** Deletes the room's item if it is still past its expiry (a write may have renewed it meanwhile). */
+  private async deleteIfExpired(room: string): Promise<void> {
+    const input: DeleteItemCommandInput = {
+      TableName: this.tableName,
+      Key: { [PARTITION_KEY]: { S: itemKey(room) } },
+      ConditionExpression: '#exp <= :now',
+      ExpressionAttributeNames: { '#exp': TTL_ATTRIBUTE },
+      ExpressionAttributeValues: { ':now': n(Math.floor(this.clock() / 1000)) },
+    };
+    await this.conditionally(this.client.send(new DeleteItemCommand(input)).then(() => ({})));
+  }
+
+  private async readRaw(room: string, names?: string[]): Promise<Item | undefined> {
     const { Item } = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,

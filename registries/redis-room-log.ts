@@ -66,8 +66,9 @@ const clockSeq = (ms: number) => Math.floor(ms) * 1000;
 
 /**
  * Numbers an entry and stores it, as the first lines of a script. ARGV: prefix, room, data, at, to ('' for the
- * whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift. A counter below `known` (what this instance
- * saw) is raised to `lift` first; string.format keeps big seqs out of Lua's %.14g. Leaves `seq` and `id`.
+ * whole room), maxEntries, streamTtlMs, counterTtlMs, known, lift, except ('' for none). A counter below `known`
+ * (what this instance saw) is raised to `lift` first; string.format keeps big seqs out of Lua's %.14g. Leaves `seq`
+ * and `id` (its digits).
  */
 const APPEND = `
 local p, room = ARGV[1], ARGV[2]
@@ -76,11 +77,10 @@ if tonumber(redis.call('GET', counter) or '0') < tonumber(ARGV[9]) then redis.ca
 local seq = redis.call('INCR', counter)
 redis.call('PEXPIRE', counter, ARGV[8])
 local id = string.format('%d', seq)
-if ARGV[5] == '' then
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id .. '-0', 'd', ARGV[3], 'a', ARGV[4])
-else
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id .. '-0', 'd', ARGV[3], 'a', ARGV[4], 't', ARGV[5])
-end
+local fields = { 'd', ARGV[3], 'a', ARGV[4] }
+if ARGV[5] ~= '' then table.insert(fields, 't'); table.insert(fields, ARGV[5]) end
+if ARGV[11] ~= '' then table.insert(fields, 'x'); table.insert(fields, ARGV[11]) end
+redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], id .. '-0', unpack(fields))
 redis.call('PEXPIRE', stream, ARGV[7])
 `;
 
@@ -92,9 +92,9 @@ return seq`,
   // The payload is the backplane's message to all, the frame last with its seq (shared/room-log.ts withSeq).
   csLogAppendToAll: `
 local count = redis.call('HLEN', ARGV[1] .. 'room:' .. ARGV[2])
-if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= count then return { 0, count } end
+if ARGV[12] ~= '' and tonumber(ARGV[12]) ~= count then return { 0, count } end
 ${APPEND}
-if ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[13] .. string.sub(ARGV[3], 1, -2) .. ',"seq":' .. id .. '}') end
+if ARGV[13] ~= '' then redis.call('PUBLISH', ARGV[13], ARGV[14] .. string.sub(ARGV[3], 1, -2) .. ',"seq":' .. id .. '}') end
 return { seq, count }`,
   // ARGV: prefix, room, after. { latest, the entries after \`after\` }, as of one moment.
   csLogRead: `
@@ -181,7 +181,7 @@ export class RedisRoomLog implements RoomLog {
     room: string,
     frame: string | ((onlineCount: number) => string),
     at: number,
-    { except, ownCount }: AppendToAllOptions,
+    { exceptConnection, except, ownCount }: AppendToAllOptions,
   ): Promise<RoomAppend> {
     let onlineCount = this.counts.get(room) ?? ownCount;
     for (let attempt = 1; ; attempt++) {
@@ -190,8 +190,9 @@ export class RedisRoomLog implements RoomLog {
       let reply: [number, number];
       try {
         batchWritesThisTurn(this.client);
-        reply = await backplane.publishingToAll(room, except, async (target) =>
-          (await this.scripts.csLogAppendToAll(...this.appendArguments(room, { data, at }), expected, target?.channel ?? '', target?.head ?? '')) as [number, number],
+        const entry: LogEntryInput = except === undefined ? { data, at } : { data, at, except };
+        reply = await backplane.publishingToAll(room, exceptConnection, async (target) =>
+          (await this.scripts.csLogAppendToAll(...this.appendArguments(room, entry), expected, target?.channel ?? '', target?.head ?? '')) as [number, number],
         );
         this.reachable();
       } catch (error) {
@@ -217,7 +218,7 @@ export class RedisRoomLog implements RoomLog {
     const known = this.known.get(room) ?? 0;
     return [
       this.prefix, room, entry.data, entry.at, entry.to ?? '',
-      this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)),
+      this.limits.maxEntries, Math.ceil(this.limits.maxAgeMs), COUNTER_TTL_MS, known, Math.max(known, clockSeq(this.clock() + CLOCK_SKEW_MS)), entry.except ?? '',
     ];
   }
 
@@ -291,5 +292,6 @@ function toEntry([id, fields]: StreamEntry): LogEntry {
   for (let i = 0; i < fields.length; i += 2) values[fields[i]!] = fields[i + 1]!;
   const entry: LogEntry = { seq: Number(id.slice(0, id.indexOf('-'))), data: values.d!, at: Number(values.a) };
   if (values.t !== undefined) entry.to = values.t;
+  if (values.x !== undefined) entry.except = values.x;
   return entry;
 }

@@ -1,11 +1,12 @@
 /**
  * Room state in Redis, shared by every instance of a CloudBase function:
  * one hash per room, `{p}state:{room}`, field = key, value = the JSON text.
- * Reads are HGET and HGETALL, a delete is HDEL; a write that may add a key
- * is a Lua script, so the key limit is checked and the write made in one
- * atomic step, and an increment is HINCRBY inside a script that first
- * checks the field holds a whole number and the sum stays a safe integer.
- * One round trip per operation; no KEYS or SCAN.
+ * Reads are HGET and HGETALL. Writes are Lua scripts: one that may add a
+ * key checks the key limit and writes in one atomic step, an increment is
+ * HINCRBY after checking the field holds a whole number and the sum stays a
+ * safe integer, and every write renews the hash's expiry (ROOM_STATE_TTL),
+ * so Redis itself forgets a room nobody writes to any more. One round trip
+ * per operation; no KEYS or SCAN.
  *
  * Unlike the registry, nothing answers from memory while Redis is away: a
  * copy only this instance saw would part from what the others see. The
@@ -13,15 +14,25 @@
  */
 import type { Redis } from 'ioredis';
 import { StateFullError, StateNotIntegerError, StateOutOfRangeError } from '../shared/errors.js';
-import { STATE_LIMITS, type StateStore } from '../shared/room-state.js';
+import { DEFAULT_STATE_TTL_MS, STATE_LIMITS, type StateStore } from '../shared/room-state.js';
+
+/** Renews the expiry of a written hash; ARGV[4] is the TTL in ms, 0 for none. */
+const RENEW = `
+if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end`;
 
 const SCRIPTS = {
-  // KEYS: the room's hash. ARGV: key, JSON text, maxKeysPerRoom. 0 when the room is full.
+  // KEYS: the room's hash. ARGV: key, JSON text, maxKeysPerRoom, ttlMs. 0 when the room is full.
   csStateSet: `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+${RENEW}
 return 1`,
-  // KEYS: the room's hash. ARGV: key, by, maxKeysPerRoom. {'ok', value}, or {reason}.
+  // KEYS: the room's hash. ARGV: key, (unused), (unused), ttlMs. 1 when the key was there.
+  csStateDelete: `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+${RENEW}
+return 1`,
+  // KEYS: the room's hash. ARGV: key, by, maxKeysPerRoom, ttlMs. {'ok', value}, or {reason}.
   csStateIncrement: `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then
@@ -35,6 +46,7 @@ local current = tonumber(v)
 local sum = current + tonumber(ARGV[2])
 if current > limit or current < -limit or sum > limit or sum < -limit then return {'out_of_range'} end
 redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+${RENEW}
 -- As text: ioredis 6 reads the integer reply 9007199254740991, a safe integer, as 9007199254740992.
 return {'ok', redis.call('HGET', KEYS[1], ARGV[1])}`,
 } as const;
@@ -45,16 +57,20 @@ export interface RedisStateStoreOptions {
   client: Redis;
   /** Prepended to every key, as for the registry. Default "cloudsocket:". */
   prefix?: string;
+  /** A room's state is forgotten this long after its last write; 0 keeps it. Default a day (ROOM_STATE_TTL). */
+  ttlMs?: number;
 }
 
 export class RedisStateStore implements StateStore {
   private readonly client: Redis;
   private readonly scripts: Scripted;
   private readonly prefix: string;
+  private readonly ttlMs: number;
 
   constructor(options: RedisStateStoreOptions) {
     this.client = options.client;
     this.prefix = options.prefix ?? 'cloudsocket:';
+    this.ttlMs = Math.ceil(options.ttlMs ?? DEFAULT_STATE_TTL_MS);
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       if (!(name in this.client)) this.client.defineCommand(name, { numberOfKeys: 1, lua });
     }
@@ -66,16 +82,16 @@ export class RedisStateStore implements StateStore {
   }
 
   async set(room: string, key: string, json: string): Promise<void> {
-    const stored = await this.scripts.csStateSet(this.hash(room), key, json, STATE_LIMITS.maxKeysPerRoom);
+    const stored = await this.scripts.csStateSet(this.hash(room), key, json, STATE_LIMITS.maxKeysPerRoom, this.ttlMs);
     if (stored === 0) throw new StateFullError(STATE_LIMITS.maxKeysPerRoom);
   }
 
   async delete(room: string, key: string): Promise<boolean> {
-    return (await this.client.hdel(this.hash(room), key)) > 0;
+    return (await this.scripts.csStateDelete(this.hash(room), key, '', '', this.ttlMs)) === 1;
   }
 
   async increment(room: string, key: string, by: number): Promise<number> {
-    const [outcome, value] = (await this.scripts.csStateIncrement(this.hash(room), key, by, STATE_LIMITS.maxKeysPerRoom)) as [string, string?];
+    const [outcome, value] = (await this.scripts.csStateIncrement(this.hash(room), key, by, STATE_LIMITS.maxKeysPerRoom, this.ttlMs)) as [string, string?];
     if (outcome === 'ok') return Number(value);
     if (outcome === 'full') throw new StateFullError(STATE_LIMITS.maxKeysPerRoom);
     if (outcome === 'not_integer') throw new StateNotIntegerError(key);

@@ -25,6 +25,8 @@ export interface RedisScaleOutOptions {
   heartbeatMs: number;
   /** What each room's log keeps (ROOM_LOG_SIZE, ROOM_LOG_AGE); default their defaults. */
   roomLog?: RoomLogLimits;
+  /** ROOM_STATE_TTL; default its default. */
+  roomStateTtlMs?: number;
   logger?: Logger;
 }
 
@@ -62,7 +64,7 @@ export class RedisScaleOut {
     const registry = new RedisRegistry({ client, prefix, instanceId, logger });
     const backplane = new RedisBackplane({ publisher: client, subscriber, prefix, logger });
     const log = new RedisRoomLog({ client, prefix, limits: options.roomLog ?? DEFAULT_CORE_SETTINGS.roomLog, logger, backplane });
-    const state = new RedisStateStore({ client, prefix });
+    const state = new RedisStateStore({ client, prefix, ttlMs: options.roomStateTtlMs ?? DEFAULT_CORE_SETTINGS.roomStateTtlMs });
     return new RedisScaleOut(instanceId, registry, log, backplane, state, client, { ...options, instanceId });
   }
 

@@ -5,14 +5,14 @@
  * project holds nothing but its app and its config.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import yazl from 'yazl';
 import { cloudbasercFor, awsTemplateFor } from './infra.js';
-import { packageRoot, selfResolvePlugin } from './package-root.js';
+import { builtInModule, packageRoot, selfResolvePlugin } from './package-root.js';
 import { loadPage } from './page.js';
 import { resolveProject, type Project } from './project.js';
 
@@ -122,10 +122,11 @@ import { startCloudbaseFunction } from 'cloudsocket/cloudbase';
 await startCloudbaseFunction({ app: appFromModule(appModule, ${app}) });
 `;
 
+// Each entry imports its own handler's factory only, so its bundle holds what that handler uses.
 const awsEntry = (handler: string) => (app: string) => `import * as appModule from ${app};
 import { appFromModule } from 'cloudsocket';
-import { createAwsHandlers } from 'cloudsocket/aws';
-export const handler = createAwsHandlers(appFromModule(appModule, ${app})).${handler};
+import { ${handler}Handler } from 'cloudsocket/aws';
+export const handler = ${handler}Handler(appFromModule(appModule, ${app}));
 `;
 
 /**
@@ -157,6 +158,39 @@ export async function resumeSecretDefine(out: string): Promise<Record<string, st
 }
 
 /**
+ * The AWS SDK's packages as ES modules, which esbuild can tree-shake: most
+ * name their CommonJS build in `main` and the ES one in `module`, and for
+ * Node esbuild takes `main` first. Only for these packages, as another
+ * package's `module` may be built for browsers. Those with an `exports` map
+ * are left to it. And the default credential chain becomes the environment
+ * alone, where Lambda puts a function's credentials
+ * (functions/aws/environment-credentials.ts). Together they take the
+ * message handler from 756 KB to 296 KB.
+ */
+function awsSdkAsEsm(): Plugin {
+  return {
+    name: 'cloudsocket-aws-sdk-esm',
+    setup(build) {
+      const external = build.initialOptions.external ?? [];
+      const isExternal = (path: string) => external.some((pattern) => pattern === path || (pattern.endsWith('*') && path.startsWith(pattern.slice(0, -1))));
+      build.onResolve({ filter: /^@(aws-sdk|smithy)\/[^/]+$/ }, (args) => {
+        if (isExternal(args.path)) return undefined;
+        if (args.path === '@aws-sdk/credential-provider-node') return { path: builtInModule('functions/aws/environment-credentials') };
+        let manifestPath: string;
+        try {
+          manifestPath = createRequire(join(args.resolveDir, 'index.js')).resolve(`${args.path}/package.json`);
+        } catch {
+          return undefined;
+        }
+        const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { module?: string; exports?: unknown };
+        if (manifest.exports !== undefined || typeof manifest.module !== 'string') return undefined;
+        return { path: join(dirname(manifestPath), manifest.module) };
+      });
+    },
+  };
+}
+
+/**
  * Esbuild options that bundle `project`'s app into the AWS handlers; also
  * used by the cold-start bench, which needs no `define` (without one, each
  * process makes its own resume secret).
@@ -167,7 +201,12 @@ export function awsBundleOptions(project: Project, define?: Record<string, strin
     ...(define ? { define } : {}),
     entryPoints: AWS_HANDLERS.map((name) => ({ in: `${ENTRY_NAMESPACE}:${name}`, out: name })),
     outExtension: { '.js': '.mjs' },
-    plugins: [selfResolvePlugin(), optionalPeers(project), generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)])))],
+    plugins: [
+      selfResolvePlugin(),
+      awsSdkAsEsm(),
+      optionalPeers(project),
+      generatedEntries(project, Object.fromEntries(AWS_HANDLERS.map((name) => [name, awsEntry(name)]))),
+    ],
     metafile: true,
   };
 }

@@ -45,7 +45,7 @@ import { DEFAULT_ROOM, encodeFrame, isValidName, parseFrame, type JsonObject, ty
 import { freshRateState } from './rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry } from './registry.js';
 import { BUILT_RESUME_SECRET, ResumeTokens, type ResumeClaims } from './resume-token.js';
-import { withSeq, type RoomLog } from './room-log.js';
+import { withSeq, type LogEntryInput, type RoomLog } from './room-log.js';
 import { MemoryStateStore } from './memory-state.js';
 import { roomStateOf, type StateStore } from './room-state.js';
 import { resolveRoutes } from './routes.js';
@@ -123,6 +123,9 @@ interface Logged {
   data: string;
 }
 
+/** Whom a logged frame is for: the log's `to` and `except`, both nameKeys. */
+type LogAudience = Pick<LogEntryInput, 'to' | 'except'>;
+
 /** Who is in the room a connection arrives in, and the `user_joined` for them when they are to be told. */
 interface Arrival {
   onlineCount: number;
@@ -167,7 +170,7 @@ export class Engine {
     this.log =
       options.log ?? new MemoryRoomLog({ ...this.settings.roomLog, numberingKeptMs: this.settings.resumeTokenTtlMs, clock: this.clock });
     this.tokens = new ResumeTokens(options.resumeSecret ?? this.settings.resumeSecret ?? BUILT_RESUME_SECRET ?? randomBytes(32).toString('base64url'));
-    this.state = options.state ?? new MemoryStateStore();
+    this.state = options.state ?? new MemoryStateStore({ ttlMs: this.settings.roomStateTtlMs, clock: this.clock });
   }
 
   /** Whether a record's socket is another instance's; checked before every send, so it is one comparison. */
@@ -359,8 +362,8 @@ export class Engine {
     if (!read.ok || since > read.latest) return false;
     let replayed = 0;
     for (const entry of read.entries) {
-      // Its own user_joined goes to the others only, as it did live.
-      if ((entry.to !== undefined && entry.to !== record.nameKey) || entry.seq === arrival.joined?.seq) continue;
+      // As live: a private frame only to its member, and none to the member a frame excepted (its own user_joined, for one).
+      if ((entry.to !== undefined && entry.to !== record.nameKey) || entry.except === record.nameKey) continue;
       if ((await this.sendNow(record, withSeq(entry.data, entry.seq))) === 'gone') return true;
       replayed++;
     }
@@ -502,7 +505,7 @@ export class Engine {
     const counted = others ? others.length + 1 : Math.max(onlineCount, 1);
     const joined =
       announced && others && others.length > 0
-        ? await this.logged(record.room, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted))
+        ? await this.logged(record.room, this.presenceFrame('user_joined', 'joined', record.clientId, record.room, counted), { except: record.nameKey })
         : undefined;
     return { onlineCount: counted, others, announced, joined };
   }
@@ -524,7 +527,8 @@ export class Engine {
   private async announceDeparture(clientId: string, room: string): Promise<void> {
     const { onlineCount, others } = await this.presence(room);
     if (!others || others.length === 0) return;
-    const left = await this.logged(room, this.presenceFrame('user_left', 'left', clientId, room, onlineCount));
+    // Not for the one who left: a resume of its session must not tell it that it left.
+    const left = await this.logged(room, this.presenceFrame('user_left', 'left', clientId, room, onlineCount), { except: nameKey(clientId) });
     await this.deliverToMembers(others, left.data);
   }
 
@@ -562,12 +566,12 @@ export class Engine {
       connection: record,
       now: new Date(this.clock()),
       reply: (frame) => engine.send(record, frame).then(() => undefined),
-      broadcast: (room, frame, options) => engine.broadcast(room, frame, options),
+      broadcast: (room, frame, options) => engine.broadcast(room, frame, options, options?.except === record.connectionId ? record.nameKey : undefined),
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;
         // Numbered in the recipient's room, for the recipient alone: a resume there replays it to it and to no one else.
-        const { data } = await engine.logged(target.room, frame, target.nameKey);
+        const { data } = await engine.logged(target.room, frame, { to: target.nameKey });
         return (await engine.sendEncoded(target, data)) === 'sent';
       },
       joinRoom: (room) => engine.joinRoom(record, room),
@@ -596,21 +600,27 @@ export class Engine {
     }
   }
 
-  private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}): Promise<number> {
-    if (this.backplane) return this.broadcastAcross(room, source, options);
+  /** `exceptKey`: the nameKey of `options.except` when the caller knows it (the sender's own connection). */
+  private async broadcast(room: string, source: FrameSource, options: BroadcastOptions = {}, exceptKey?: string): Promise<number> {
+    const logging: LogAudience = {};
+    if (options.except !== undefined) {
+      const except = exceptKey ?? (await this.registry.get(options.except))?.nameKey;
+      if (except !== undefined) logging.except = except;
+    }
+    if (this.backplane) return this.broadcastAcross(room, source, options, logging);
     const members = await this.roomConnectionIds(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((id) => id !== options.except) : members;
-    if (recipients.length > 0) await this.deliverEncoded(recipients, (await this.logged(room, frame)).data);
+    if (recipients.length > 0) await this.deliverEncoded(recipients, (await this.logged(room, frame, logging)).data);
     return members.length;
   }
 
-  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions): Promise<number> {
-    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, this.registry.ownRoomIds(room));
+  private async broadcastAcross(room: string, source: FrameSource, options: BroadcastOptions, logging: LogAudience): Promise<number> {
+    if (this.registry.ownRoomIds) return this.broadcastToAll(room, source, options, logging, this.registry.ownRoomIds(room));
     const members = this.registry.listRoomMembers ? await this.registry.listRoomMembers(room) : await this.registry.listRoom(room);
     const frame = typeof source === 'function' ? source({ onlineCount: members.length }) : source;
     const recipients = options.except ? members.filter((member) => member.connectionId !== options.except) : members;
-    if (recipients.length > 0) await this.deliverToMembers(recipients, (await this.logged(room, frame)).data);
+    if (recipients.length > 0) await this.deliverToMembers(recipients, (await this.logged(room, frame, logging)).data);
     return members.length;
   }
 
@@ -618,39 +628,49 @@ export class Engine {
    * One message to every instance, which delivers to its own members: no
    * room listing, and the same cost however many instances share the room.
    */
-  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, own: readonly string[]): Promise<number> {
+  private async broadcastToAll(room: string, source: FrameSource, options: BroadcastOptions, logging: LogAudience, own: readonly string[]): Promise<number> {
     const { except } = options;
     const { onlineCount, data } = this.log.appendToAll
-      ? await this.appendToAll(room, source, except, own.length)
-      : await this.countLogAndPublish(room, source, except);
+      ? await this.appendToAll(room, source, except, logging, own.length)
+      : await this.countLogAndPublish(room, source, except, logging);
     await this.deliverEncoded(except ? own.filter((id) => id !== except) : own, data);
     return onlineCount;
   }
 
   /** Count, number and publish in one step of the log's store: the frame is encoded for whatever count the store finds. */
-  private appendToAll(room: string, source: FrameSource, except: string | undefined, ownCount: number): Promise<{ onlineCount: number; data: string }> {
+  private appendToAll(
+    room: string,
+    source: FrameSource,
+    exceptConnection: string | undefined,
+    logging: LogAudience,
+    ownCount: number,
+  ): Promise<{ onlineCount: number; data: string }> {
     const at = this.clock();
     const timestamp = new Date(at);
     const frame = typeof source === 'function' ? (onlineCount: number) => encodeFrame(source({ onlineCount }), timestamp) : encodeFrame(source, timestamp);
-    return this.log.appendToAll!(room, frame, at, except === undefined ? { ownCount } : { except, ownCount });
+    return this.log.appendToAll!(room, frame, at, {
+      ownCount,
+      ...(exceptConnection === undefined ? {} : { exceptConnection }),
+      ...(logging.except === undefined ? {} : { except: logging.except }),
+    });
   }
 
-  private async countLogAndPublish(room: string, source: FrameSource, except: string | undefined): Promise<{ onlineCount: number; data: string }> {
+  private async countLogAndPublish(room: string, source: FrameSource, except: string | undefined, logging: LogAudience): Promise<{ onlineCount: number; data: string }> {
     const onlineCount = await this.registry.countRoom(room);
-    const { data } = await this.logged(room, typeof source === 'function' ? source({ onlineCount }) : source);
+    const { data } = await this.logged(room, typeof source === 'function' ? source({ onlineCount }) : source, logging);
     await this.backplane!.publishToAll({ kind: 'room', room, data, ...(except ? { except } : {}) });
     return { onlineCount, data };
   }
 
   /**
-   * Numbers a frame of `room` in its log, `to` naming the one member it is
-   * for (if so): one append per frame, however many receive it. The log
-   * keeps the frame without its seq; every recipient gets it with.
+   * Numbers a frame of `room` in its log, with whom a replay may give it to:
+   * one append per frame, however many receive it. The log keeps the frame
+   * without its seq; every recipient gets it with.
    */
-  private async logged(room: string, frame: ServerFrame, to?: string): Promise<Logged> {
+  private async logged(room: string, frame: ServerFrame, audience: LogAudience = {}): Promise<Logged> {
     const at = this.clock();
     const data = encodeFrame(frame, new Date(at));
-    const seq = await this.log.append(room, to === undefined ? { data, at } : { data, at, to });
+    const seq = await this.log.append(room, { data, at, ...audience });
     return { seq, data: withSeq(data, seq) };
   }
 

@@ -25,7 +25,7 @@ const DEFAULT_NUMBERING_KEPT_MS = 3 * 60 * 60 * 1000;
 const MAX_SWEEP_INTERVAL_MS = 60_000;
 
 /**
- * One room's entries in three parallel arrays (no object per entry), used as
+ * One room's entries in parallel arrays (no object per entry), used as
  * a ring once they reach the room's capacity; they grow only as far as the
  * room needs.
  */
@@ -37,6 +37,7 @@ class Ring {
   data: string[] = [];
   at: number[] = [];
   to: Array<string | undefined> = [];
+  except: Array<string | undefined> = [];
 
   constructor(public usedAt: number) {}
 
@@ -54,6 +55,7 @@ class Ring {
       this.data.push(entry.data);
       this.at.push(entry.at);
       this.to.push(entry.to);
+      this.except.push(entry.except);
       this.size++;
     } else {
       // Full: the oldest entry makes room.
@@ -67,8 +69,10 @@ class Ring {
   entry(index: number): LogEntry {
     const slot = (this.head + index) % this.data.length;
     const to = this.to[slot];
+    const except = this.except[slot];
     const entry: LogEntry = { seq: this.oldestSeq + index, data: this.data[slot]!, at: this.at[slot]! };
     if (to !== undefined) entry.to = to;
+    if (except !== undefined) entry.except = except;
     return entry;
   }
 
@@ -81,6 +85,7 @@ class Ring {
     while (this.size > 0 && this.at[this.head]! < cutoff) {
       this.data[this.head] = '';
       this.to[this.head] = undefined;
+      this.except[this.head] = undefined;
       this.head = (this.head + 1) % this.data.length;
       this.size--;
     }
@@ -88,6 +93,7 @@ class Ring {
       this.data = [];
       this.at = [];
       this.to = [];
+      this.except = [];
       this.head = 0;
     }
   }
@@ -96,6 +102,7 @@ class Ring {
     this.data[slot] = entry.data;
     this.at[slot] = entry.at;
     this.to[slot] = entry.to;
+    this.except[slot] = entry.except;
   }
 
   /** Rotates the arrays so the oldest entry is first, before they grow at the end. */
@@ -104,6 +111,7 @@ class Ring {
     this.data = rotate(this.data);
     this.at = rotate(this.at);
     this.to = rotate(this.to);
+    this.except = rotate(this.except);
     this.head = 0;
   }
 }

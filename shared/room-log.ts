@@ -18,6 +18,12 @@ export interface LogEntryInput {
   at: number;
   /** For a frame meant for one member only (a private message): that member's nameKey. */
   to?: string;
+  /**
+   * For a frame the whole room got but one member (its own `user_joined`, an
+   * app's broadcast with `except`, its own `user_left`): that member's
+   * nameKey, so a resume does not hand it what it was never sent.
+   */
+  except?: string;
 }
 
 export interface LogEntry extends LogEntryInput {
@@ -48,6 +54,8 @@ export interface RoomAppend {
 
 export interface AppendToAllOptions {
   /** The connection left out of the room's delivery on every instance. */
+  exceptConnection?: string;
+  /** That member's nameKey, kept with the entry as LogEntryInput.except. */
   except?: string;
   /** What the room counts while the store is away: this instance's own members. */
   ownCount: number;

@@ -32,6 +32,9 @@ export const STATE_LIMITS = {
   maxKeysPerRoom: 256,
 } as const;
 
+/** How long a room's state outlives its last write unless ROOM_STATE_TTL says otherwise: a day. */
+export const DEFAULT_STATE_TTL_MS = 86_400_000;
+
 /** What `ctx.state` and `ctx.roomState(room)` are: one room's map. */
 export interface RoomState {
   /** The value under `key`, or undefined when there is none. */

@@ -5,6 +5,7 @@
 import { ConfigError } from './errors.js';
 import { DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
 import type { RoomLogLimits } from './room-log.js';
+import { DEFAULT_STATE_TTL_MS } from './room-state.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -24,12 +25,20 @@ export interface CoreSettings {
   roomLog: RoomLogLimits;
   /** How long a resume token is honoured after it was handed out. */
   resumeTokenTtlMs: number;
+  /** ROOM_STATE_TTL: a room's `ctx.state` is forgotten this long after its last write; 0 keeps it for good. */
+  roomStateTtlMs: number;
   /** RESUME_SECRET, which signs resume tokens; unset, the engine uses the build's secret or makes one. */
   resumeSecret: string | undefined;
 }
 
 /** Long enough for API Gateway's 2-hour connection limit and a reconnect after it. */
 const DEFAULT_RESUME_TOKEN_TTL_SECONDS = 10_800;
+/**
+ * Rooms are named by their clients, so state nobody writes any more must go
+ * some time, or every room ever named would stay in memory (one instance),
+ * in Redis and in the table.
+ */
+const DEFAULT_ROOM_STATE_TTL_SECONDS = DEFAULT_STATE_TTL_MS / 1000;
 /** An HMAC key much shorter than this is guessable offline from any one token. */
 const MIN_RESUME_SECRET_CHARS = 16;
 
@@ -42,6 +51,7 @@ export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   presenceLimit: 100,
   roomLog: { maxEntries: 1000, maxAgeMs: 300_000 },
   resumeTokenTtlMs: DEFAULT_RESUME_TOKEN_TTL_SECONDS * 1000,
+  roomStateTtlMs: DEFAULT_ROOM_STATE_TTL_SECONDS * 1000,
   resumeSecret: undefined,
 };
 
@@ -62,6 +72,7 @@ export function readCoreSettings(env: Env): CoreSettings {
       maxAgeMs: readSeconds(env, 'ROOM_LOG_AGE', 300) * 1000,
     },
     resumeTokenTtlMs: readSeconds(env, 'RESUME_TOKEN_TTL', DEFAULT_RESUME_TOKEN_TTL_SECONDS) * 1000,
+    roomStateTtlMs: readNumber(env, 'ROOM_STATE_TTL', DEFAULT_ROOM_STATE_TTL_SECONDS, { min: 0 }) * 1000,
     resumeSecret: readSecret(env, 'RESUME_SECRET', MIN_RESUME_SECRET_CHARS),
   };
 }

@@ -96,7 +96,7 @@ describe('RedisRoomLog.appendToAll', () => {
 
     const sent = recordCommands(a.client);
     const counts: number[] = [];
-    const result = await a.log.appendToAll!('lobby', (n) => (counts.push(n), chat('hello', n)), at, { except: 'a1', ownCount: 2 });
+    const result = await a.log.appendToAll!('lobby', (n) => (counts.push(n), chat('hello', n)), at, { exceptConnection: 'a1', except: 'a1-name', ownCount: 2 });
     expect(sent).toEqual(['evalsha']);
     expect(counts).toEqual([3]);
     expect(result).toEqual({ seq: 2, onlineCount: 3, data: withSeq(chat('hello', 3), 2) });
@@ -106,8 +106,8 @@ describe('RedisRoomLog.appendToAll', () => {
       data: result.data,
       except: 'a1',
     });
-    // Kept without its seq, as append keeps it.
-    expect(await a.log.read('lobby', 1, at)).toEqual({ ok: true, latest: 2, entries: [{ seq: 2, data: chat('hello', 3), at }] });
+    // Kept without its seq and with the member it left out, as append keeps it.
+    expect(await a.log.read('lobby', 1, at)).toEqual({ ok: true, latest: 2, entries: [{ seq: 2, data: chat('hello', 3), at, except: 'a1-name' }] });
     // Its sender skips its own message: a later one from B reaching A means A's copy would have come first.
     await marker(b, a, 'A', 'after hello');
     expect(a.heard.filter((message) => message.kind === 'room')).toEqual([]);

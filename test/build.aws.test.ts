@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -75,6 +75,33 @@ describe('dist/aws/lambda.zip', () => {
       expect(stdout.trim()).toBe('function');
     });
   }
+
+  it("carries only what each handler uses: the Lambda client in $connect's alone, and no credential chain beyond the environment", async () => {
+    const text = (name: string) => readFile(join(unpacked, `${name}.mjs`), 'utf8');
+    // keepNames keeps class names as strings, so a bundled class shows.
+    expect(await text('connect')).toContain('"InvokeCommand"');
+    for (const name of ['message', 'disconnect', 'welcome']) expect(await text(name), name).not.toContain('"InvokeCommand"');
+    for (const name of AWS_HANDLERS) {
+      const bundle = await text(name);
+      expect(bundle, name).toContain('MissingEnvironmentCredentialsError');
+      for (const provider of ['"fromSSO"', '"fromIni"', '"fromTokenFile"', '"fromInstanceMetadata"', '"SSOOIDCClient"', '"STSClient"']) expect(bundle, `${name} ${provider}`).not.toContain(provider);
+    }
+  });
+
+  it('fails a handler with no credentials in its environment with a logged error saying where Lambda puts them', async () => {
+    const event = {
+      requestContext: { routeKey: '$default', eventType: 'MESSAGE', connectionId: 'abc=', domainName: 'x', stage: 'dev', apiId: 'x', requestId: 'r', identity: { sourceIp: '203.0.113.1' } },
+      body: '{"type":"ping"}',
+    };
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', `const { handler } = await import('./message.mjs'); console.log('RESULT ' + JSON.stringify(await handler(${JSON.stringify(event)})));`], {
+      cwd: unpacked,
+      // A table is named, so the handler reaches DynamoDB, and the endpoint is nothing that answers: credentials are what fails first.
+      env: { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1', CONNECTIONS_TABLE: 'table', AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9' },
+    });
+    const result = JSON.parse(stdout.split('\n').find((line) => line.startsWith('RESULT '))!.slice('RESULT '.length));
+    expect(result).toEqual({ statusCode: 500, body: 'internal error' });
+    expect(stdout).toContain('no AWS credentials in the environment');
+  });
 
   it('answers a bare 500 and logs the reason when CONNECTIONS_TABLE is missing', async () => {
     const event = {

@@ -135,6 +135,12 @@ describe('settings', () => {
     expect(settings.resumeSecret).toBe('a secret of 24 characters');
   });
 
+  it('keeps room state a day after its last write unless ROOM_STATE_TTL says otherwise; 0 keeps it', () => {
+    expect(readCoreSettings({}).roomStateTtlMs).toBe(86_400_000);
+    expect(readCoreSettings({ ROOM_STATE_TTL: '90' }).roomStateTtlMs).toBe(90_000);
+    expect(readCoreSettings({ ROOM_STATE_TTL: '0' }).roomStateTtlMs).toBe(0);
+  });
+
   it('reads seconds with fractions and origins without case or trailing slash', () => {
     const settings = readCoreSettings({ HEARTBEAT_TIMEOUT: '0.5', ALLOWED_ORIGINS: 'https://A.example/, http://b.example' });
     expect(settings.heartbeatTimeoutMs).toBe(500);
@@ -152,6 +158,7 @@ describe('settings', () => {
     ['ROOM_LOG_SIZE', '10.5', /ROOM_LOG_SIZE="10.5" must be a whole number/],
     ['ROOM_LOG_AGE', '0', /ROOM_LOG_AGE must be more than 0 seconds/],
     ['RESUME_TOKEN_TTL', 'forever', /RESUME_TOKEN_TTL="forever" must be a number/],
+    ['ROOM_STATE_TTL', '-1', /ROOM_STATE_TTL="-1" must be at least 0/],
     ['RESUME_SECRET', 'short', /RESUME_SECRET must be at least 16 characters \(it has 5\)/],
   ])('refuses %s=%s with a message naming it', (name, value, message) => {
     expect(() => readCoreSettings({ [name]: value })).toThrow(ConfigError);

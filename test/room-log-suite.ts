@@ -134,6 +134,23 @@ export function roomLogSuite(name: string, create: RoomLogFactory): void {
       expect(read.entries[1]).toMatchObject({ seq: 2, to: 'bob' });
     });
 
+    it('keeps the one member an entry is not for, beside one it is for, through a wrap of the log', async () => {
+      const log = await open({ maxEntries: 3, maxAgeMs: 60_000 });
+      const a = room();
+      await log.append(a, frame('old'));
+      await log.append(a, { ...frame('not for ann'), except: 'ann' });
+      await log.append(a, { ...frame('for bob, not for ann'), to: 'bob', except: 'ann' });
+      await log.append(a, frame('for everyone'));
+      const read = await log.read(a, 1, clock());
+      expect(read.ok).toBe(true);
+      if (!read.ok) return;
+      expect(read.entries.map(({ seq, to, except }) => ({ seq, to, except }))).toEqual([
+        { seq: 2, to: undefined, except: 'ann' },
+        { seq: 3, to: 'bob', except: 'ann' },
+        { seq: 4, to: undefined, except: undefined },
+      ]);
+    });
+
     it('gives concurrent appends distinct, consecutive seqs, each entry under the seq it was given', async () => {
       const log = await open({ maxEntries: 100, maxAgeMs: 60_000 });
       const a = room();

@@ -4,6 +4,11 @@
  * proven. Each test gets a fresh, empty store from `create`; `peer` gives
  * another store over the same storage, as another process would have one
  * (the same object for a store that lives in one process).
+ *
+ * Every store is made with a TTL of STATE_TTL_MS and the suite's clock. A
+ * store whose expiry follows that clock (memory, DynamoDB) is also shown to
+ * forget a room on time; one whose server keeps time itself (Redis, PEXPIRE)
+ * proves its expiry in its own file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { JsonValue } from '../shared/protocol.js';
@@ -15,14 +20,30 @@ export interface StateStoreUnderTest {
   cleanup(): Promise<void>;
 }
 
+export interface StateStoreOptions {
+  ttlMs: number;
+  clock: () => number;
+}
+
+export const STATE_TTL_MS = 60_000;
+
 /** Rejects with a CloudsocketError of `code`; the message is checked to say something. */
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   await expect(promise).rejects.toMatchObject({ code, message: expect.stringMatching(/\w{3}/) });
 }
 
-export function stateSuite(name: string, create: () => Promise<StateStoreUnderTest>): void {
+export function stateSuite(
+  name: string,
+  create: (options: StateStoreOptions) => Promise<StateStoreUnderTest>,
+  expiry: 'follows the clock' | 'kept by the server',
+): void {
   describe(`state suite: ${name}`, () => {
     let subject: StateStoreUnderTest;
+    let now = Date.now();
+    const clock = () => now;
+    const advance = (ms: number) => {
+      now += ms;
+    };
     /** The room most tests work in, and its state. */
     let home: string;
     let state: RoomState;
@@ -30,7 +51,8 @@ export function stateSuite(name: string, create: () => Promise<StateStoreUnderTe
     const room = () => `room-${++serial}`;
 
     beforeEach(async () => {
-      subject = await create();
+      now = Date.now();
+      subject = await create({ ttlMs: STATE_TTL_MS, clock });
       home = room();
       state = roomStateOf(subject.store, home);
     });
@@ -272,6 +294,47 @@ export function stateSuite(name: string, create: () => Promise<StateStoreUnderTe
         expect(Object.keys(await state.list())).toHaveLength(STATE_LIMITS.maxKeysPerRoom);
       });
     });
+
+    if (expiry === 'follows the clock') {
+      describe(`forgetting a room ${STATE_TTL_MS / 1000} s after its last write`, () => {
+        it('forgets every key at once when the time is up, and a write after that starts the room afresh', async () => {
+          await state.set('note', 'hello');
+          await state.increment('count', 5);
+          advance(STATE_TTL_MS - 2_000);
+          expect(await state.list()).toEqual({ count: 5, note: 'hello' });
+          advance(3_000);
+          expect(await state.get('note')).toBeUndefined();
+          expect(await state.list()).toEqual({});
+          expect(await state.delete('note')).toBe(false);
+          expect(await state.increment('count')).toBe(1);
+          expect(await state.list()).toEqual({ count: 1 });
+        });
+
+        it('counts from the latest write of any kind: set, increment or delete', async () => {
+          await state.set('kept', 1);
+          await state.set('dropped', 1);
+          for (const write of [() => state.increment('count'), () => state.set('other', 2), () => state.delete('dropped')]) {
+            advance(STATE_TTL_MS - 2_000);
+            await write();
+          }
+          advance(STATE_TTL_MS - 2_000);
+          expect(await state.list()).toEqual({ count: 1, kept: 1, other: 2 });
+          advance(3_000);
+          expect(await state.list()).toEqual({});
+        });
+
+        it('gives a full room that expired all its places again, the old keys gone', async () => {
+          for (let start = 0; start < STATE_LIMITS.maxKeysPerRoom; start += 32) {
+            await Promise.all(Array.from({ length: 32 }, (_, i) => state.set(`key-${start + i}`, start + i)));
+          }
+          await expectCode(state.set('one-more', 1), 'state_full');
+          advance(STATE_TTL_MS + 1_000);
+          const peers = [subject.store, await subject.peer()];
+          await Promise.all(Array.from({ length: 10 }, (_, i) => roomStateOf(peers[i % 2]!, home).set(`new-${i}`, i)));
+          expect(Object.keys(await state.list()).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `new-${i}`).sort());
+        });
+      });
+    }
 
     it('refuses a room name outside the alphabet, as the join route does', () => {
       expect(() => roomStateOf(subject.store, 'no spaces')).toThrow(expect.objectContaining({ code: 'invalid_room' }));

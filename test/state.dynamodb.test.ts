@@ -13,24 +13,24 @@ const sentBySuite: string[] = [];
 /** One table for the whole suite: its tests never share a room, and a table takes dynalite a while to make. */
 let suiteTable: Promise<string> | undefined;
 
-stateSuite('DynamoDbStateStore on dynalite', async () => {
+stateSuite('DynamoDbStateStore on dynalite', async (options) => {
   const client = dynamoClient(dynalite.endpoint, sentBySuite);
   suiteTable ??= createConnectionsTable(dynamoClient(dynalite.endpoint)).then((table) => table.tableName);
   const tableName = await suiteTable;
   const clients = [client];
   return {
-    store: new DynamoDbStateStore({ client, tableName }),
+    store: new DynamoDbStateStore({ client, tableName, ...options }),
     // Another Lambda function: its own SDK client, the same table.
     peer: async () => {
       const peer = dynamoClient(dynalite.endpoint, sentBySuite);
       clients.push(peer);
-      return new DynamoDbStateStore({ client: peer, tableName });
+      return new DynamoDbStateStore({ client: peer, tableName, ...options });
     },
     cleanup: async () => {
       for (const each of clients) each.destroy();
     },
   };
-});
+}, 'follows the clock');
 
 describe('DynamoDbStateStore specifics', () => {
   let sent: string[];
@@ -56,7 +56,8 @@ describe('DynamoDbStateStore specifics', () => {
     return [...sent];
   };
 
-  it('keeps a room in one item: whole numbers as numbers, other values as their JSON, and the key count', async () => {
+  it('keeps a room in one item: whole numbers as numbers, other values as their JSON, the key count, and when TTL is to delete it', async () => {
+    const writtenAt = Math.floor(Date.now() / 1000);
     await state.set('cursor:alice', { x: 1 });
     await state.increment('count', 3);
     await state.set('label', '7');
@@ -69,7 +70,11 @@ describe('DynamoDbStateStore specifics', () => {
       'v:count': { N: '3' },
       'v:label': { S: '"7"' },
       'v:huge': { S: String(2 ** 60) },
+      // A day after the last write, the default ROOM_STATE_TTL, in the table's TTL attribute.
+      expiresAt: { N: expect.stringMatching(/^\d+$/) },
     });
+    expect(Number(Item!.expiresAt!.N) - writtenAt).toBeGreaterThanOrEqual(86_400);
+    expect(Number(Item!.expiresAt!.N) - writtenAt).toBeLessThan(86_400 + 60);
   });
 
   it('stays out of the room and clientId indexes, and keys named like their attributes stay keys', async () => {

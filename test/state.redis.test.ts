@@ -12,11 +12,19 @@ const client = (name = 'state') => redis.client(name);
 
 const freshPrefix = () => `s${randomBytes(4).toString('hex')}:`;
 
-stateSuite('RedisStateStore on redis-server', async () => {
-  const prefix = freshPrefix();
-  // Each peer on a connection of its own, as another instance would be.
-  return { store: new RedisStateStore({ client: await client(), prefix }), peer: async () => new RedisStateStore({ client: await client('peer'), prefix }), cleanup: async () => {} };
-});
+stateSuite(
+  'RedisStateStore on redis-server',
+  async ({ ttlMs }) => {
+    const prefix = freshPrefix();
+    // Each peer on a connection of its own, as another instance would be.
+    return {
+      store: new RedisStateStore({ client: await client(), prefix, ttlMs }),
+      peer: async () => new RedisStateStore({ client: await client('peer'), prefix, ttlMs }),
+      cleanup: async () => {},
+    };
+  },
+  'kept by the server',
+);
 
 describe('RedisStateStore specifics', () => {
   it('keeps a room in one hash under the prefix, field by key, the JSON text as it was set', async () => {
@@ -26,6 +34,35 @@ describe('RedisStateStore specifics', () => {
     await state.set('cursor:alice', { x: 1 });
     await state.increment('count', 3);
     expect(await redisClient.hgetall(`${prefix}state:kitchen`)).toEqual({ 'cursor:alice': '{"x":1}', count: '3' });
+  });
+
+  it('has Redis forget a room ROOM_STATE_TTL after its last write: every kind of write renews the expiry', async () => {
+    const redisClient = await client();
+    const prefix = freshPrefix();
+    const ttlMs = 600_000;
+    const state = roomStateOf(new RedisStateStore({ client: redisClient, prefix, ttlMs }), 'kitchen');
+    const hash = `${prefix}state:kitchen`;
+    await state.set('a', 1);
+    await state.set('b', 1);
+    for (const write of [() => state.set('a', 2), () => state.increment('count'), () => state.delete('b')]) {
+      // Shortened by hand, so only the write can have renewed it.
+      await redisClient.pexpire(hash, 1_000);
+      await write();
+      expect(await redisClient.pttl(hash)).toBeGreaterThan(ttlMs - 60_000);
+    }
+    // A failed write is no write: the room stays due to go.
+    await redisClient.pexpire(hash, 1_000);
+    expect(await state.delete('never-set')).toBe(false);
+    expect(await redisClient.pttl(hash)).toBeLessThanOrEqual(1_000);
+
+    const forever = roomStateOf(new RedisStateStore({ client: redisClient, prefix, ttlMs: 0 }), 'kitchen');
+    await forever.increment('count');
+    expect(await redisClient.pttl(hash)).toBe(-1);
+    // And once it is due, Redis drops the hash, so the state is gone for every instance.
+    await redisClient.pexpire(hash, 1);
+    const gone = async (): Promise<boolean> => (await redisClient.exists(hash)) === 0 || (await new Promise((resolve) => setTimeout(resolve, 5)), gone());
+    expect(await gone()).toBe(true);
+    expect(await state.list()).toEqual({});
   });
 
   it('costs one round trip per operation', async () => {

@@ -145,6 +145,32 @@ describe.each(TARGETS)('room state on %s', (target) => {
     cursorsSeen.set(target, seen.map((frame) => Object.values(frame.cursors as object)));
     await closeAll([watcher, bob, carol, dave, erin]);
   }, 60_000);
+
+  it('a resume gives a mover the moves of the others it missed, never its own (broadcast except it)', async () => {
+    const room = uniqueName('cursors');
+    const at = (clientId: string) => withQuery(url('cursors', target), { clientId, room });
+    const ann = await TestClient.connect(at(uniqueName('ann')));
+    const annId = (await ann.next('welcome')).clientId as string;
+    const bob = await TestClient.connect(at(uniqueName('bob')));
+    const bobId = (await bob.next('welcome')).clientId as string;
+    await ann.next('user_joined');
+    const resumeQuery = ann.resumeQuery();
+
+    ann.send({ type: 'move', x: 0.1, y: 0.2 });
+    expect(await bob.next('cursor')).toMatchObject({ clientId: annId });
+    bob.send({ type: 'move', x: 0.3, y: 0.4 });
+    expect(await ann.next('cursor')).toMatchObject({ clientId: bobId });
+
+    const back = await TestClient.connect(withQuery(url('cursors', target), resumeQuery));
+    const replayed: Frame[] = [];
+    for (let frame = await back.next(); frame.type !== 'resumed'; frame = await back.next()) replayed.push(frame);
+    expect(replayed.map((frame) => [frame.type, frame.clientId])).toEqual([['cursor', bobId]]);
+    expect(back.all('resumed')[0]).toMatchObject({ clientId: annId, replayed: 1 });
+    expect(await ann.next('error')).toMatchObject({ code: 'session_replaced' });
+    // DeleteConnection takes no close code: API Gateway closes with its own.
+    expect((await ann.waitClosed()).code).toBe(target === 'AWS emulator' ? 1000 : 4001);
+    await closeAll([back, bob]);
+  }, 60_000);
 });
 
 it('every target showed the same numbers', () => {

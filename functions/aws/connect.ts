@@ -3,7 +3,7 @@
  * connection until this returns, so the welcome is handed to the welcome
  * function through an asynchronous invocation, as AWS advises.
  */
-import { InvokeCommand } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { HandshakeRequest } from '../../shared/app.js';
 import { ConfigError } from '../../shared/errors.js';
 import type { ConnectEvent, LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
@@ -32,7 +32,7 @@ export const createConnectHandler = (runtime: () => Runtime): ConnectHandler => 
     }
 
     try {
-      await queueWelcome(rt, welcomeFunction, {
+      await queueWelcome(welcomeFunction, {
         connectionId: requestContext.connectionId,
         domainName: requestContext.domainName,
         stage: requestContext.stage,
@@ -50,8 +50,12 @@ export const createConnectHandler = (runtime: () => Runtime): ConnectHandler => 
   }, HANDSHAKE_FAILED);
 };
 
-async function queueWelcome(rt: Runtime, functionName: string, payload: WelcomePayload): Promise<void> {
-  await rt.lambda.send(
+/** Made here, not in the runtime the four handlers share: only `$connect` invokes, so only its bundle carries the Lambda client. */
+let lambda: LambdaClient | undefined;
+
+async function queueWelcome(functionName: string, payload: WelcomePayload): Promise<void> {
+  lambda ??= new LambdaClient({});
+  await lambda.send(
     new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
   );
 }

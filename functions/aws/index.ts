@@ -31,6 +31,16 @@ export function createAwsHandlers(app: App, options: AwsHandlerOptions = {}): Aw
   };
 }
 
+/*
+ * One handler alone, for a file that exports only it: a bundler then leaves
+ * out what the others use (`$connect`'s Lambda client). Each has a runtime
+ * of its own, as each is its own Lambda function anyway.
+ */
+export const connectHandler = (app: App, options: AwsHandlerOptions = {}): ConnectHandler => createConnectHandler(lazyRuntime(app, options));
+export const messageHandler = (app: App, options: AwsHandlerOptions = {}): MessageHandler => createMessageHandler(lazyRuntime(app, options));
+export const disconnectHandler = (app: App, options: AwsHandlerOptions = {}): DisconnectHandler => createDisconnectHandler(lazyRuntime(app, options));
+export const welcomeHandler = (app: App, options: AwsHandlerOptions = {}): WelcomeHandler => createWelcomeHandler(lazyRuntime(app, options));
+
 export type { AwsHandlerOptions } from './runtime.js';
 export type { AwsSettings, AwsSettingsOverrides } from './settings.js';
 export { readAwsSettings } from './settings.js';

@@ -6,7 +6,6 @@
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { LambdaClient } from '@aws-sdk/client-lambda';
 import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
 import { ConfigError } from '../../shared/errors.js';
@@ -52,7 +51,6 @@ export interface Runtime {
   logger: Logger;
   registry: ConnectionRegistry;
   state: StateStore;
-  lambda: LambdaClient;
   managementClient(address: StageAddress): ApiGatewayManagementApiClient;
   engine(address: StageAddress): Engine;
 }
@@ -74,7 +72,6 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   const state = options.state ?? dynamoDbState(settings, dynamoClient);
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   const engines = new Map<string, Engine>();
-  let lambda: LambdaClient | undefined;
 
   const managementClient = (address: StageAddress): ApiGatewayManagementApiClient => {
     const endpoint = managementEndpoint(env, address);
@@ -91,10 +88,6 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
     logger,
     registry,
     state,
-    get lambda() {
-      lambda ??= new LambdaClient({});
-      return lambda;
-    },
     managementClient,
     engine(address) {
       const key = managementEndpoint(env, address) ?? '';
@@ -119,7 +112,7 @@ function dynamoDbRegistry(settings: AwsSettings, client: DynamoDBClient): Dynamo
  * not every invocation.
  */
 function dynamoDbState(settings: AwsSettings, client: () => DynamoDBClient): StateStore {
-  if (settings.tableName) return new DynamoDbStateStore({ client: client(), tableName: settings.tableName });
+  if (settings.tableName) return new DynamoDbStateStore({ client: client(), tableName: settings.tableName, ttlMs: settings.core.roomStateTtlMs });
   const missing = async (): Promise<never> => {
     throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table room state is kept in, or createAwsHandlers be given `state`');
   };

@@ -84,6 +84,7 @@ async function connectScaleOut(settings: CloudbaseSettings, logger: Logger): Pro
       prefix: settings.redisPrefix,
       heartbeatMs: settings.instanceHeartbeatMs,
       roomLog: settings.core.roomLog,
+      roomStateTtlMs: settings.core.roomStateTtlMs,
       // Whoever started the process may name it (scripts/run-artifact.ts does); CloudBase does not.
       instanceId: process.env.CLOUDSOCKET_INSTANCE_ID || undefined,
       logger,
