@@ -14,6 +14,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { CloudsocketError } from '../../shared/errors.js';
 import type { SendOutcome, Transport } from '../../shared/transport.js';
 import { credentialsFromEnvironment, type EnvironmentCredentials } from './environment-credentials.js';
 
@@ -27,15 +28,12 @@ export interface SignedManagementTransportOptions {
   maxSockets: number;
 }
 
-/** An error answer of the API, named as the SDK names it. */
-export class ManagementApiError extends Error {
+/** An error answer of the API; `name` is the SDK's name for it (`LimitExceededException`, ...). */
+export class ManagementApiError extends CloudsocketError {
   readonly $metadata: { httpStatusCode: number };
-  constructor(
-    override readonly name: string,
-    status: number,
-    message: string,
-  ) {
-    super(message);
+  constructor(name: string, status: number, message: string) {
+    super('management_api_error', message);
+    this.name = name;
     this.$metadata = { httpStatusCode: status };
   }
 }
