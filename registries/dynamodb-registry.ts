@@ -26,7 +26,8 @@
  *   listRoom       1 Query on byRoom per 1 MB page (listRoomIds the same, ids only).
  *   countRoom      1 Query (Select COUNT) per 1 MB page.
  *   countRoomAndList  a room of at most listUpTo: 1 Query; a larger one: 2
- *                  (the first listUpTo + 1 items, then a COUNT of the rest).
+ *                  (the first listUpTo + 1 items, then a COUNT of the rest) the
+ *                  first time, then 1 (a COUNT) while it stays larger.
  *   moveToRoom     1 UpdateItem.
  *   touch          1 UpdateItem when the bucket has room to spare (tat <= now);
  *                  inside a burst, 1 more UpdateItem (plus 1 GetItem where the
@@ -83,11 +84,20 @@ export class RegistryContentionError extends CloudsocketError {
 /** Concurrent frames of one connection race only on its rate-limit state; a few rounds settle it. */
 const MAX_TOUCH_ATTEMPTS = 10;
 
+/** Rooms remembered as large; past that many the memory starts over, which costs each one Query once. */
+const MAX_LARGE_ROOMS = 1000;
+
 export class DynamoDbRegistry implements ConnectionRegistry {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
   private readonly ttlSeconds: number;
   private readonly clock: () => number;
+  /**
+   * Rooms the last census found larger than what presence lists: theirs
+   * starts with a COUNT, one Query while they stay large. Only a guess of
+   * which Query to send first; the answer is always read from the table.
+   */
+  private readonly largeRooms = new Set<string>();
 
   constructor(options: DynamoDbRegistryOptions) {
     if (!(options.ttlSeconds > 0)) throw new RangeError('ttlSeconds must be more than 0');
@@ -187,9 +197,15 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   /**
    * A small room in one Query (its ids, which are also its count); a larger
    * one reads no more items than counting it would, its first listUpTo + 1
-   * as ids and the rest counted from where they stopped.
+   * as ids and the rest counted from where they stopped. A room found large
+   * is counted outright next time, and listed only if it has shrunk.
    */
   async countRoomAndList(room: string, listUpTo: number): Promise<{ count: number; connectionIds?: string[] }> {
+    if (this.largeRooms.has(room)) {
+      const count = await this.countLive(room, undefined);
+      if (count > listUpTo) return { count };
+      this.largeRooms.delete(room);
+    }
     const ids: string[] = [];
     let startKey: Item | undefined;
     do {
@@ -205,6 +221,8 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       startKey = page.LastEvaluatedKey;
     } while (startKey && ids.length <= listUpTo);
     if (ids.length <= listUpTo) return { count: ids.length, connectionIds: ids };
+    if (this.largeRooms.size >= MAX_LARGE_ROOMS) this.largeRooms.clear();
+    this.largeRooms.add(room);
     return { count: ids.length + (startKey ? await this.countLive(room, startKey) : 0) };
   }
 

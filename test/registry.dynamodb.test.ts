@@ -95,6 +95,8 @@ describe('DynamoDbRegistry specifics', () => {
     await registry.add(record('bob'));
     await registry.add(record('carol'));
     expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand', 'QueryCommand']);
+    // Known to be large now: counted outright.
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.moveToRoom(alice.connectionId, 'kitchen'))).toEqual(['UpdateItemCommand']);
     expect(await requestsOf(() => registry.listIdle(now))).toEqual([]);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand', 'DeleteItemCommand']);
@@ -134,6 +136,23 @@ describe('DynamoDbRegistry specifics', () => {
     for (const listUpTo of [0, 1, 2, 3]) expect(await registry.countRoomAndList('lobby', listUpTo)).toEqual({ count: 4 });
     const { count, connectionIds } = await registry.countRoomAndList('lobby', 4);
     expect({ count, ids: [...connectionIds!].sort() }).toEqual({ count: 4, ids: [1, 2, 4, 5].map((i) => members[i]!.connectionId).sort() });
+  });
+
+  it('lists a room it found large again once it has shrunk to what presence lists', async () => {
+    const members: ConnectionRecord[] = [];
+    for (let i = 0; i < 4; i++) {
+      members.push(record(`m${i}`));
+      await registry.add(members[i]!);
+    }
+    expect(await registry.countRoomAndList('lobby', 2)).toEqual({ count: 4 });
+    expect(await registry.countRoomAndList('lobby', 2)).toEqual({ count: 4 });
+    await registry.remove(members[0]!.connectionId);
+    await registry.remove(members[1]!.connectionId);
+    const ids = [members[2]!.connectionId, members[3]!.connectionId].sort();
+    const shrunk = await registry.countRoomAndList('lobby', 2);
+    expect({ count: shrunk.count, ids: shrunk.connectionIds && [...shrunk.connectionIds].sort() }).toEqual({ count: 2, ids });
+    // Small again: one Query lists it.
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 2))).toEqual(['QueryCommand']);
   });
 
   it('touches with a single UpdateItem when the bucket has room, and one more write inside a burst', async () => {
