@@ -187,6 +187,38 @@ describe('stale connections', () => {
   });
 });
 
+describe('the welcome', () => {
+  /** The handlers of one container, whose registry reports each lookup, and a connection they admitted that API Gateway never opened. */
+  async function unopened() {
+    const lookedUp: string[] = [];
+    const spied = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+    const get = spied.get.bind(spied);
+    spied.get = (connectionId) => (lookedUp.push(connectionId), get(connectionId));
+    const container = createAwsHandlers(createChatApp(), { registry: spied });
+    const connectionId = ghostId();
+    expect((await container.connect(connectEvent(connectionId, { clientId: uniqueName('unopened'), room: uniqueName('room') }))).statusCode).toBe(200);
+    const payload = { connectionId, domainName: connectFixture.requestContext.domainName, stage: connectFixture.requestContext.stage };
+    return { container, connectionId, payload, lookedUp };
+  }
+
+  it('queued seconds before it ran gives up on a connection it cannot reach at once, with no retries', async () => {
+    const { container, connectionId, payload, lookedUp } = await unopened();
+    // $connect returned long ago: had the client stayed, API Gateway would have opened it by now.
+    expect(await container.welcome({ ...payload, queuedAt: Date.now() - 10_000 })).toMatchObject({ statusCode: 410 });
+    expect(lookedUp).toEqual([]);
+    // Its $disconnect forgets it, not the welcome.
+    expect(await registry.get(connectionId)).toBeDefined();
+  });
+
+  it('queued just now still waits for the connection to open, while the registry holds it', async () => {
+    const { container, connectionId, payload, lookedUp } = await unopened();
+    await registry.remove(connectionId);
+    expect(await container.welcome({ ...payload, queuedAt: Date.now() })).toMatchObject({ statusCode: 410 });
+    // It asked before its first wait, and stopped there: the entry was gone.
+    expect(lookedUp).toEqual([connectionId]);
+  });
+});
+
 describe('TTL', () => {
   it("lets the emulator's sweeper delete entries whose TTL passed, and keeps live ones", async () => {
     let reportExpired = () => undefined as void;
