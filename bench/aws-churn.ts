@@ -7,7 +7,9 @@
  *   3. 3,000 connections come and go in 30 s in one room beside 2 clients
  *      that chat throughout: what those two lost, and the newcomers' time to
  *      welcome (one a second); then the registry entries left 30 s later.
- * Also the emulator's RSS growth (it runs in this process).
+ * Also the emulator's RSS growth and the CPU time it spent in each phase (it
+ * runs in this process: the gateway, dynalite's thread and every Lambda
+ * environment's), and how each function's invocations waited and ran.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -17,6 +19,7 @@ import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { buildAws } from '../scripts/build.js';
 import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
+import type { FunctionStats } from '../scripts/emulator/lambda-runtime.js';
 import { silentLogger } from '../shared/log.js';
 import type { ChurnAnswers, ChurnOrder } from './load/churn-worker.js';
 
@@ -36,6 +39,10 @@ export interface AwsChurnRun {
   /** Connection and clientId items left in the table settleSeconds after the last client left. */
   registryEntriesAfter: number;
   emulatorRssGrowthMiB: number;
+  /** CPU seconds of the emulator's process (all its threads) while the crowd joined, and while the churn ran. */
+  emulatorCpuSeconds: { join: number; churn: number };
+  /** Per function, for the joins (crowd) and for the churn. */
+  functionStats: { join: Record<string, FunctionStats>; churn: Record<string, FunctionStats> };
   /** Function errors the handlers logged (timeouts, failures), by event name. */
   functionErrors: Record<string, number>;
 }
@@ -58,7 +65,11 @@ export async function runAwsChurn(workerScript: string, plan: AwsChurnPlan, prog
     const ask = askOf(worker);
 
     progress(`aws-churn: ${plan.joiners} clients join one room ...`);
+    emulator.functionStats(true);
+    let cpuBefore = process.cpuUsage();
     const joined = await ask({ kind: 'join', url: emulator.url, room: 'crowd', count: plan.joiners, concurrency: 50 });
+    const joinCpu = cpuSeconds(process.cpuUsage(cpuBefore));
+    const joinStats = emulator.functionStats(true);
     progress(`aws-churn: ${plan.broadcasts} broadcasts to the room of ${joined.connected} ...`);
     const broadcast = await ask({ kind: 'broadcast', messages: plan.broadcasts, timeoutMs: 60_000 });
     const rssAfterCrowd = process.memoryUsage().rss;
@@ -66,7 +77,11 @@ export async function runAwsChurn(workerScript: string, plan: AwsChurnPlan, prog
     await waitForEmptyRegistry(emulator, 60_000);
 
     progress(`aws-churn: ${plan.churners} connections come and go in ${plan.churnSeconds} s beside 2 live clients ...`);
+    emulator.functionStats(true);
+    cpuBefore = process.cpuUsage();
     const churn = await ask({ kind: 'churn', url: emulator.url, room: 'churn', connections: plan.churners, durationMs: plan.churnSeconds * 1000, chatsPerSecond: 2, settleMs: 2000 });
+    const churnCpu = cpuSeconds(process.cpuUsage(cpuBefore));
+    const churnStats = emulator.functionStats(true);
     progress(`aws-churn: waiting up to ${plan.settleSeconds} s for the registry to empty ...`);
     const registryEntriesAfter = await waitForEmptyRegistry(emulator, plan.settleSeconds * 1000);
     progress(`aws-churn: ${registryEntriesAfter} registry entries left; stopping the emulator ...`);
@@ -84,6 +99,8 @@ export async function runAwsChurn(workerScript: string, plan: AwsChurnPlan, prog
       },
       registryEntriesAfter,
       emulatorRssGrowthMiB: round((rssAfterCrowd - rssBefore) / 2 ** 20),
+      emulatorCpuSeconds: { join: joinCpu, churn: churnCpu },
+      functionStats: { join: joinStats, churn: churnStats },
       functionErrors,
     };
   } finally {
@@ -125,6 +142,10 @@ async function waitForEmptyRegistry(emulator: RunningEmulator, maxMs: number): P
   } finally {
     dynamo.destroy();
   }
+}
+
+function cpuSeconds({ user, system }: NodeJS.CpuUsage): number {
+  return round((user + system) / 1e6);
 }
 
 function round(value: number): number {

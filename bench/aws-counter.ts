@@ -1,12 +1,13 @@
 /**
  * Counts the HTTP requests the AWS handlers make, where they arrive: at the
- * embedded dynalite (by DynamoDB operation, from X-Amz-Target) and at the
- * emulator's @connections and Lambda APIs (by method). Both servers run in
- * the bench process, so node:diagnostics_channel sees every request they
+ * embedded dynalite (by DynamoDB operation, which its thread reports) and at
+ * the emulator's @connections and Lambda APIs (by method). Both run in the
+ * bench process, so node:diagnostics_channel hears of every request they
  * receive without a proxy in front and without touching either.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
+import { DYNALITE_REQUEST_CHANNEL } from '../scripts/emulator/dynamo.js';
 
 const CHANNEL = 'http.server.request.start';
 
@@ -21,13 +22,19 @@ export interface RequestCounts {
 export class RequestCounter {
   private counts: RequestCounts = emptyCounts();
   private readonly listener = (message: unknown) => this.count((message as { request: IncomingMessage }).request);
+  private readonly dynamoListener = (message: unknown) => {
+    const { operation } = message as { operation: string };
+    this.counts.dynamo[operation] = (this.counts.dynamo[operation] ?? 0) + 1;
+  };
 
   start(): void {
     subscribe(CHANNEL, this.listener);
+    subscribe(DYNALITE_REQUEST_CHANNEL, this.dynamoListener);
   }
 
   stop(): void {
     unsubscribe(CHANNEL, this.listener);
+    unsubscribe(DYNALITE_REQUEST_CHANNEL, this.dynamoListener);
   }
 
   reset(): void {
@@ -44,12 +51,6 @@ export class RequestCounter {
   }
 
   private count(request: IncomingMessage): void {
-    const target = request.headers['x-amz-target'];
-    if (typeof target === 'string' && target.startsWith('DynamoDB_')) {
-      const operation = target.slice(target.indexOf('.') + 1);
-      this.counts.dynamo[operation] = (this.counts.dynamo[operation] ?? 0) + 1;
-      return;
-    }
     const path = request.url ?? '';
     if (path.includes('/@connections/') || path.includes('/%40connections/')) {
       const method = request.method ?? 'GET';

@@ -174,9 +174,29 @@ export function formatReport(report: BenchReport): string {
           ['newcomers during the churn', `${churn.probes}: welcome median ${churn.welcomeMedianMs ?? 'n/a'} ms, max ${churn.welcomeMaxMs ?? 'n/a'} ms, ${churn.probeFailures} never welcomed`],
           ['registry entries after the churn', report.awsChurn.registryEntriesAfter],
           ['function errors logged', Object.entries(report.awsChurn.functionErrors).map(([event, n]) => `${event} ${n}`).join(', ') || 'none'],
+          ['emulator CPU, crowd joining', `${report.awsChurn.emulatorCpuSeconds.join} s (${Math.round((report.awsChurn.emulatorCpuSeconds.join / Math.max(1, join.connected)) * 1000)} ms a join)`],
+          ['emulator CPU, churn', `${report.awsChurn.emulatorCpuSeconds.churn} s`],
         ],
       ),
     );
+    for (const [phase, stats] of Object.entries(report.awsChurn.functionStats)) {
+      out.push('', `Lambda functions in the emulator, ${phase === 'join' ? 'crowd joining' : 'churn'}`);
+      out.push(
+        table(
+          ['function', 'invocations', 'cold starts', 'waited mean / max ms', 'ran mean / max ms', 'most queued', 'abandoned', 'expired'],
+          Object.entries(stats).map(([name, f]) => [
+            name,
+            f.invocations,
+            f.coldStarts,
+            `${f.queueWaitMs.mean} / ${f.queueWaitMs.max}`,
+            `${f.durationMs.mean} / ${f.durationMs.max}`,
+            f.peakQueued,
+            f.abandoned,
+            f.expired,
+          ]),
+        ),
+      );
+    }
   }
 
   const failures = Object.entries(report.failures);

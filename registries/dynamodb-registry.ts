@@ -23,8 +23,11 @@
  *                  A connectionId that already exists: 3 (the claim is released).
  *   get            1 GetItem.
  *   findByClientId 1 Query on byClientId.
- *   listRoom       1 Query on byRoom per 1 MB page.
+ *   listRoom       1 Query on byRoom per 1 MB page (listRoomIds the same, ids only).
  *   countRoom      1 Query (Select COUNT) per 1 MB page.
+ *   countRoomAndList  a room of at most listUpTo: 1 Query; a larger one: 2
+ *                  (the first listUpTo + 1 items, then a COUNT of the rest) the
+ *                  first time, then 1 (a COUNT) while it stays larger.
  *   moveToRoom     1 UpdateItem.
  *   touch          1 UpdateItem when the bucket has room to spare (tat <= now);
  *                  inside a burst, 1 more UpdateItem (plus 1 GetItem where the
@@ -81,11 +84,20 @@ export class RegistryContentionError extends CloudsocketError {
 /** Concurrent frames of one connection race only on its rate-limit state; a few rounds settle it. */
 const MAX_TOUCH_ATTEMPTS = 10;
 
+/** Rooms remembered as large; past that many the memory starts over, which costs each one Query once. */
+const MAX_LARGE_ROOMS = 1000;
+
 export class DynamoDbRegistry implements ConnectionRegistry {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
   private readonly ttlSeconds: number;
   private readonly clock: () => number;
+  /**
+   * Rooms the last census found larger than what presence lists: theirs
+   * starts with a COUNT, one Query while they stay large. Only a guess of
+   * which Query to send first; the answer is always read from the table.
+   */
+  private readonly largeRooms = new Set<string>();
 
   constructor(options: DynamoDbRegistryOptions) {
     if (!(options.ttlSeconds > 0)) throw new RangeError('ttlSeconds must be more than 0');
@@ -168,26 +180,57 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   }
 
   async listRoom(room: string): Promise<ConnectionRecord[]> {
-    const items = await this.queryLive({ IndexName: ROOM_INDEX, KeyConditionExpression: '#room = :key', ExpressionAttributeNames: { '#room': 'room' }, ExpressionAttributeValues: { ':key': s(room) } });
+    const items = await this.queryLive(roomQuery(room));
     return items.map(toRecord);
   }
 
+  /** Only the ids, all a broadcast needs: the store still reads whole items, but sends and parses one attribute of each. */
+  async listRoomIds(room: string): Promise<string[]> {
+    const items = await this.queryLive({ ...roomQuery(room), ProjectionExpression: 'connectionId' });
+    return items.map((item) => str(item.connectionId));
+  }
+
   async countRoom(room: string): Promise<number> {
-    let count = 0;
+    return this.countLive(room, undefined);
+  }
+
+  /**
+   * A small room in one Query (its ids, which are also its count); a larger
+   * one reads no more items than counting it would, its first listUpTo + 1
+   * as ids and the rest counted from where they stopped. A room found large
+   * is counted outright next time, and listed only if it has shrunk.
+   */
+  async countRoomAndList(room: string, listUpTo: number): Promise<{ count: number; connectionIds?: string[] }> {
+    if (this.largeRooms.has(room)) {
+      const count = await this.countLive(room, undefined);
+      if (count > listUpTo) return { count };
+      this.largeRooms.delete(room);
+    }
+    const ids: string[] = [];
     let startKey: Item | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({
-          TableName: this.tableName,
-          IndexName: ROOM_INDEX,
-          Select: 'COUNT',
-          KeyConditionExpression: '#room = :key',
-          FilterExpression: '#expiresAt > :now',
-          ExpressionAttributeNames: { '#room': 'room', '#expiresAt': TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ':key': s(room), ':now': n(this.nowSeconds()) },
+          ...this.liveOnly({ ...roomQuery(room), ProjectionExpression: 'connectionId' }),
+          // Items examined, before the filter: every page but the last stops there.
+          Limit: listUpTo + 1 - ids.length,
           ExclusiveStartKey: startKey,
         }),
       );
+      for (const item of page.Items ?? []) ids.push(str(item.connectionId));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && ids.length <= listUpTo);
+    if (ids.length <= listUpTo) return { count: ids.length, connectionIds: ids };
+    if (this.largeRooms.size >= MAX_LARGE_ROOMS) this.largeRooms.clear();
+    this.largeRooms.add(room);
+    return { count: ids.length + (startKey ? await this.countLive(room, startKey) : 0) };
+  }
+
+  /** The room's live items from `startKey` on (from the start when undefined), counted 1 MB at a time. */
+  private async countLive(room: string, startKey: Item | undefined): Promise<number> {
+    let count = 0;
+    do {
+      const page = await this.client.send(new QueryCommand({ ...this.liveOnly(roomQuery(room)), Select: 'COUNT', ExclusiveStartKey: startKey }));
       count += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
@@ -407,20 +450,22 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     const items: Item[] = [];
     let startKey: Item | undefined;
     do {
-      const page = await this.client.send(
-        new QueryCommand({
-          ...input,
-          TableName: this.tableName,
-          FilterExpression: '#expiresAt > :now',
-          ExpressionAttributeNames: { ...input.ExpressionAttributeNames, '#expiresAt': TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ':now': n(this.nowSeconds()) },
-          ExclusiveStartKey: startKey,
-        }),
-      );
+      const page = await this.client.send(new QueryCommand({ ...this.liveOnly(input), ExclusiveStartKey: startKey }));
       items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return items;
+  }
+
+  /** A Query of this table that skips expired items, which TTL may not have deleted yet. */
+  private liveOnly(input: Omit<QueryCommandInput, 'TableName'>): QueryCommandInput {
+    return {
+      ...input,
+      TableName: this.tableName,
+      FilterExpression: '#expiresAt > :now',
+      ExpressionAttributeNames: { ...input.ExpressionAttributeNames, '#expiresAt': TTL_ATTRIBUTE },
+      ExpressionAttributeValues: { ...input.ExpressionAttributeValues, ':now': n(this.nowSeconds()) },
+    };
   }
 
   private isLive(item: Item): boolean {
@@ -430,6 +475,10 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   private nowSeconds(): number {
     return Math.floor(this.clock() / 1000);
   }
+}
+
+function roomQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
+  return { IndexName: ROOM_INDEX, KeyConditionExpression: '#room = :key', ExpressionAttributeNames: { '#room': 'room' }, ExpressionAttributeValues: { ':key': s(room) } };
 }
 
 function connectionKey(connectionId: string): Item {

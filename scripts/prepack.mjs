@@ -20,6 +20,7 @@ const ASSETS = [
   'clients/page/index.html',
   'clients/page/page.css',
   'scripts/emulator/lambda-worker.mjs',
+  'scripts/emulator/dynalite-worker.mjs',
   'scripts/emulator/runtime-sdk-hooks.mjs',
   'scripts/init/templates',
 ];

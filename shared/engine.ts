@@ -156,6 +156,8 @@ export class Engine {
    */
   private readonly held = new Map<string, string[]>();
   private readonly state: StateStore;
+  /** Connections that could not be reached within their opening window, with their admission time. */
+  private readonly opening = new Map<string, number>();
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -534,8 +536,14 @@ export class Engine {
 
   /** The room's count, and its members but `except` when the room is small enough to be told of arrivals and departures. */
   private async presence(room: string, except?: string): Promise<{ onlineCount: number; others: RoomMember[] | undefined }> {
+    const listUpTo = this.settings.presenceLimit + (except ? 1 : 0);
+    if (!this.backplane && this.registry.countRoomAndList) {
+      const { count, connectionIds } = await this.registry.countRoomAndList(room, listUpTo);
+      const others = connectionIds?.filter((connectionId) => connectionId !== except).map((connectionId) => ({ connectionId }));
+      return { onlineCount: connectionIds?.length ?? count, others };
+    }
     const onlineCount = await this.registry.countRoom(room);
-    if (onlineCount > this.settings.presenceLimit + (except ? 1 : 0)) return { onlineCount, others: undefined };
+    if (onlineCount > listUpTo) return { onlineCount, others: undefined };
     const members = await this.roomMembers(room);
     const others = members.filter((member) => member.connectionId !== except);
     return { onlineCount: members.length, others };
@@ -699,7 +707,9 @@ export class Engine {
     if (recipients.length === 0) return;
     const gone = this.transport.sendMany ? await this.transport.sendMany(recipients, data) : await this.sendEach(recipients, data);
     // After the fan-out, so one stale entry never holds up the others' messages.
-    for (const connectionId of gone) await this.forgetGone(connectionId);
+    await forEachLimited(gone, this.settings.fanoutConcurrency, (connectionId) => this.forgetGone(connectionId), (error, connectionId) =>
+      this.logger.warn('forget_failed', { connectionId, error }),
+    );
   }
 
   /** Fan-out for a transport with no batch send (a remote API): bounded concurrency, failures logged. */
@@ -769,13 +779,32 @@ export class Engine {
    * forgets it. Forgetting it would leave it open but unknown, never welcomed.
    */
   private async forgetGone(connectionId: string): Promise<void> {
+    const admittedAt = this.opening.get(connectionId);
+    if (admittedAt !== undefined && this.clock() - admittedAt < OPENING_WINDOW_MS) return;
+    this.opening.delete(connectionId);
     const record = await this.registry.get(connectionId);
     if (!record) return;
     if (this.clock() - record.connectedAt < OPENING_WINDOW_MS) {
       this.logger.debug('unreachable_while_opening', { connectionId, clientId: record.clientId });
+      this.rememberOpening(connectionId, record.connectedAt);
       return;
     }
     await this.disconnect(connectionId);
+  }
+
+  /**
+   * A room's every frame meets the same unreachable members until their
+   * disconnects come; their admission time is known after the first, so the
+   * registry is asked once per window, not once per frame and member.
+   */
+  private rememberOpening(connectionId: string, connectedAt: number): void {
+    const now = this.clock();
+    // Oldest first (mostly), so the expired ones are at the front.
+    for (const [id, at] of this.opening) {
+      if (now - at < OPENING_WINDOW_MS) break;
+      this.opening.delete(id);
+    }
+    this.opening.set(connectionId, connectedAt);
   }
 
   private async sendError(record: ConnectionRecord, error: ProtocolError): Promise<void> {

@@ -70,6 +70,13 @@ export interface ConnectionRegistry {
   listRoomMembers?(room: string): Promise<RoomMember[]>;
   countRoom(room: string): Promise<number>;
   /**
+   * Optional: what presence needs, in one read where a store allows: the
+   * room's count and, when it has at most `listUpTo` members, their
+   * connection ids (none past that: a large room is only counted). Without
+   * it the core counts the room, then lists it when it is small enough.
+   */
+  countRoomAndList?(room: string, listUpTo: number): Promise<{ count: number; connectionIds?: string[] }>;
+  /**
    * Optional, for a registry shared by instances: the members of a room
    * whose sockets this instance owns, from its own memory. With it (and a
    * backplane) a broadcast is one message to every instance, each

@@ -153,21 +153,69 @@ describe('stale connections', () => {
     expect((await a.client.next('users')).users).toEqual([a.clientId]);
   });
 
-  it('keeps a connection admitted moments ago that API Gateway has not opened yet, though a broadcast meets 410', async () => {
+  it('keeps a connection admitted moments ago that API Gateway has not opened yet, though a broadcast meets 410, and asks about it once', async () => {
+    // The handlers of one container, whose registry reports each lookup.
+    const lookedUp: string[] = [];
+    const spied = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+    const get = spied.get.bind(spied);
+    spied.get = (connectionId) => (lookedUp.push(connectionId), get(connectionId));
+    const container = createAwsHandlers(createChatApp(), { registry: spied });
     const room = uniqueName('room');
     const a = await realClient(room);
     // $connect has returned 200, but API Gateway has not opened the socket: PostToConnection answers 410 meanwhile.
     const opening = ghostId();
     const openingClientId = uniqueName('opening');
-    expect((await connect(connectEvent(opening, { clientId: openingClientId, room }))).statusCode).toBe(200);
+    expect((await container.connect(connectEvent(opening, { clientId: openingClientId, room }))).statusCode).toBe(200);
 
     // Invoked here rather than through the socket, so the fan-out and whatever it forgets are over when it returns.
-    expect((await message(messageEvent(a.connectionId, JSON.stringify({ type: 'chat', content: 'anyone there?' })))).statusCode).toBe(200);
-    expect(await a.client.next('chat')).toMatchObject({ message: 'anyone there?', onlineCount: 2 });
+    const chat = async (content: string) => {
+      expect((await container.message(messageEvent(a.connectionId, JSON.stringify({ type: 'chat', content })))).statusCode).toBe(200);
+      expect(await a.client.next('chat')).toMatchObject({ message: content, onlineCount: 2 });
+    };
+    await chat('anyone there?');
     // Still registered, so its welcome will find it once it opens.
     expect(await registry.get(opening)).toMatchObject({ clientId: openingClientId, room });
     a.client.send({ type: 'users' });
     expect((await a.client.next('users')).users).toEqual(expect.arrayContaining([a.clientId, openingClientId]));
+    expect(lookedUp.filter((id) => id === opening)).toHaveLength(1);
+
+    // Its admission time is known now: the next frames meet the same 410 without asking the registry again.
+    await chat('still there?');
+    await chat('hello?');
+    expect(lookedUp.filter((id) => id === opening)).toHaveLength(1);
+    expect(await registry.get(opening)).toMatchObject({ clientId: openingClientId });
+  });
+});
+
+describe('the welcome', () => {
+  /** The handlers of one container, whose registry reports each lookup, and a connection they admitted that API Gateway never opened. */
+  async function unopened() {
+    const lookedUp: string[] = [];
+    const spied = new DynamoDbRegistry({ client: dynamoClient(emulator.dynamoEndpoint), tableName: emulator.stack.table!.name, ttlSeconds: 7200 });
+    const get = spied.get.bind(spied);
+    spied.get = (connectionId) => (lookedUp.push(connectionId), get(connectionId));
+    const container = createAwsHandlers(createChatApp(), { registry: spied });
+    const connectionId = ghostId();
+    expect((await container.connect(connectEvent(connectionId, { clientId: uniqueName('unopened'), room: uniqueName('room') }))).statusCode).toBe(200);
+    const payload = { connectionId, domainName: connectFixture.requestContext.domainName, stage: connectFixture.requestContext.stage };
+    return { container, connectionId, payload, lookedUp };
+  }
+
+  it('queued seconds before it ran gives up on a connection it cannot reach at once, with no retries', async () => {
+    const { container, connectionId, payload, lookedUp } = await unopened();
+    // $connect returned long ago: had the client stayed, API Gateway would have opened it by now.
+    expect(await container.welcome({ ...payload, queuedAt: Date.now() - 10_000 })).toMatchObject({ statusCode: 410 });
+    expect(lookedUp).toEqual([]);
+    // Its $disconnect forgets it, not the welcome.
+    expect(await registry.get(connectionId)).toBeDefined();
+  });
+
+  it('queued just now still waits for the connection to open, while the registry holds it', async () => {
+    const { container, connectionId, payload, lookedUp } = await unopened();
+    await registry.remove(connectionId);
+    expect(await container.welcome({ ...payload, queuedAt: Date.now() })).toMatchObject({ statusCode: 410 });
+    // It asked before its first wait, and stopped there: the entry was gone.
+    expect(lookedUp).toEqual([connectionId]);
   });
 });
 
@@ -196,8 +244,7 @@ describe('TTL', () => {
       expect(await now.add(record(fresh, uniqueName('new')))).toBe(true);
 
       const rawItems = async () => JSON.stringify((await client.send(new ScanCommand({ TableName: tableName }))).Items);
-      expect(await rawItems()).toContain(stale);
-      // The sweeper runs every 100 ms; its pass that deletes something logs ttl_expired.
+      // The sweeper runs every 100 ms (so the stale entry may be gone before any read here); its pass that deletes something logs ttl_expired.
       await expired;
       const items = await rawItems();
       expect(items).not.toContain(stale);

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
 import { route, type App, type Context } from '../shared/app.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
+import { SignedManagementTransport } from '../functions/aws/signed-management-transport.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { DEFAULT_CHUNK_BYTES, DynamoDbRoomLog } from '../registries/dynamodb-room-log.js';
 import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
@@ -70,6 +71,9 @@ const inHandler = new AsyncLocalStorage<Set<string>>();
 type Send = (this: { config: { serviceId?: string } }, command: object, ...rest: unknown[]) => Promise<unknown>;
 const clientBase = Object.getPrototypeOf(DynamoDBClient.prototype) as { send: Send };
 const originalSend = clientBase.send;
+// Posts and deletes go out without the SDK client, through the transport's own signed requests.
+const signedTransport = SignedManagementTransport.prototype;
+const { send: originalPost, close: originalDelete } = signedTransport;
 
 let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
@@ -97,10 +101,19 @@ beforeAll(async () => {
     inHandler.getStore()?.add(`${this.config.serviceId} ${command.constructor.name.replace(/Command$/, '')}`);
     return originalSend.call(this, command, ...rest);
   };
+  signedTransport.send = function (...args) {
+    inHandler.getStore()?.add('ApiGatewayManagementApi PostToConnection');
+    return originalPost.apply(this, args);
+  };
+  signedTransport.close = function (...args) {
+    inHandler.getStore()?.add('ApiGatewayManagementApi DeleteConnection');
+    return originalDelete.apply(this, args);
+  };
 });
 
 afterAll(async () => {
   clientBase.send = originalSend;
+  Object.assign(signedTransport, { send: originalPost, close: originalDelete });
   await Promise.all(open.map((client) => client.close().catch(() => undefined)));
   await emulator?.stop();
 });

@@ -65,6 +65,39 @@ describe('a handshake that cannot become a WebSocket', () => {
       await stop();
     }
   });
+
+  it('that the client abandons while its $connect still waits for an environment never runs $connect, nor $disconnect', async () => {
+    const { gate, emulator: busy, stop } = await fixture({ maxEnvironments: 1 });
+    const handshake = (clientId: string) => {
+      const socket = connect(busy.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(upgradeRequest(`/${busy.stage}?clientId=${clientId}`));
+      return socket;
+    };
+    try {
+      gate.autoAnswer = undefined;
+      const first = handshake('first');
+      const held = await gate.connects.next();
+      const abandoned = handshake('abandoned');
+      // Queued behind the held one once the emulator has counted it.
+      await new Promise((resolve) => abandoned.once('connect', resolve));
+      abandoned.destroy();
+      await new Promise((resolve) => abandoned.once('close', resolve));
+      held.answer({ statusCode: 200 });
+      // Handshakes are served in order: had the abandoned one run, its $connect would come before this one's.
+      const last = handshake('last');
+      const next = await gate.connects.next();
+      expect(next.event.queryStringParameters).toEqual({ clientId: 'last' });
+      next.answer({ statusCode: 200 });
+      expect(busy.functionStats()['cloudsocket-fixture-connect']).toMatchObject({ invocations: 2, abandoned: 1 });
+      first.destroy();
+      last.destroy();
+      const disconnected = [(await gate.disconnects.next()).requestContext.connectionId, (await gate.disconnects.next()).requestContext.connectionId];
+      expect(disconnected.sort()).toEqual([held.event.requestContext.connectionId, next.event.requestContext.connectionId].sort());
+    } finally {
+      await stop();
+    }
+  });
 });
 
 describe('the Lambda Invoke API', () => {

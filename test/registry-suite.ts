@@ -177,6 +177,25 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
         expect(await (registry.listRoomIds?.('lobby') ?? registry.listRoom('lobby').then((rs) => rs.map((r) => r.connectionId)))).toEqual([alice.connectionId]);
       });
 
+      it('counts a room and lists it up to a size through countRoomAndList, where a registry has it, and only counts it past that', async () => {
+        const members: ConnectionRecord[] = [];
+        for (const clientId of ['alice', 'bob', 'carol', 'dave']) members.push(await added(clientId, 'lobby'));
+        await added('erin', 'kitchen');
+        const census = (listUpTo: number) =>
+          registry.countRoomAndList
+            ? registry.countRoomAndList('lobby', listUpTo)
+            : registry.countRoom('lobby').then(async (count) => (count > listUpTo ? { count } : { count, connectionIds: await registry.listRoomIds!('lobby') }));
+        const ids = members.map((member) => member.connectionId).sort();
+        for (const listUpTo of [4, 5, 100]) {
+          const { count, connectionIds } = await census(listUpTo);
+          expect({ count, connectionIds: connectionIds && [...connectionIds].sort() }).toEqual({ count: 4, connectionIds: ids });
+        }
+        for (const listUpTo of [0, 1, 3]) expect(await census(listUpTo)).toEqual({ count: 4 });
+        await registry.remove(members[0]!.connectionId);
+        expect(await census(3)).toMatchObject({ count: 3 });
+        expect((await census(3)).connectionIds).toHaveLength(3);
+      });
+
       it('returns whole records from a room listing', async () => {
         const alice = await added('alice', 'lobby', { identity: { user: 'a' } });
         expect(await registry.listRoom('lobby')).toEqual([alice]);

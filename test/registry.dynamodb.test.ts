@@ -1,4 +1,4 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import { nameKey } from '../shared/names.js';
@@ -90,6 +90,13 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.findByClientId('alice'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.listRoom('lobby'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.countRoom('lobby'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.listRoomIds('lobby'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
+    await registry.add(record('bob'));
+    await registry.add(record('carol'));
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand', 'QueryCommand']);
+    // Known to be large now: counted outright.
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.moveToRoom(alice.connectionId, 'kitchen'))).toEqual(['UpdateItemCommand']);
     expect(await requestsOf(() => registry.listIdle(now))).toEqual([]);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand', 'DeleteItemCommand']);
@@ -114,6 +121,38 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await rawItem(`conn#${late.connectionId}`)).toBeUndefined();
     expect(await rawItem('client#bob')).toBeUndefined();
     expect(await registry.add(record('bob'))).toBe(true);
+  });
+
+  it('counts a room past listUpTo without its expired items, however the pages fall', async () => {
+    const members: ConnectionRecord[] = [];
+    for (let i = 0; i < 6; i++) {
+      members.push(record(`m${i}`));
+      await registry.add(members[i]!);
+    }
+    // Expired but not yet deleted by TTL, as DynamoDB may keep them for days.
+    for (const expired of [members[0]!, members[3]!]) {
+      await client.send(new UpdateItemCommand({ TableName: tableName, Key: { pk: { S: `conn#${expired.connectionId}` } }, UpdateExpression: 'SET expiresAt = :past', ExpressionAttributeValues: { ':past': { N: '1' } } }));
+    }
+    for (const listUpTo of [0, 1, 2, 3]) expect(await registry.countRoomAndList('lobby', listUpTo)).toEqual({ count: 4 });
+    const { count, connectionIds } = await registry.countRoomAndList('lobby', 4);
+    expect({ count, ids: [...connectionIds!].sort() }).toEqual({ count: 4, ids: [1, 2, 4, 5].map((i) => members[i]!.connectionId).sort() });
+  });
+
+  it('lists a room it found large again once it has shrunk to what presence lists', async () => {
+    const members: ConnectionRecord[] = [];
+    for (let i = 0; i < 4; i++) {
+      members.push(record(`m${i}`));
+      await registry.add(members[i]!);
+    }
+    expect(await registry.countRoomAndList('lobby', 2)).toEqual({ count: 4 });
+    expect(await registry.countRoomAndList('lobby', 2)).toEqual({ count: 4 });
+    await registry.remove(members[0]!.connectionId);
+    await registry.remove(members[1]!.connectionId);
+    const ids = [members[2]!.connectionId, members[3]!.connectionId].sort();
+    const shrunk = await registry.countRoomAndList('lobby', 2);
+    expect({ count: shrunk.count, ids: shrunk.connectionIds && [...shrunk.connectionIds].sort() }).toEqual({ count: 2, ids });
+    // Small again: one Query lists it.
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 2))).toEqual(['QueryCommand']);
   });
 
   it('touches with a single UpdateItem when the bucket has room, and one more write inside a burst', async () => {

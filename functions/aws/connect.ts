@@ -36,6 +36,7 @@ export const createConnectHandler = (runtime: () => Runtime): ConnectHandler => 
         connectionId: requestContext.connectionId,
         domainName: requestContext.domainName,
         stage: requestContext.stage,
+        queuedAt: Date.now(),
         ...(Object.keys(admission.greeting).length > 0 ? { greeting: admission.greeting } : {}),
       });
     } catch (error) {

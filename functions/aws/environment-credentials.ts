@@ -8,6 +8,7 @@
  * profiles, web identity, instance metadata, with the STS and SSO clients
  * they carry) is about a sixth of a handler bundle that a Lambda never runs.
  */
+import { CloudsocketError } from '../../shared/errors.js';
 
 /** The shape of the SDK's EnvironmentCredentials. */
 export interface EnvironmentCredentials {
@@ -18,10 +19,9 @@ export interface EnvironmentCredentials {
 }
 
 /** Thrown when the environment holds no keys: the function is not running where Lambda (or the emulator) set them. */
-export class MissingEnvironmentCredentialsError extends Error {
-  override readonly name = 'CredentialsProviderError';
+export class MissingEnvironmentCredentialsError extends CloudsocketError {
   constructor() {
-    super('no AWS credentials in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), where Lambda puts the execution role\'s');
+    super('aws_credentials_missing', "no AWS credentials in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), where Lambda puts the execution role's");
   }
 }
 

@@ -53,6 +53,8 @@ export interface WelcomePayload {
   stage: string;
   /** What the admission decided for the greeting (a resume, or why one failed); absent for an ordinary connection. */
   greeting?: Greeting;
+  /** Epoch ms when `$connect` queued the welcome, moments before it returned; absent, the welcome's own start is taken. */
+  queuedAt?: number;
 }
 
 /** A route's answer. On $connect a non-2xx status refuses the handshake. */

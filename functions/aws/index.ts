@@ -46,6 +46,8 @@ export type { AwsSettings, AwsSettingsOverrides } from './settings.js';
 export { readAwsSettings } from './settings.js';
 export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
+export { ManagementApiError, SignedManagementTransport, type SignedManagementTransportOptions } from './signed-management-transport.js';
+export { credentialsFromEnvironment, MissingEnvironmentCredentialsError, type EnvironmentCredentials } from './environment-credentials.js';
 export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
 export { DynamoDbStateStore, StateContentionError, type DynamoDbStateStoreOptions } from '../../registries/dynamodb-state.js';
 export { DynamoDbRoomLog, RoomLogContentionError, type DynamoDbRoomLogOptions } from '../../registries/dynamodb-room-log.js';

@@ -18,7 +18,7 @@ import { DynamoDbRegistry } from '../../registries/dynamodb-registry.js';
 import { DynamoDbStateStore } from '../../registries/dynamodb-state.js';
 import { DynamoDbRoomLog } from '../../registries/dynamodb-room-log.js';
 import type { WebSocketResult } from './events.js';
-import { ManagementApiTransport } from './management-transport.js';
+import { SignedManagementTransport } from './signed-management-transport.js';
 import { withOverrides } from '../../shared/settings.js';
 import { readAwsSettings, type AwsSettings, type AwsSettingsOverrides } from './settings.js';
 
@@ -93,7 +93,9 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
       const key = managementEndpoint(env, address) ?? '';
       let engine = engines.get(key);
       if (!engine) {
-        engine = new Engine({ app, registry, log, state, transport: new ManagementApiTransport(managementClient(address)), settings: settings.core, logger });
+        // Posts go out without the SDK client (see signed-management-transport.ts); the client stays for GetConnection.
+        const transport = new SignedManagementTransport({ endpoint: managementUrl(env, address), region: regionOf(env), maxSockets: settings.core.fanoutConcurrency });
+        engine = new Engine({ app, registry, log, state, transport, settings: settings.core, logger });
         engines.set(key, engine);
       }
       return engine;
@@ -128,6 +130,18 @@ function roomLogFor(settings: AwsSettings, client: () => DynamoDBClient): RoomLo
   const { roomLog, resumeTokenTtlMs } = settings.core;
   if (!settings.tableName) return new MemoryRoomLog({ ...roomLog, numberingKeptMs: resumeTokenTtlMs });
   return new DynamoDbRoomLog({ client: client(), tableName: settings.tableName, limits: roomLog });
+}
+
+/** The management API's URL as the SDK would resolve it: its endpoint variables first, else the stage's own. */
+function managementUrl(env: NodeJS.ProcessEnv, address: StageAddress): string {
+  return managementEndpoint(env, address) ?? (env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI || env.AWS_ENDPOINT_URL)!;
+}
+
+/** Lambda sets AWS_REGION; the SDK reads the same. */
+function regionOf(env: NodeJS.ProcessEnv): string {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) throw new ConfigError('AWS_REGION must name the region the management API is signed for (Lambda sets it)');
+  return region;
 }
 
 /** undefined: let the SDK take AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (or AWS_ENDPOINT_URL). */

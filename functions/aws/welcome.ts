@@ -2,9 +2,11 @@
  * The welcome, invoked asynchronously by `$connect`. The invocation can
  * arrive before API Gateway has opened the connection (posting then answers
  * 410), so it first waits for GetConnection to know the connection. A 410
- * also means gone, and only the registry tells the two apart: once the
- * connection's entry has been removed (its `$disconnect` ran), it stops at
- * once instead of spending its retries on a client that has left.
+ * also means gone, and two things tell the two apart: once the connection's
+ * entry has been removed (its `$disconnect` ran), or once the handshake has
+ * had its time (`$connect` returns right after queueing the welcome, so a
+ * connection still unreachable seconds after that has left), it stops at
+ * once instead of spending its retries on a client that has gone.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -18,6 +20,9 @@ export type WelcomeHandler = (payload: WelcomePayload, context?: LambdaContext) 
 /** Waits before each GetConnection; about 3 s in all, well past a normal handshake. */
 const CONFIRM_DELAYS_MS = [0, 50, 100, 200, 400, 800, 1500];
 
+/** How long after the welcome was queued the connection may still be opening: the waits above, counted from then, not from a late start. */
+const OPENING_MS = CONFIRM_DELAYS_MS.reduce((total, wait) => total + wait, 0);
+
 export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => async (payload) => {
   const connectionId = typeof payload?.connectionId === 'string' ? payload.connectionId : '';
   return guarded(runtime, 'welcome', connectionId, async (rt) => {
@@ -26,7 +31,8 @@ export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => 
       return { statusCode: 400, body: 'connectionId, domainName and stage are required' };
     }
     const stillRegistered = async () => (await rt.registry.get(connectionId)) !== undefined;
-    if (!(await confirmConnection(rt.managementClient(payload), connectionId, stillRegistered))) {
+    const queuedAt = typeof payload.queuedAt === 'number' && Number.isFinite(payload.queuedAt) ? payload.queuedAt : Date.now();
+    if (!(await confirmConnection(rt.managementClient(payload), connectionId, queuedAt + OPENING_MS, stillRegistered))) {
       // Never opened, or already closed: its $disconnect (or the TTL) forgets it.
       rt.logger.info('welcome_unconfirmed', { connectionId });
       return { statusCode: 410, body: 'connection not open' };
@@ -50,10 +56,15 @@ function greetingFrom(value: unknown): Greeting {
   return greeting;
 }
 
-async function confirmConnection(client: ApiGatewayManagementApiClient, connectionId: string, stillRegistered: () => Promise<boolean>): Promise<boolean> {
+async function confirmConnection(
+  client: ApiGatewayManagementApiClient,
+  connectionId: string,
+  openingUntil: number,
+  stillRegistered: () => Promise<boolean>,
+): Promise<boolean> {
   for (const wait of CONFIRM_DELAYS_MS) {
     if (wait > 0) {
-      if (!(await stillRegistered())) return false;
+      if (Date.now() > openingUntil || !(await stillRegistered())) return false;
       await delay(wait);
     }
     try {

@@ -2,14 +2,10 @@
  * The DynamoDB behind the emulated stack: an embedded dynalite on a random
  * port unless an endpoint is given, with the template's table created in it.
  */
-import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { channel } from 'node:diagnostics_channel';
+import { Worker } from 'node:worker_threads';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import type { TableSpec } from './stack.js';
-
-// dynalite ships no types; creating a server is the one call we make.
-const dynalite = createRequire(import.meta.url)('dynalite') as (options: Record<string, number>) => Server;
 
 export interface LocalDynamo {
   endpoint: string;
@@ -20,50 +16,53 @@ export interface LocalDynamo {
 /** Credentials DynamoDB Local and dynalite accept; they are never checked. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
+/**
+ * Where the embedded dynalite reports each request it receives, as `{ operation }`
+ * (GetItem, Query, …): it serves them on its own thread, where this thread's
+ * `http.server.request.start` channel does not see them.
+ */
+export const DYNALITE_REQUEST_CHANNEL = 'cloudsocket:dynalite:request';
+
 export interface EmbeddedDynalite {
   endpoint: string;
   stop(): Promise<void>;
 }
 
-/** dynalite on a random loopback port. */
-export async function startDynalite(): Promise<EmbeddedDynalite> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  server.on('request', (_request, response) => {
-    inFlight++;
-    // Counted until dynalite answers, not until the socket closes: a client that goes away
-    // mid-request closes the response while dynalite is still writing to its database.
-    const end = response.end.bind(response) as (...args: unknown[]) => typeof response;
-    let answered = false;
-    response.end = ((...args: unknown[]) => {
-      if (!answered) {
-        answered = true;
-        if (--inFlight === 0) drained?.();
-      }
-      return end(...args);
-    }) as typeof response.end;
+const WORKER_URL = new URL('./dynalite-worker.mjs', import.meta.url);
+
+/**
+ * dynalite on a random loopback port, served from a worker thread of its own.
+ * `onCrash` hears of an error that ended that thread (requests then fail to connect).
+ */
+export async function startDynalite(onCrash: (error: Error) => void = () => undefined): Promise<EmbeddedDynalite> {
+  const worker = new Worker(WORKER_URL);
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const requests = channel(DYNALITE_REQUEST_CHANNEL);
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.on('message', (message: { type: string; port?: number; operation?: string }) => {
+      if (message.type === 'listening') resolve(message.port!);
+      else if (message.type === 'request' && requests.hasSubscribers) requests.publish({ operation: message.operation });
+      else if (message.type === 'stopped') void worker.terminate();
+    });
+    void exited.then(() => reject(new Error('dynalite exited before it listened')));
+    worker.on('error', (error) => {
+      reject(error);
+      onCrash(error);
+    });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  let stopping = false;
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stop: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // dynalite closes its database once the server has closed; a request cut off halfway would
-      // then write to a closed database and throw where nobody can catch it. So let those finish.
-      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
-      // Idle keep-alive sockets of SDK clients would hold the close open.
-      server.closeAllConnections();
-      await closed;
+    endpoint: `http://127.0.0.1:${port}`,
+    stop: () => {
+      if (!stopping) worker.postMessage({ type: 'stop' });
+      stopping = true;
+      return exited;
     },
   };
 }
 
-export async function startDynamo(endpoint: string | undefined, region: string): Promise<LocalDynamo> {
-  const embedded = endpoint ? undefined : await startDynalite();
+export async function startDynamo(endpoint: string | undefined, region: string, onCrash?: (error: Error) => void): Promise<LocalDynamo> {
+  const embedded = endpoint ? undefined : await startDynalite(onCrash);
   const client = new DynamoDBClient({ endpoint: endpoint ?? embedded!.endpoint, region, credentials: LOCAL_CREDENTIALS });
   return {
     endpoint: endpoint ?? embedded!.endpoint,

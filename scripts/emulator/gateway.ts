@@ -14,7 +14,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
-import type { LambdaRuntime } from './lambda-runtime.js';
+import { ABANDONED, type LambdaRuntime } from './lambda-runtime.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
 
@@ -166,7 +166,13 @@ export class Gateway {
     const route = stack.routes.get('$connect');
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
-      const outcome = await lambda.invoke(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt));
+      const outcome = await this.whileClientStays(request.socket, (abandoned) =>
+        lambda.invoke(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
+      );
+      if (!outcome.ok && outcome.error.errorType === ABANDONED) {
+        logger.debug('connect_abandoned', { connectionId });
+        return internalError(connectionId);
+      }
       if (!outcome.ok) {
         logger.error('connect_handler_failed', { connectionId, functionName: route.functionName, error: outcome.error });
         return internalError(connectionId);
@@ -181,6 +187,27 @@ export class Gateway {
     const protocol = headerValue(result?.headers, 'sec-websocket-protocol');
     if (protocol) this.chosenProtocol.set(request, protocol);
     return undefined;
+  }
+
+  /**
+   * Runs `body` with a signal that fires if the client closes its side, so a
+   * `$connect` still waiting for an environment never runs: run late, it
+   * would register a connection that can only be forgotten again. Noticing
+   * the close means reading the socket; anything the client sent meanwhile
+   * is put back for `ws`, which takes the socket over synchronously after.
+   */
+  private async whileClientStays<T>(socket: Duplex, body: (abandoned: AbortSignal) => Promise<T>): Promise<T> {
+    const left = new AbortController();
+    const abandon = () => left.abort();
+    const early: Buffer[] = [];
+    const keep = (chunk: Buffer) => void early.push(chunk);
+    socket.on('data', keep).once('end', abandon).once('close', abandon);
+    try {
+      return await body(left.signal);
+    } finally {
+      socket.off('data', keep).off('end', abandon).off('close', abandon);
+      if (early.length > 0) socket.unshift(Buffer.concat(early));
+    }
   }
 
   private open(connection: Connection, ws: WebSocket): void {

@@ -19,7 +19,7 @@ import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { LambdaApi } from './lambda-api.js';
-import { LambdaRuntime } from './lambda-runtime.js';
+import { LambdaRuntime, type FunctionStats } from './lambda-runtime.js';
 import { ManagementApi } from './management-api.js';
 import { readStack, stageOfTemplate, type EmulatedStack } from './stack.js';
 import { TtlSweeper } from './ttl-sweeper.js';
@@ -65,6 +65,8 @@ export interface RunningEmulator {
   stack: EmulatedStack;
   /** Runs one TTL pass now; resolves to the number of expired items deleted. */
   sweepTtl(): Promise<number>;
+  /** Per function: invocations, cold starts, time waiting for an environment and running; with `reset`, counting starts afresh after this reading. */
+  functionStats(reset?: boolean): Record<string, FunctionStats>;
   /** Closes every connection (1001, `$disconnect` for each), then everything else. */
   stop(): Promise<void>;
 }
@@ -96,7 +98,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const templateDir = options.template ? undefined : dirname(templatePath);
   const stack = readStack({ template, distDir: handlersDir, templateDir, stage: settings.stage, region: settings.region });
 
-  const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);
+  const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region, (error) => logger.error('dynamo_crashed', { error }));
   const http = createServer();
   try {
     for (const table of stack.tables) await ensureTable(dynamo.client, table);
@@ -199,6 +201,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     stage: settings.stage,
     dynamoEndpoint: dynamo.endpoint,
     stack,
+    functionStats: (reset) => runtime.stats(reset),
     sweepTtl: async () => (await Promise.all(sweepers.map((sweeper) => sweeper.sweep()))).reduce((total, n) => total + n, 0),
     stop: () =>
       (stopping ??= (async () => {

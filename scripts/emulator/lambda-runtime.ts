@@ -8,6 +8,7 @@
  * starts cold, as on Lambda.
  */
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../shared/log.js';
@@ -34,9 +35,33 @@ export interface LambdaRuntimeOptions {
 
 const WORKER_URL = new URL('./lambda-worker.mjs', import.meta.url);
 
+/** The errorType of an invocation its caller gave up on while it waited for an environment: it never ran. */
+export const ABANDONED = 'Emulator.Abandoned';
+/** The errorType of an asynchronous event dropped for its age, as Lambda drops it (to an on-failure destination, if any). */
+export const EXPIRED = 'Emulator.EventExpired';
+
 interface Pending {
   event: unknown;
   resolve: (outcome: Outcome) => void;
+  queuedAt: number;
+  /** Asynchronous events only: dropped unless an environment takes them by then. */
+  expiresAt?: number;
+}
+
+/** How one function's invocations went: what to look at when the emulator falls behind. */
+export interface FunctionStats {
+  invocations: number;
+  /** Given up by their callers (a client that left mid-handshake) before an environment took them. */
+  abandoned: number;
+  /** Asynchronous events older than the function's maximum event age when an environment was free: dropped, as Lambda drops them. */
+  expired: number;
+  coldStarts: number;
+  peakEnvironments: number;
+  peakQueued: number;
+  /** From the call to an environment taking it. */
+  queueWaitMs: { mean: number; max: number };
+  /** From an environment taking it to its outcome. */
+  durationMs: { mean: number; max: number };
 }
 
 class ExecutionEnvironment {
@@ -119,10 +144,22 @@ class ExecutionEnvironment {
   }
 }
 
+function freshCounts() {
+  return { invocations: 0, abandoned: 0, expired: 0, coldStarts: 0, peakEnvironments: 0, peakQueued: 0, queueWaitMs: 0, maxQueueWaitMs: 0, durationMs: 0, maxDurationMs: 0 };
+}
+
+export interface InvokeOptions {
+  /** Fires when the caller no longer wants the outcome: if no environment has taken the invocation yet, it never runs. */
+  abandoned?: AbortSignal;
+  /** Dropped unless an environment takes it within this long (asynchronous events). */
+  maximumAgeMs?: number;
+}
+
 class FunctionPool {
   private readonly idle: ExecutionEnvironment[] = [];
   private readonly all = new Set<ExecutionEnvironment>();
   private readonly queue: Pending[] = [];
+  private counts = freshCounts();
 
   constructor(
     private readonly spec: FunctionSpec,
@@ -131,11 +168,46 @@ class FunctionPool {
     private readonly onOutput: (line: string) => void,
   ) {}
 
-  invoke(event: unknown): Promise<Outcome> {
+  invoke(event: unknown, { abandoned, maximumAgeMs }: InvokeOptions): Promise<Outcome> {
     return new Promise((resolve) => {
-      this.queue.push({ event, resolve });
+      const queuedAt = performance.now();
+      const pending: Pending = { event, resolve, queuedAt, ...(maximumAgeMs === undefined ? {} : { expiresAt: queuedAt + maximumAgeMs }) };
+      this.queue.push(pending);
+      this.counts.peakQueued = Math.max(this.counts.peakQueued, this.queue.length);
+      abandoned?.addEventListener(
+        'abort',
+        () => {
+          const at = this.queue.indexOf(pending);
+          if (at < 0) return;
+          this.queue.splice(at, 1);
+          this.counts.abandoned++;
+          resolve({ ok: false, error: { errorType: ABANDONED, errorMessage: 'the caller left before an environment took the invocation', trace: [] } });
+        },
+        { once: true },
+      );
       this.dispatch();
     });
+  }
+
+  /** With `reset`, counting starts afresh after this reading. */
+  stats(reset = false): FunctionStats {
+    if (reset) {
+      const stats = this.stats();
+      this.counts = freshCounts();
+      return stats;
+    }
+    const { invocations, abandoned, expired, coldStarts, peakEnvironments, peakQueued } = this.counts;
+    const mean = (total: number) => (invocations ? Math.round((total / invocations) * 10) / 10 : 0);
+    return {
+      invocations,
+      abandoned,
+      expired,
+      coldStarts,
+      peakEnvironments,
+      peakQueued,
+      queueWaitMs: { mean: mean(this.counts.queueWaitMs), max: Math.round(this.counts.maxQueueWaitMs) },
+      durationMs: { mean: mean(this.counts.durationMs), max: Math.round(this.counts.maxDurationMs) },
+    };
   }
 
   private dispatch(): void {
@@ -150,10 +222,25 @@ class FunctionPool {
           this.dispatch();
         });
         this.all.add(environment);
+        this.counts.coldStarts++;
+        this.counts.peakEnvironments = Math.max(this.counts.peakEnvironments, this.all.size);
       }
       const pending = this.queue.shift()!;
+      const takenAt = performance.now();
+      if (pending.expiresAt !== undefined && takenAt > pending.expiresAt) {
+        this.idle.push(environment);
+        this.counts.expired++;
+        pending.resolve({ ok: false, error: { errorType: EXPIRED, errorMessage: `the event waited ${Math.round(takenAt - pending.queuedAt)} ms, past the function's maximum event age`, trace: [] } });
+        continue;
+      }
       const chosen = environment;
+      this.counts.invocations++;
+      this.counts.queueWaitMs += takenAt - pending.queuedAt;
+      this.counts.maxQueueWaitMs = Math.max(this.counts.maxQueueWaitMs, takenAt - pending.queuedAt);
       void chosen.invoke(pending.event).then((outcome) => {
+        const duration = performance.now() - takenAt;
+        this.counts.durationMs += duration;
+        this.counts.maxDurationMs = Math.max(this.counts.maxDurationMs, duration);
         pending.resolve(outcome);
         if (!chosen.dead) this.idle.push(chosen);
         this.dispatch();
@@ -203,26 +290,35 @@ export class LambdaRuntime {
   }
 
   /** A synchronous (RequestResponse) invocation. */
-  invoke(functionName: string, event: unknown): Promise<Outcome> {
+  invoke(functionName: string, event: unknown, options: InvokeOptions = {}): Promise<Outcome> {
     const pool = this.pools.get(functionName);
     if (!pool || this.stopped) {
       return Promise.resolve({ ok: false, error: { errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${functionName}`, trace: [] } });
     }
-    return pool.invoke(event);
+    return pool.invoke(event, options);
   }
 
   /**
    * An asynchronous (Event) invocation: queued and run after the caller got
-   * its 202, failures only logged. Lambda would retry twice; we do not.
+   * its 202, failures only logged, and dropped if it waits for an environment
+   * past the function's maximum event age. Lambda would retry a failure twice; we do not.
    */
   invokeLater(functionName: string, event: unknown): void {
+    const maximumAgeMs = this.options.functions.get(functionName)?.maximumEventAgeMs;
     const run = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.invoke(functionName, event))
+      .then(() => this.invoke(functionName, event, { maximumAgeMs }))
       .then((outcome) => {
-        if (!outcome.ok && !this.stopped) this.options.logger.error('async_invocation_failed', { functionName, error: outcome.error });
+        if (outcome.ok || this.stopped) return;
+        if (outcome.error.errorType === EXPIRED) this.options.logger.warn('async_event_expired', { functionName, error: outcome.error });
+        else this.options.logger.error('async_invocation_failed', { functionName, error: outcome.error });
       });
     this.inFlightEvents.add(run);
     void run.finally(() => this.inFlightEvents.delete(run));
+  }
+
+  /** Per function name; with `reset`, counting starts afresh after this reading. */
+  stats(reset = false): Record<string, FunctionStats> {
+    return Object.fromEntries([...this.pools].map(([name, pool]) => [name, pool.stats(reset)]));
   }
 
   async stop(): Promise<void> {

@@ -27,6 +27,12 @@ export interface FunctionSpec {
   timeoutMs: number;
   memoryMb: number;
   runtime: string;
+  /**
+   * How long an asynchronous event may wait for an environment before Lambda
+   * drops it: MaximumEventAgeInSeconds of the function's EventInvokeConfig
+   * (or SAM's EventInvokeConfig property), else Lambda's default of 6 hours.
+   */
+  maximumEventAgeMs: number;
 }
 
 export interface RouteSpec {
@@ -72,6 +78,9 @@ export interface StackOptions {
 /** Lambda's default when a function sets no Timeout. */
 const DEFAULT_TIMEOUT_SECONDS = 3;
 
+/** Lambda's default MaximumEventAgeInSeconds: asynchronous events are kept for up to 6 hours. */
+const DEFAULT_MAXIMUM_EVENT_AGE_SECONDS = 21_600;
+
 export function readStack(options: StackOptions): EmulatedStack {
   const { template, distDir, region } = options;
   const stackName = options.stackName ?? 'cloudsocket';
@@ -95,6 +104,11 @@ export function readStack(options: StackOptions): EmulatedStack {
     const merged = withGlobals(template, resource);
     const spec = readFunction(local, logicalId, merged, options.templateDir ? codeFolder(merged, options.templateDir, distDir) : distDir);
     functions.set(spec.name, spec);
+  }
+  for (const [logicalId, config] of resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')) {
+    const age = config.Properties?.MaximumEventAgeInSeconds;
+    const spec = functions.get(resolveValue(local, config.Properties?.FunctionName, `${logicalId}.FunctionName`));
+    if (spec && age !== undefined) spec.maximumEventAgeMs = Number(resolveValue(local, age, `${logicalId}.MaximumEventAgeInSeconds`)) * 1000;
   }
 
   const apis = resourcesOfType(template, 'AWS::ApiGatewayV2::Api').filter(([, r]) => r.Properties?.ProtocolType === 'WEBSOCKET');
@@ -178,6 +192,7 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
     environment[name] = resolveValue(stack, value, `${logicalId}.Environment.Variables.${name}`);
   }
   const name = stack.physicalId(logicalId);
+  const samEventAge = (properties.EventInvokeConfig as { MaximumEventAgeInSeconds?: unknown } | undefined)?.MaximumEventAgeInSeconds;
   return {
     logicalId,
     name,
@@ -188,6 +203,8 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
     timeoutMs: Number(properties.Timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
     memoryMb: Number(properties.MemorySize ?? 128),
     runtime: typeof properties.Runtime === 'string' ? properties.Runtime : 'nodejs20.x',
+    maximumEventAgeMs:
+      (samEventAge === undefined ? DEFAULT_MAXIMUM_EVENT_AGE_SECONDS : Number(resolveValue(stack, samEventAge, `${logicalId}.EventInvokeConfig.MaximumEventAgeInSeconds`))) * 1000,
   };
 }
 

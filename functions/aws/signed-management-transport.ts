@@ -1,0 +1,192 @@
+/**
+ * The @connections API without the SDK client around it: each
+ * PostToConnection is one HTTP request on a keep-alive socket, signed by the
+ * SDK's own SigV4 signer (@smithy/signature-v4, what the client itself signs
+ * with). Through the client, its middleware stack costs several times the
+ * signing per call, which at a fan-out of 1000 members is most of the
+ * handler's CPU time (bench/aws.ts measures both). The errors are the
+ * client's: 410 GoneException is 'gone'; 429 LimitExceededException and 5xx
+ * are retried with the SDK's standard backoff (3 attempts, exponential with
+ * full jitter from 100 ms); anything else (413 PayloadTooLargeException, 403
+ * ForbiddenException) is thrown, named by `x-amzn-errortype` as the SDK names it.
+ */
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { CloudsocketError } from '../../shared/errors.js';
+import type { SendOutcome, Transport } from '../../shared/transport.js';
+import { credentialsFromEnvironment, type EnvironmentCredentials } from './environment-credentials.js';
+
+export interface SignedManagementTransportOptions {
+  /** `https://{domainName}/{stage}`, or where AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI points. */
+  endpoint: string;
+  region: string;
+  /** Default: the environment's (where Lambda puts the function's). */
+  credentials?: () => Promise<EnvironmentCredentials>;
+  /** Sockets kept open to the endpoint: the fan-out's concurrency. */
+  maxSockets: number;
+}
+
+/** An error answer of the API; `name` is the SDK's name for it (`LimitExceededException`, ...). */
+export class ManagementApiError extends CloudsocketError {
+  readonly $metadata: { httpStatusCode: number };
+  constructor(name: string, status: number, message: string) {
+    super('management_api_error', message);
+    this.name = name;
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+const MAX_ATTEMPTS = 3;
+const RETRY_BASE_MS = 100;
+const RETRY_CAP_MS = 20_000;
+
+/** SHA-256 and HMAC-SHA256 for the signer, from node:crypto. */
+class NodeSha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: SourceData) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(bytesOf(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.hash.digest();
+  }
+}
+
+/** What the signer hashes (the SDK's SourceData). */
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+
+function bytesOf(data: SourceData): string | Buffer {
+  if (typeof data === 'string') return data;
+  return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
+}
+
+interface Answer {
+  status: number;
+  errorType?: string;
+  body: string;
+}
+
+export class SignedManagementTransport implements Transport {
+  private readonly url: URL;
+  private readonly signer: SignatureV4;
+  private readonly agent: http.Agent;
+  private readonly request: typeof http.request;
+
+  constructor(options: SignedManagementTransportOptions) {
+    this.url = new URL(options.endpoint.replace(/\/+$/, ''));
+    const credentials = options.credentials ?? (async () => credentialsFromEnvironment());
+    this.signer = new SignatureV4({ service: 'execute-api', region: options.region, credentials, sha256: NodeSha256 });
+    const secure = this.url.protocol === 'https:';
+    this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets }) : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
+    this.request = secure ? https.request : http.request;
+  }
+
+  async send(connectionId: string, data: string): Promise<SendOutcome> {
+    const answer = await this.call('POST', connectionId, data);
+    if (answer.status === 410) return 'gone';
+    if (answer.status >= 300) throw errorOf(answer);
+    return 'sent';
+  }
+
+  /** DeleteConnection; API Gateway picks the close frame itself (no code or reason). */
+  async close(connectionId: string, _code: number, _reason: string): Promise<void> {
+    const answer = await this.call('DELETE', connectionId);
+    if (answer.status >= 300 && answer.status !== 410) throw errorOf(answer);
+  }
+
+  /** Stops keeping sockets open (a test's or a tool's end; a Lambda container never needs it). */
+  destroy(): void {
+    this.agent.destroy();
+  }
+
+  private async call(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
+    for (let attempt = 1; ; attempt++) {
+      let answer: Answer | undefined;
+      let failure: unknown;
+      try {
+        answer = await this.once(method, connectionId, body);
+      } catch (error) {
+        // A reused keep-alive socket the server had closed, or the endpoint unreachable a moment: the SDK retries these too.
+        failure = error;
+      }
+      const retryable = answer === undefined || answer.status === 429 || answer.status >= 500;
+      if (!retryable) return answer!;
+      if (attempt >= MAX_ATTEMPTS) {
+        if (answer) return answer;
+        throw failure;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** (attempt - 1))));
+    }
+  }
+
+  private async once(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
+    const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
+    const path = `${this.url.pathname === '/' ? '' : this.url.pathname}/@connections/${encodeLabel(connectionId)}`;
+    const headers: Record<string, string> = { host: this.url.host };
+    if (payload) {
+      // As the SDK client sends a blob payload.
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = String(payload.length);
+    }
+    const signed = await this.signer.sign({
+      method,
+      protocol: this.url.protocol,
+      hostname: this.url.hostname,
+      ...(this.url.port ? { port: Number(this.url.port) } : {}),
+      path,
+      query: {},
+      headers,
+      ...(payload ? { body: payload } : {}),
+    });
+    return new Promise<Answer>((resolve, reject) => {
+      const request = this.request(
+        { method, host: this.url.hostname, port: this.url.port || undefined, path, headers: signed.headers, agent: this.agent },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            const errorType = response.headers['x-amzn-errortype'];
+            resolve({
+              status: response.statusCode ?? 0,
+              ...(typeof errorType === 'string' ? { errorType } : {}),
+              body: Buffer.concat(chunks).toString('utf8'),
+            });
+          });
+          response.on('error', reject);
+        },
+      );
+      request.on('error', reject);
+      request.end(payload);
+    });
+  }
+}
+
+/** A path label as the SDK writes it: encodeURIComponent, and !'()* too. */
+function encodeLabel(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Names as the SDK does: `x-amzn-errortype` up to its first ':' ("GoneException:http://..."), else by status. */
+function errorOf(answer: Answer): ManagementApiError {
+  const name = answer.errorType?.split(':')[0] || FALLBACK_NAMES[answer.status] || 'ManagementApiError';
+  let message = `${name} (HTTP ${answer.status})`;
+  try {
+    const parsed = JSON.parse(answer.body) as { message?: unknown; Message?: unknown };
+    const text = parsed.message ?? parsed.Message;
+    if (typeof text === 'string' && text !== '') message = text;
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  return new ManagementApiError(name, answer.status, message);
+}
+
+const FALLBACK_NAMES: Record<number, string> = {
+  403: 'ForbiddenException',
+  410: 'GoneException',
+  413: 'PayloadTooLargeException',
+  429: 'LimitExceededException',
+};

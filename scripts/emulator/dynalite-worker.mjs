@@ -1,0 +1,55 @@
+// dynalite on its own thread, so that its work (every item a Query reads is
+// decoded and filtered in JavaScript) never holds up the thread that serves
+// the WebSocket connections and the AWS APIs. The parent learns the endpoint
+// from the first message, is told the operation of every request (for the
+// bench's counts), and asks for a stop, answered once dynalite has closed.
+// Plain JavaScript because worker threads do not inherit the TypeScript loader.
+import { createRequire } from 'node:module';
+import { parentPort } from 'node:worker_threads';
+
+const dynalite = createRequire(import.meta.url)('dynalite');
+const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+
+// A request is dynalite's from the end of its body (when dynalite starts on it) until
+// it is answered: one whose client went away halfway through is never started, and one
+// whose client left while dynalite works on it still writes to the database.
+let working = 0;
+let drained;
+server.on('request', (request, response) => {
+  const target = request.headers['x-amz-target'];
+  if (typeof target === 'string') parentPort.postMessage({ type: 'request', operation: target.slice(target.indexOf('.') + 1) });
+  // dynalite throws from a request's 'error' listener (a client that aborts mid-body), which
+  // would end this thread and every table with it; the abort itself needs no answer.
+  request.removeAllListeners('error');
+  request.on('error', () => undefined);
+  let started = false;
+  const end = response.end.bind(response);
+  response.end = (...args) => {
+    if (started) {
+      started = false;
+      if (--working === 0) drained?.();
+    }
+    return end(...args);
+  };
+  // Before dynalite's own listener, which may answer at once.
+  request.prependOnceListener('end', () => {
+    started = true;
+    working++;
+  });
+});
+
+parentPort.on('message', async (message) => {
+  if (message.type !== 'stop') return;
+  // Once its server is closed, dynalite closes its database as soon as the last connection
+  // goes (clients that leave close theirs), so the server is closed only when nothing is
+  // being worked on: a request still halfway would write to a closed database and throw.
+  while (working > 0) await new Promise((resolve) => (drained = resolve));
+  await new Promise((resolve) => {
+    server.close(() => resolve());
+    // Idle keep-alive sockets of SDK clients would hold the close open.
+    server.closeAllConnections();
+  });
+  parentPort.postMessage({ type: 'stopped' });
+});
+
+server.listen(0, '127.0.0.1', () => parentPort.postMessage({ type: 'listening', port: server.address().port }));
