@@ -220,6 +220,13 @@ set, replaces the embedded DynamoDB (dynalite).`,
       throw error;
     }
 
+    // Before the URLs are printed: whoever reads them may signal at once. Ctrl+C reaches the CloudBase
+    // child directly (same process group); it is forwarded anyway, for `kill -INT`.
+    const signalled = new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+
     console.log('');
     if (cloudbase) {
       const page = project.page === false ? 'no page' : `page: http://127.0.0.1:${cloudbase.port}/ and ${project.cloudbase.path}`;
@@ -281,14 +288,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const watcher = values['no-watch'] || inputs.length === 0 ? undefined : new SourceWatcher(rebuild);
     watcher?.watch(inputs);
 
-    // Ctrl+C reaches the CloudBase child directly (same process group); we forward it anyway for `kill -INT`.
-    const stopped = new Promise<NodeJS.Signals | ExitStatus>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals) => resolve(signal);
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      void death.then(resolve);
-    });
-    const reason = await stopped;
+    const reason = await Promise.race<NodeJS.Signals | ExitStatus>([signalled, death]);
     watcher?.close();
     await rebuilding.catch(() => undefined);
     if (typeof reason !== 'string') {
