@@ -215,12 +215,33 @@ describe('messages', () => {
     expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({ eventType: 'DISCONNECT', routeKey: '$disconnect', disconnectStatusCode: 1003 });
   });
 
-  it('accepts exactly 128 KiB and closes with 1009 beyond', async () => {
+  /** Sends `body` as one text message cut into frames of at most `frameBytes`. */
+  function sendFragmented(client: TestClient, body: string, frameBytes: number): void {
+    for (let start = 0; start < body.length; start += frameBytes) {
+      const end = Math.min(start + frameBytes, body.length);
+      client.socket.send(body.slice(start, end), { binary: false, fin: end === body.length });
+    }
+  }
+
+  it('accepts a frame of exactly 32 KiB and closes with 1009 "Message too big" on a larger one, as API Gateway does', async () => {
     const client = await echoClient();
-    client.send('x'.repeat(128 * 1024));
+    client.send('x'.repeat(32 * 1024));
+    const echo = await client.next('echo');
+    expect(echo.event.body).toHaveLength(32 * 1024);
+    // Well under the 128 KiB message limit, but in one frame.
+    client.send('x'.repeat(32 * 1024 + 1));
+    const closed = await client.waitClosed();
+    expect(closed).toMatchObject({ code: 1009, reason: 'Message too big' });
+    const disconnect = await gate.disconnectOf(echo.event.requestContext.connectionId);
+    expect(disconnect.requestContext).toMatchObject({ disconnectStatusCode: 1009, disconnectReason: 'Message too big' });
+  });
+
+  it('accepts a message of exactly 128 KiB in 32 KiB frames and closes with 1009 beyond', async () => {
+    const client = await echoClient();
+    sendFragmented(client, 'x'.repeat(128 * 1024), 32 * 1024);
     const echo = await client.next('echo');
     expect(echo.event.body).toHaveLength(128 * 1024);
-    client.send('x'.repeat(128 * 1024 + 1));
+    sendFragmented(client, 'x'.repeat(128 * 1024 + 1), 32 * 1024);
     expect((await client.waitClosed()).code).toBe(1009);
     expect((await gate.disconnectOf(echo.event.requestContext.connectionId)).requestContext.disconnectStatusCode).toBe(1009);
   });

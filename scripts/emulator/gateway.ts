@@ -2,8 +2,9 @@
  * The WebSocket side of the emulated API Gateway: holds the upgrade until
  * `$connect` has returned (refusing it with the handler's status, forwarding
  * its Sec-WebSocket-Protocol), routes each text frame by the route selection
- * expression, enforces API Gateway's limits (binary → 1003, over 128 KiB →
- * 1009, idle and maximum lifetime → 1001) and fires `$disconnect` once.
+ * expression, enforces API Gateway's limits (binary → 1003, a frame over
+ * 32 KiB or a message over 128 KiB → 1009, idle and maximum lifetime → 1001)
+ * and fires `$disconnect` once.
  */
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
@@ -15,6 +16,7 @@ import { CloseCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
 import type { LambdaRuntime } from './lambda-runtime.js';
+import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
 
@@ -107,8 +109,9 @@ export class Gateway {
       this.decided.set(request, resolve);
       this.wss.handleUpgrade(request, socket, head, (ws) => {
         const connection = this.upgrading.get(request);
-        if (connection) this.open(connection, ws);
-        else ws.terminate();
+        if (!connection) return ws.terminate();
+        this.open(connection, ws);
+        guardFrameSize(socket, MAX_GATEWAY_FRAME_BYTES, () => this.end(connection, CloseCode.messageTooBig, 'Message too big'));
       });
       // `ws` refused it without asking verifyClient.
       if (!this.upgrading.has(request)) this.decide(request);
@@ -211,7 +214,8 @@ export class Gateway {
 
   private async onFrame(connection: Connection, data: RawData, isBinary: boolean): Promise<void> {
     const { stack, lambda, logger } = this.options;
-    if (connection.state !== 'open') return;
+    // Frames still arriving after the gateway decided to close are not routed.
+    if (connection.state !== 'open' || connection.closing) return;
     if (isBinary) {
       this.end(connection, CloseCode.unsupportedData, 'Unsupported data');
       return;
