@@ -3,6 +3,7 @@
  * shapes, $connect's say over the handshake, route selection, limits,
  * timeouts and the Lambda Invoke API.
  */
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { InvokeCommand, LambdaClient, ResourceNotFoundException } from '@aws-sdk/client-lambda';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -255,6 +256,32 @@ describe('messages', () => {
     expect(event.requestContext).toMatchObject({ disconnectStatusCode: 4000, disconnectReason: 'bye', connectedAt });
     expect(Object.keys(event.headers).sort()).toEqual(['Host', 'X-Forwarded-For', 'x-api-key', 'x-restapi']);
   });
+
+  it('names a client close without a status code as API Gateway does', async () => {
+    const client = await echoClient();
+    client.send('who am i');
+    const { connectionId } = (await client.next('echo')).event.requestContext;
+    client.socket.close();
+    expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({
+      disconnectStatusCode: 1005,
+      disconnectReason: 'Client-side close frame status not set',
+    });
+  });
+
+  it('reports a DeleteConnection to $disconnect as 1000 "Connection Closed Normally"', async () => {
+    const client = await echoClient();
+    client.send('who am i');
+    const { connectionId } = (await client.next('echo')).event.requestContext;
+    const management = new ApiGatewayManagementApiClient({
+      endpoint: `${emulator.httpUrl}/${emulator.stage}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    await management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    expect((await client.waitClosed()).code).toBe(1000);
+    expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({ disconnectStatusCode: 1000, disconnectReason: 'Connection Closed Normally' });
+    management.destroy();
+  });
 });
 
 describe('timeouts', () => {
@@ -281,7 +308,7 @@ describe('timeouts', () => {
       client.socket.on('message', () => client.socketOpen() && client.send('busy'));
       client.send('busy');
       expect(await client.waitClosed()).toMatchObject({ code: 1001 });
-      expect((await gate.disconnectOf(requestContext.connectionId)).requestContext.disconnectStatusCode).toBe(1001);
+      expect((await gate.disconnectOf(requestContext.connectionId)).requestContext).toMatchObject({ disconnectStatusCode: 1001, disconnectReason: 'Going away' });
     } finally {
       await short.stop();
     }

@@ -16,6 +16,7 @@ import { CloseCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
 import type { LambdaRuntime } from './lambda-runtime.js';
+import { clientDisconnectReason, DELETED_BY_BACKEND, GOING_AWAY } from './disconnect-reasons.js';
 import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
@@ -30,8 +31,11 @@ export interface Connection {
   state: ConnectionState;
   lastActiveAt: number;
   socket?: WebSocket;
-  /** Set when the gateway itself ends the connection, so `$disconnect` reports its code, not the client's echo. */
-  closing?: { code: number; reason: string };
+  /**
+   * Set when the gateway itself ends the connection, so `$disconnect` reports its code, not the client's echo;
+   * `disconnectReason` when the event's text differs from the close frame's.
+   */
+  closing?: { code: number; reason: string; disconnectReason?: string };
   idleTimer?: NodeJS.Timeout;
   lifetimeTimer?: NodeJS.Timeout;
 }
@@ -192,7 +196,7 @@ export class Gateway {
     connection.state = 'open';
     connection.lastActiveAt = Date.now();
     logger.debug('connected', { connectionId: connection.facts.connectionId });
-    connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), maxConnectionMs);
+    connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, GOING_AWAY), maxConnectionMs);
     this.armIdle(connection, idleTimeoutMs);
     ws.on('message', (data, isBinary) => void this.onFrame(connection, data, isBinary));
     ws.on('error', (error: Error & { code?: string }) => {
@@ -202,14 +206,15 @@ export class Gateway {
     });
     ws.on('close', (code, reason) => {
       const closing = connection.closing;
-      void this.finish(connection, closing?.code ?? code, closing?.reason ?? reason.toString());
+      if (closing) void this.finish(connection, closing.code, closing.disconnectReason ?? closing.reason);
+      else void this.finish(connection, code, clientDisconnectReason(code, reason.toString()));
     });
   }
 
   /** Only frames from the client count as activity, as on API Gateway. */
   private armIdle(connection: Connection, idleTimeoutMs: number): void {
     clearTimeout(connection.idleTimer);
-    connection.idleTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), idleTimeoutMs);
+    connection.idleTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, GOING_AWAY), idleTimeoutMs);
   }
 
   private async onFrame(connection: Connection, data: RawData, isBinary: boolean): Promise<void> {
@@ -256,7 +261,8 @@ export class Gateway {
   delete(connectionId: string): boolean {
     const connection = this.connections.get(connectionId);
     if (!connection || connection.state !== 'open' || connection.closing) return false;
-    this.end(connection, CloseCode.normal, '');
+    // The client's close frame has no reason; API Gateway's event names one.
+    this.end(connection, CloseCode.normal, '', DELETED_BY_BACKEND);
     return true;
   }
 
@@ -276,9 +282,9 @@ export class Gateway {
   }
 
   /** The gateway closes the connection; `$disconnect` follows when the socket has closed. */
-  private end(connection: Connection, code: number, reason: string): void {
+  private end(connection: Connection, code: number, reason: string, disconnectReason?: string): void {
     if (connection.state !== 'open' || connection.closing) return;
-    connection.closing = { code, reason };
+    connection.closing = { code, reason, disconnectReason };
     connection.socket?.close(code, reason);
     // A peer that never answers the close frame still gets cut off.
     const cutoff = setTimeout(() => connection.socket?.terminate(), 2000);
@@ -306,7 +312,7 @@ export class Gateway {
   async close(): Promise<void> {
     const closing = [...this.connections.values()];
     const socketsClosed = closing.map((connection) => (connection.socket ? once(connection.socket, 'close').catch(() => undefined) : undefined));
-    for (const connection of closing) this.end(connection, CloseCode.goingAway, 'Going away');
+    for (const connection of closing) this.end(connection, CloseCode.goingAway, GOING_AWAY);
     const deadline = new Promise((resolve) => setTimeout(resolve, 3000).unref());
     await Promise.race([Promise.all(socketsClosed), deadline]);
     await Promise.race([Promise.all(this.disconnects), deadline]);
