@@ -83,8 +83,7 @@ describe('$connect', () => {
 
     expect(env).toMatchObject({
       AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
-      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/dev`,
-      AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
+      AWS_ENDPOINT_URL_LAMBDA: emulator.httpsUrl,
       AWS_REGION: 'us-east-1',
       AWS_LAMBDA_FUNCTION_NAME: 'cloudsocket-fixture-connect',
       TABLE_NAME: 'cloudsocket-Table',
@@ -92,6 +91,9 @@ describe('$connect', () => {
       _HANDLER: 'connect.handler',
     });
     expect(env.AWS_ACCESS_KEY_ID).toBeTruthy();
+    // As on AWS, the management endpoint is the function's to build from the event.
+    expect(env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI).toBeUndefined();
+    expect(env.NODE_EXTRA_CA_CERTS).toEqual(expect.any(String));
     expect(env.PATH).toBeUndefined();
     socket.close();
   });

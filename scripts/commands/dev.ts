@@ -234,7 +234,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         );
       }
     }
-    if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
+    if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpsUrl ?? aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
 
     // Only the CloudBase child can die on its own; a restart's own stop is not a death.

@@ -2,10 +2,12 @@
  * The local AWS stack: API Gateway's WebSocket side and @connections API, the
  * Lambda Invoke API, the BUILT handlers running as Lambda runs them, and a
  * DynamoDB with the template's table, all read from infra/aws/template.yaml
- * and served from one port: ws://127.0.0.1:PORT/STAGE.
+ * and served from one port: ws://127.0.0.1:PORT/STAGE, and the management and
+ * Lambda APIs on it also over TLS, at https://127.0.0.1:PORT (see tls.ts).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
@@ -22,6 +24,7 @@ import { LambdaApi } from './lambda-api.js';
 import { LambdaRuntime } from './lambda-runtime.js';
 import { ManagementApi } from './management-api.js';
 import { readStack, stageOfTemplate, type EmulatedStack } from './stack.js';
+import { makeCertificate, routeByFirstByte } from './tls.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 
 export interface EmulatorOptions {
@@ -59,6 +62,10 @@ export interface RunningEmulator {
   url: string;
   /** http://HOST:PORT, the Lambda endpoint; the management endpoint is httpUrl + '/' + stage. */
   httpUrl: string;
+  /** https://HOST:PORT, the same APIs over TLS, as the functions reach them; undefined without `openssl`. */
+  httpsUrl?: string;
+  /** The PEM certificate the TLS side presents, for clients to trust. */
+  caCertificate?: string;
   port: number;
   stage: string;
   dynamoEndpoint: string;
@@ -97,20 +104,35 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const stack = readStack({ template, distDir: handlersDir, templateDir, stage: settings.stage, region: settings.region });
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region);
+  const certificate = await makeCertificate(settings.host).catch(async (error: unknown) => {
+    await dynamo.stop();
+    throw error;
+  });
+  if (!certificate) logger.warn('emulator_without_tls', { reason: 'no openssl on PATH to make a certificate with; the functions get AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI instead' });
   const http = createServer();
+  const https = certificate ? createHttpsServer({ key: certificate.key, cert: certificate.cert }) : undefined;
+  const servers: Server[] = https ? [http, https] : [http];
+  const listener = https ? createNetServer((socket) => routeByFirstByte(socket, http, https)) : http;
   try {
     for (const table of stack.tables) await ensureTable(dynamo.client, table);
     await new Promise<void>((resolve, reject) => {
-      http.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
-      http.listen(settings.port, settings.host, () => resolve());
+      listener.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
+      listener.listen(settings.port, settings.host, () => resolve());
     });
   } catch (error) {
     await dynamo.stop();
+    await certificate?.remove();
     throw error;
   }
-  const { port } = http.address() as AddressInfo;
+  const { port } = listener.address() as AddressInfo;
   const httpUrl = `http://${settings.host}:${port}`;
+  const httpsUrl = certificate ? `https://${settings.host}:${port}` : undefined;
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
+  // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
+  // only without TLS are they pointed at the plain one.
+  const endpoints: Record<string, string> = certificate
+    ? { NODE_EXTRA_CA_CERTS: certificate.certFile, AWS_ENDPOINT_URL_LAMBDA: httpsUrl! }
+    : { AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`, AWS_ENDPOINT_URL_LAMBDA: httpUrl };
 
   const runtime = new LambdaRuntime({
     functions: stack.functions,
@@ -125,8 +147,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       AWS_SECRET_ACCESS_KEY: FUNCTION_CREDENTIALS.secretAccessKey,
       AWS_SESSION_TOKEN: FUNCTION_CREDENTIALS.sessionToken,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`,
-      AWS_ENDPOINT_URL_LAMBDA: httpUrl,
+      ...endpoints,
       // The functions declare a Lambda runtime newer than the Node running them here; its warning is noise locally.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
@@ -146,7 +167,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
   for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);
 
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Raw, not resolved as a URL reference: `new URL('//')` throws here (and took the process down), and `//x/dev` is not /dev.
     const path = parseRequestTarget(req.url ?? '/')?.path;
     if (path === undefined || !gateway.servesPath(path)) {
@@ -158,14 +179,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       logger.error('upgrade_failed', { error });
       socket.destroy();
     });
-  });
-  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     serve(req, res).catch((error) => {
       logger.error('request_failed', { url: req.url, error });
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal server error' });
       else res.destroy();
     });
-  });
+  };
+  for (const server of servers) server.on('upgrade', onUpgrade).on('request', onRequest);
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // An unreadable target matches no route below and gets the 404.
     const pathname = parseRequestTarget(req.url ?? '/')?.path ?? '';
@@ -195,6 +217,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   return {
     url,
     httpUrl,
+    httpsUrl,
+    caCertificate: certificate?.cert,
     port,
     stage: settings.stage,
     dynamoEndpoint: dynamo.endpoint,
@@ -206,10 +230,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         await gateway.close();
         await runtime.stop();
         await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
+          listener.close(() => resolve());
+          for (const server of servers) {
+            if (server !== listener) server.close();
+            server.closeAllConnections();
+          }
         });
         await dynamo.stop();
+        await certificate?.remove();
       })()),
   };
 }

@@ -4,6 +4,7 @@
 // Plain JavaScript because worker threads do not inherit the TypeScript loader.
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import './extra-ca.mjs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const { file, exportName, functionName, functionVersion, invokedFunctionArn, memoryLimitInMB, logGroupName, logStreamName } = workerData;
