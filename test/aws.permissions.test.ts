@@ -31,7 +31,7 @@ import type { RunningEmulator } from '../scripts/emulator/index.js';
 import type { WebSocketResult } from '../functions/aws/events.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';
-import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
+import { handlerEnvironment, startAwsEmulator, testLogger } from './support/emulator.js';
 import { ofType, policyStatements, subOf } from './support/template-policy.js';
 
 const template = await loadTemplate();
@@ -75,12 +75,18 @@ let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
 let roomLog: DynamoDbRoomLog;
 const open: TestClient[] = [];
+const denied: Array<Record<string, unknown>> = [];
 
 /** The handlers here and the emulator's built ones must accept each other's resume tokens. */
 const RESUME_SECRET = 'one secret for both sets of handlers';
 
 beforeAll(async () => {
-  emulator = await startAwsEmulator({ functionEnv: { RESUME_SECRET } });
+  const logger = testLogger();
+  emulator = await startAwsEmulator({
+    functionEnv: { RESUME_SECRET },
+    // The built handlers the members reach run under their own roles, checked by the emulator's IAM.
+    logger: { ...logger, warn: (event, fields) => (event === 'access_denied' ? denied.push(fields ?? {}) : logger.warn(event, fields)) },
+  });
   const environments = [...emulator.stack.functions.values()].map((spec) => spec.environment);
   // One runtime serves every handler in this process, so it gets what each of them would get on Lambda.
   Object.assign(process.env, ...environments, handlerEnvironment(emulator), {
@@ -260,4 +266,9 @@ it.each(functions)('$role allows exactly the calls the $logicalId handler makes'
   expect(needed.length).toBeGreaterThan(0);
   expect(needed.filter((action) => !granted.includes(action)), `${role} lacks what ${file}.handler calls`).toEqual([]);
   expect(granted.filter((action) => !needed.includes(action)), `${role} allows what ${file}.handler never calls`).toEqual([]);
+});
+
+it('has the emulator deny none of the calls the built handlers made for the members, each under its own role', () => {
+  // Runs last: by now every scenario's members have connected, chatted, resumed and left through the emulator.
+  expect(denied).toEqual([]);
 });

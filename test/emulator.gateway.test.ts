@@ -82,7 +82,7 @@ describe('$connect', () => {
     expect(context.identity).toMatchObject({ sourceIp: '127.0.0.1', userAgent: 'probe/1', accountId: null, user: null });
 
     expect(env).toMatchObject({
-      AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: emulator.httpUrl,
       AWS_ENDPOINT_URL_LAMBDA: emulator.httpsUrl,
       AWS_REGION: 'us-east-1',
       AWS_LAMBDA_FUNCTION_NAME: 'cloudsocket-fixture-connect',

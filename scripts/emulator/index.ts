@@ -17,6 +17,8 @@ import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-templ
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
+import { AccessControl } from './credentials.js';
+import { DynamoProxy } from './dynamo-proxy.js';
 import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
 import { Gateway } from './gateway.js';
@@ -76,7 +78,7 @@ export interface RunningEmulator {
   stop(): Promise<void>;
 }
 
-/** What every function is given, as Lambda gives its role's session; the Invoke API accepts only these. */
+/** The operator's credentials: the account's administrator, never denied (each function has its own, see credentials.ts). */
 export const FUNCTION_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
 
 const DEFAULTS = {
@@ -130,6 +132,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
   // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
   // only without TLS are they pointed at the plain one.
+  const access = new AccessControl(stack.functions.values(), stack.accountId, FUNCTION_CREDENTIALS, logger);
+  // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
+  for (const spec of stack.functions.values()) spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
+  const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
+  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name));
   const endpoints: Record<string, string> = certificate
     ? { NODE_EXTRA_CA_CERTS: certificate.certFile, AWS_ENDPOINT_URL_LAMBDA: httpsUrl! }
     : { AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`, AWS_ENDPOINT_URL_LAMBDA: httpUrl };
@@ -143,10 +150,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       ...options.functionEnv,
       AWS_REGION: settings.region,
       AWS_DEFAULT_REGION: settings.region,
-      AWS_ACCESS_KEY_ID: FUNCTION_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: FUNCTION_CREDENTIALS.secretAccessKey,
-      AWS_SESSION_TOKEN: FUNCTION_CREDENTIALS.sessionToken,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      // Through the emulator, which checks each call against the function's role; plain HTTP, for speed.
+      AWS_ENDPOINT_URL_DYNAMODB: httpUrl,
       ...endpoints,
       // The functions declare a Lambda runtime newer than the Node running them here; its warning is noise locally.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -162,8 +167,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
   });
-  const management = new ManagementApi(gateway, settings.stage, logger);
-  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, FUNCTION_CREDENTIALS);
+  const management = new ManagementApi(gateway, settings.stage, logger, access, `arn:aws:execute-api:${stack.region}:${stack.accountId}:${stack.apiId}`);
+  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, access, logger);
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
   for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);
 
@@ -190,6 +195,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   for (const server of servers) server.on('upgrade', onUpgrade).on('request', onRequest);
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // An unreadable target matches no route below and gets the 404.
+    if (dynamoProxy.handles(req)) return dynamoProxy.handle(req, res);
     const pathname = parseRequestTarget(req.url ?? '/')?.path ?? '';
     const target = management.connectionIdOf(pathname);
     if (target) return management.handle(req, res, target);
@@ -236,6 +242,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
             server.closeAllConnections();
           }
         });
+        dynamoProxy.close();
         await dynamo.stop();
         await certificate?.remove();
       })()),

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CONNECTIONS_TABLE_ID, tableDefinition, TemplateError, ttlAttribute, type Template, type TemplateResource as Resource } from '../aws-template.js';
 import { HandlerNotBuiltError } from './errors.js';
+import { readRole, type RolePolicy } from './iam.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
 import { compileSelectionExpression } from './route-selection.js';
 
@@ -27,6 +28,8 @@ export interface FunctionSpec {
   timeoutMs: number;
   memoryMb: number;
   runtime: string;
+  /** The template's role for it; undefined when it names none the template defines (its calls are then not checked). */
+  role: RolePolicy | undefined;
 }
 
 export interface RouteSpec {
@@ -188,6 +191,7 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
     timeoutMs: Number(properties.Timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
     memoryMb: Number(properties.MemorySize ?? 128),
     runtime: typeof properties.Runtime === 'string' ? properties.Runtime : 'nodejs20.x',
+    role: properties.Role === undefined ? undefined : readRole(stack, properties.Role, logicalId),
   };
 }
 

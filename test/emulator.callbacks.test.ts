@@ -1,8 +1,10 @@
 /**
- * The management API at https://{domainName}/{stage}, on the WebSocket's own
- * port: a handler written for AWS builds its endpoint from the event and
- * reaches it, trusting the emulator's certificate as its environment says; a
- * handler that builds its client with no endpoint fails, as it would on AWS.
+ * A handler's calls to AWS, as AWS users write them, through the emulator:
+ * the management API at https://{domainName}/{stage} on the WebSocket's own
+ * port (the handler trusting the emulator's certificate as its environment
+ * says; a client built with no endpoint fails, as it would on AWS), and every
+ * call signed with the function's own credentials and checked against its
+ * role, refused in AWS's words when the role does not allow it.
  */
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { Agent } from 'node:https';
@@ -53,7 +55,7 @@ describe('the management API over TLS', () => {
 
   it('fails for a handler whose client has no endpoint, as it would reach for execute-api.REGION.amazonaws.com', async () => {
     const client = await TestClient.connect(emulator.url);
-    client.send({ action: 'callback', endpoint: 'none' });
+    client.send({ action: 'callback', call: 'post', endpoint: 'none' });
     const failed = await client.next((frame) => frame.type === 'callback' || frame.type === 'failed');
     expect(failed.type).toBe('failed');
     // With no network the name does not resolve; with one, AWS refuses the emulator's credentials. Either way it is not delivered.
@@ -79,5 +81,56 @@ describe('the management API over TLS', () => {
   it('keeps plain HTTP on the same port', async () => {
     const response = await fetch(`${emulator.httpUrl}/nowhere`);
     expect(response.status).toBe(404);
+  });
+});
+
+describe('the function\'s role', () => {
+  /** Asks the handler to make one call; resolves to what it reports. */
+  async function attempt(call: string) {
+    const client = await TestClient.connect(emulator.url);
+    client.send({ action: 'callback', call });
+    const answer = await client.next((frame) => frame.type === 'done' || frame.type === 'failed');
+    await client.close();
+    return answer;
+  }
+  const principal = () => `arn:aws:sts::${emulator.stack.accountId}:assumed-role/cloudsocket-CallbackRole/callback-app`;
+  const tableArn = () => `arn:aws:dynamodb:us-east-1:${emulator.stack.accountId}:table/cloudsocket-Notes`;
+
+  it('gives each function its own session credentials, not the operator\'s', () => {
+    const env = emulator.stack.functions.get('callback-app')!.environment;
+    expect(env.AWS_ACCESS_KEY_ID).toMatch(/^ASIA[A-Z2-7]{16}$/);
+    expect(env.AWS_SECRET_ACCESS_KEY).not.toBe('local');
+    expect(env.AWS_SESSION_TOKEN).toEqual(expect.any(String));
+  });
+
+  it('allows what a statement allows, with a wildcard in its action', async () => {
+    expect(await attempt('get')).toEqual({ type: 'done', call: 'get' });
+  });
+
+  it('refuses a DynamoDB call a Deny statement names, over an Allow, with AccessDeniedException in AWS\'s words', async () => {
+    const put = await attempt('put');
+    expect(put).toMatchObject({ type: 'failed', name: 'AccessDeniedException', status: 400 });
+    expect(put.message).toBe(`User: ${principal()} is not authorized to perform: dynamodb:PutItem on resource: ${tableArn()} with an explicit deny in an identity-based policy`);
+  });
+
+  it('refuses a Lambda invocation the role does not allow with AccessDeniedException, before looking the function up', async () => {
+    const invoke = await attempt('invoke');
+    expect(invoke).toMatchObject({ type: 'failed', name: 'AccessDeniedException', status: 403 });
+    const functionArn = `arn:aws:lambda:us-east-1:${emulator.stack.accountId}:function:callback-app`;
+    expect(invoke.message).toBe(
+      `User: ${principal()} is not authorized to perform: lambda:InvokeFunction on resource: ${functionArn} because no identity-based policy allows the lambda:InvokeFunction action`,
+    );
+  });
+
+  it('refuses a DeleteConnection when only POST is allowed, with ForbiddenException, and keeps the connection', async () => {
+    const client = await TestClient.connect(emulator.url);
+    client.send({ action: 'callback', call: 'delete' });
+    const answer = await client.next((frame) => frame.type === 'done' || frame.type === 'failed');
+    expect(answer).toMatchObject({ type: 'failed', name: 'ForbiddenException', status: 403 });
+    expect(answer.message).toMatch(
+      new RegExp(`^User: ${principal().replace(/[/.]/g, '\\$&')} is not authorized to perform: execute-api:ManageConnections on resource: arn:aws:execute-api:us-east-1:\\d+:\\w+/live/DELETE/@connections/`),
+    );
+    expect(client.socketOpen()).toBe(true);
+    await client.close();
   });
 });
