@@ -5,7 +5,7 @@ import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
 import { loadProject, type Project } from '../project.js';
-import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
+import { integerFlag, parseFlags, probabilityFlag, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
@@ -16,7 +16,7 @@ const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
-const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration'] as const;
+const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start'] as const;
 const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
@@ -41,6 +41,8 @@ export const devCommand: Command = {
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
   help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
+                       [--callback-rate N] [--connect-rate N] [--drop-disconnects P]
+                       [--cold-start MS]
                        [--instances N [--concurrency C] [--redis]]
 
 Builds dist/ when sources changed, then starts, side by side:
@@ -66,6 +68,18 @@ Options:
   --max-duration SECONDS
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
+  --callback-rate N
+                 @connections requests per second, account-wide, past which the
+                 emulator answers 429 LimitExceededException (default: no limit)
+  --connect-rate N
+                 new connections per second past which handshakes are refused
+                 with 429 (API Gateway's quota is 500; default: no limit)
+  --drop-disconnects P
+                 lose each $disconnect with probability P, 0 to 1 (API Gateway
+                 delivers it on a best-effort basis; default 0)
+  --cold-start MS
+                 delay each new Lambda execution environment's init by MS
+                 (default 0)
   --instances N  run N CloudBase instances (each its own process through
                  scf_bootstrap) behind a front door on --port that gives each new
                  WebSocket to an instance as CloudBase does: C per instance, then
@@ -85,7 +99,8 @@ Options:
   -h, --help     show this help
 
 --port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
---idle-timeout and --max-duration with the AWS target only.
+--idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects and --cold-start
+with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
 RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
@@ -98,6 +113,10 @@ set, replaces the embedded DynamoDB (dynalite).`,
       stage: { type: 'string' },
       'idle-timeout': { type: 'string' },
       'max-duration': { type: 'string' },
+      'callback-rate': { type: 'string' },
+      'connect-rate': { type: 'string' },
+      'drop-disconnects': { type: 'string' },
+      'cold-start': { type: 'string' },
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
       template: { type: 'string' },
@@ -133,6 +152,14 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
+    const optionalInteger = (flag: 'callback-rate' | 'connect-rate' | 'cold-start', max: number) =>
+      values[flag] === undefined ? undefined : integerFlag('dev', flag, values[flag], 0, flag === 'cold-start' ? 0 : 1, max);
+    const chaos = {
+      callbackRatePerSecond: optionalInteger('callback-rate', 1_000_000),
+      connectRatePerSecond: optionalInteger('connect-rate', 1_000_000),
+      coldStartMs: optionalInteger('cold-start', 60_000),
+      disconnectDropRate: probabilityFlag('dev', 'drop-disconnects', values['drop-disconnects']),
+    };
     const instances = values.instances === undefined ? undefined : integerFlag('dev', 'instances', values.instances, 1, 1, 100);
     if (instances === undefined && (values.concurrency !== undefined || values.redis)) {
       throw new UsageError(`dev: --${values.redis ? 'redis' : 'concurrency'} applies with --instances N only`);
@@ -203,6 +230,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         stage,
         idleTimeoutMs,
         maxConnectionMs,
+        chaos,
         functionEnv,
         // --template: the template's own code folders (CodeUri), else the folder it is in.
         ...(templatePath ? { templatePath, distDir: dirname(templatePath) } : { distDir: join(current.outDir, 'aws') }),

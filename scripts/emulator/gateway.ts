@@ -15,8 +15,9 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
-import type { LambdaRuntime } from './lambda-runtime.js';
+import type { LambdaRuntime, Outcome } from './lambda-runtime.js';
 import { clientDisconnectReason, DELETED_BY_BACKEND, GOING_AWAY } from './disconnect-reasons.js';
+import type { Chaos } from './chaos.js';
 import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
@@ -51,6 +52,9 @@ export interface GatewayOptions {
   maxBufferedBytes: number;
   /** The port we listen on (known only once listening), for X-Forwarded-Port. */
   port: () => number;
+  /** API Gateway stops waiting for an integration after this long (29 s). */
+  integrationTimeoutMs: number;
+  chaos: Chaos;
 }
 
 type VerifyDone = (verified: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
@@ -107,6 +111,10 @@ export class Gateway {
     // API Gateway speaks version 13 only; `ws` would also take 8.
     if (request.headers['sec-websocket-version'] !== '13') {
       refuse(socket, 400, JSON.stringify({ message: 'Bad Request' }));
+      return Promise.resolve();
+    }
+    if (!this.options.chaos.allowsConnect()) {
+      refuse(socket, 429, JSON.stringify({ message: 'Too Many Requests' }));
       return Promise.resolve();
     }
     return new Promise((resolve) => {
@@ -168,12 +176,16 @@ export class Gateway {
 
   /** undefined when `$connect` admitted the connection; otherwise the refusal to answer. */
   private async runConnect(request: IncomingMessage, connection: Connection): Promise<Refusal | undefined> {
-    const { stack, lambda, logger } = this.options;
+    const { stack, logger } = this.options;
     const { connectionId } = connection.facts;
     const route = stack.routes.get('$connect');
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
-      const outcome = await lambda.invoke(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt));
+      const outcome = await this.integrate(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt));
+      if (outcome === 'timed_out') {
+        logger.error('connect_integration_timeout', { connectionId, functionName: route.functionName });
+        return { status: 504, body: JSON.stringify({ message: 'Endpoint request timed out' }), headers: refusalHeaders() };
+      }
       if (!outcome.ok) {
         logger.error('connect_handler_failed', { connectionId, functionName: route.functionName, error: outcome.error });
         return internalError(connectionId);
@@ -218,7 +230,7 @@ export class Gateway {
   }
 
   private async onFrame(connection: Connection, data: RawData, isBinary: boolean): Promise<void> {
-    const { stack, lambda, logger } = this.options;
+    const { stack, logger } = this.options;
     // Frames still arriving after the gateway decided to close are not routed.
     if (connection.state !== 'open' || connection.closing) return;
     if (isBinary) {
@@ -237,7 +249,12 @@ export class Gateway {
       this.sendToSocket(connection, JSON.stringify({ message: 'Forbidden', connectionId, requestId: gatewayId() }));
       return;
     }
-    const outcome = await lambda.invoke(route.functionName, messageEvent(connection.facts, routeKey, body));
+    const outcome = await this.integrate(route.functionName, messageEvent(connection.facts, routeKey, body));
+    if (outcome === 'timed_out') {
+      logger.error('message_integration_timeout', { connectionId, routeKey, functionName: route.functionName });
+      this.sendToSocket(connection, JSON.stringify({ message: 'Endpoint request timed out', connectionId, requestId: gatewayId() }));
+      return;
+    }
     if (!outcome.ok) {
       logger.error('message_handler_failed', { connectionId, routeKey, functionName: route.functionName, error: outcome.error });
       this.sendToSocket(connection, JSON.stringify({ message: 'Internal server error', connectionId, requestId: gatewayId() }));
@@ -248,6 +265,13 @@ export class Gateway {
       logger.warn('message_handler_status', { connectionId, routeKey, statusCode: result.statusCode });
     }
     if (route.returnsResponse && typeof result?.body === 'string') this.sendToSocket(connection, result.body);
+  }
+
+  /** The route's function, given up on after the integration timeout (the invocation itself runs on, as on AWS). */
+  private integrate(functionName: string, event: unknown): Promise<Outcome | 'timed_out'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), this.options.integrationTimeoutMs)));
+    return Promise.race([this.options.lambda.invoke(functionName, event), timedOut]).finally(() => clearTimeout(timer));
   }
 
   /** PostToConnection: false when the connection cannot receive (gone, or `$connect` still running). */
@@ -298,8 +322,8 @@ export class Gateway {
     clearTimeout(connection.lifetimeTimer);
     this.connections.delete(connection.facts.connectionId);
     const route = this.options.stack.routes.get('$disconnect');
-    if (!route) return Promise.resolve();
     const { connectionId } = connection.facts;
+    if (!route || this.options.chaos.dropsDisconnect(connectionId)) return Promise.resolve();
     const running = this.options.lambda.invoke(route.functionName, disconnectEvent(connection.facts, code, reason)).then((outcome) => {
       if (!outcome.ok) this.options.logger.error('disconnect_handler_failed', { connectionId, error: outcome.error });
     });

@@ -17,6 +17,7 @@ import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-templ
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
+import { Chaos, type ChaosOptions } from './chaos.js';
 import { AccessControl } from './credentials.js';
 import { DynamoProxy } from './dynamo-proxy.js';
 import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
@@ -57,6 +58,10 @@ export interface EmulatorOptions {
   logger?: Logger;
   /** Each line a handler writes; by default its JSON log lines are re-logged with a `function` field. */
   onLog?: (functionName: string, line: string) => void;
+  /** API Gateway gives up on a route's function after this long (default 29 s, its integration timeout). */
+  integrationTimeoutMs?: number;
+  /** Limits and failures of the cloud, all off by default (see chaos.ts). */
+  chaos?: ChaosOptions;
 }
 
 export interface RunningEmulator {
@@ -91,6 +96,7 @@ const DEFAULTS = {
   ttlSweepMs: 60_000,
   maxEnvironments: 4,
   maxBufferedBytes: 4 * 1024 * 1024,
+  integrationTimeoutMs: 29_000,
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
@@ -134,7 +140,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   // only without TLS are they pointed at the plain one.
   const access = new AccessControl(stack.functions.values(), stack.accountId, FUNCTION_CREDENTIALS, logger);
   // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
-  for (const spec of stack.functions.values()) spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
+  const chaos = new Chaos(options.chaos ?? {}, logger);
+  for (const spec of stack.functions.values()) {
+    spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
+    spec.coldStartMs = chaos.coldStartMs;
+  }
   const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
   const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name));
   const endpoints: Record<string, string> = certificate
@@ -166,8 +176,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     maxConnectionMs: settings.maxConnectionMs,
     maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
+    integrationTimeoutMs: settings.integrationTimeoutMs,
+    chaos,
   });
-  const management = new ManagementApi(gateway, settings.stage, logger, access, `arn:aws:execute-api:${stack.region}:${stack.accountId}:${stack.apiId}`);
+  const management = new ManagementApi(gateway, settings.stage, logger, access, `arn:aws:execute-api:${stack.region}:${stack.accountId}:${stack.apiId}`, chaos);
   const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, access, logger);
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
   for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);

@@ -24,6 +24,9 @@ if (/^nodejs(1[89]|[2-9]\d)\.x$/.test(workerData.runtime ?? 'nodejs20.x')) {
   register(new URL('./runtime-sdk-hooks.mjs', import.meta.url), { data: { parentURL: import.meta.url } });
 }
 
+// A cold start's download and runtime start-up, when the emulator is asked to make them felt.
+if (workerData.coldStartMs > 0) await new Promise((resolve) => setTimeout(resolve, workerData.coldStartMs));
+
 let handler;
 let initError;
 try {

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import { readBody, sendAwsError, sendJson } from './aws-responses.js';
+import type { Chaos } from './chaos.js';
 import { refusalMessage, type AccessControl } from './credentials.js';
 import { MAX_MESSAGE_BYTES, type Gateway } from './gateway.js';
 
@@ -18,6 +19,7 @@ export class ManagementApi {
     private readonly access: AccessControl,
     /** arn:aws:execute-api:REGION:ACCOUNT:API_ID, the prefix of what ManageConnections is allowed on. */
     private readonly apiArn: string,
+    private readonly chaos: Chaos,
   ) {}
 
   /** The connection id when `pathname` (still encoded) is a management path; undefined otherwise. */
@@ -47,6 +49,8 @@ export class ManagementApi {
       return sendAwsError(res, 403, 'ForbiddenException', refusalMessage(refusal, false));
     }
     if (target.stage !== this.stage) return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
+    // The account-wide callback quota; the SDK retries this one with backoff, as it does against AWS.
+    if (!this.chaos.allowsCallback()) return sendAwsError(res, 429, 'LimitExceededException', 'Rate exceeded');
     const gone = () => sendAwsError(res, 410, 'GoneException', `connection ${connectionId} is gone`, {});
 
     switch (req.method) {

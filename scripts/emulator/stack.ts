@@ -30,6 +30,8 @@ export interface FunctionSpec {
   runtime: string;
   /** The template's role for it; undefined when it names none the template defines (its calls are then not checked). */
   role: RolePolicy | undefined;
+  /** Added to each new environment's init (the emulator's cold-start option). */
+  coldStartMs?: number;
 }
 
 export interface RouteSpec {
