@@ -7,6 +7,7 @@ import { buildAll, isStale } from '../build.js';
 import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, probabilityFlag, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
+import { formatCostReport } from '../emulator/cost-meter.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
 import { startRedisServer, type LocalRedis } from '../redis-server.js';
@@ -16,7 +17,7 @@ const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
-const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start'] as const;
+const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start', 'cost'] as const;
 const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
@@ -42,7 +43,7 @@ export const devCommand: Command = {
   help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
                        [--callback-rate N] [--connect-rate N] [--drop-disconnects P]
-                       [--cold-start MS]
+                       [--cold-start MS] [--cost]
                        [--instances N [--concurrency C] [--redis]]
 
 Builds dist/ when sources changed, then starts, side by side:
@@ -80,6 +81,10 @@ Options:
   --cold-start MS
                  delay each new Lambda execution environment's init by MS
                  (default 0)
+  --cost         meter what the AWS traffic would cost at list prices (API
+                 Gateway messages and connection minutes, Lambda, DynamoDB) and
+                 print it per million chat messages on exit, on SIGUSR2, and
+                 at GET /_emulator/cost
   --instances N  run N CloudBase instances (each its own process through
                  scf_bootstrap) behind a front door on --port that gives each new
                  WebSocket to an instance as CloudBase does: C per instance, then
@@ -99,8 +104,8 @@ Options:
   -h, --help     show this help
 
 --port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
---idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects and --cold-start
-with the AWS target only.
+--idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects, --cold-start and
+--cost with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
 RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
@@ -117,6 +122,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       'connect-rate': { type: 'string' },
       'drop-disconnects': { type: 'string' },
       'cold-start': { type: 'string' },
+      cost: { type: 'boolean' },
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
       template: { type: 'string' },
@@ -231,6 +237,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         idleTimeoutMs,
         maxConnectionMs,
         chaos,
+        meterCost: values.cost === true,
         functionEnv,
         // --template: the template's own code folders (CodeUri), else the folder it is in.
         ...(templatePath ? { templatePath, distDir: dirname(templatePath) } : { distDir: join(current.outDir, 'aws') }),
@@ -310,6 +317,11 @@ set, replaces the embedded DynamoDB (dynalite).`,
     watcher?.watch(inputs);
 
     // Ctrl+C reaches the CloudBase child directly (same process group); we forward it anyway for `kill -INT`.
+    const printCost = () => {
+      const report = aws?.costReport();
+      if (report) console.log(formatCostReport(report));
+    };
+    if (values.cost) process.on('SIGUSR2', printCost);
     const stopped = new Promise<NodeJS.Signals | ExitStatus>((resolve) => {
       const onSignal = (signal: NodeJS.Signals) => resolve(signal);
       process.once('SIGINT', onSignal);
@@ -325,6 +337,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       await redis?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
     }
+    printCost();
     const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
     await redis?.stop();
     return code ?? 0;

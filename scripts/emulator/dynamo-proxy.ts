@@ -15,13 +15,23 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../../shared/log.js';
 import { readBody, sendJson } from './aws-responses.js';
+import type { CostMeter } from './cost-meter.js';
 import { refusalMessage, type AccessControl, type Call } from './credentials.js';
 
 const TARGET_PREFIX = 'DynamoDB_20120810.';
+
+interface Exchange {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
 /** DynamoDB's request size limit. */
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
 /** A transaction's item kinds and the action each needs. */
+const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
+
 const TRANSACT_ACTIONS: Record<string, string> = {
   Put: 'PutItem',
   Update: 'UpdateItem',
@@ -42,6 +52,7 @@ export class DynamoProxy {
     private readonly logger: Logger,
     /** Each table's key attributes, to find the item a PutItem's failed condition was about. */
     private readonly keysOf: (tableName: string) => string[] | undefined,
+    private readonly costMeter?: CostMeter,
   ) {
     this.target = new URL(endpoint);
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
@@ -68,20 +79,54 @@ export class DynamoProxy {
       this.logger.warn('access_denied', { service: 'dynamodb', principal: refusal.principal.arn, action: refusal.call.action, resource: refusal.call.resource });
       return sendDynamoError(res, 400, 'AccessDeniedException', refusalMessage(refusal));
     }
+    const kind = READS.has(operation) ? 'read' : WRITES.has(operation) ? 'write' : undefined;
+    if (this.costMeter && kind) return this.metered(req.headers, operation, input, kind, res);
     const wantsOld = input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && typeof input.TableName === 'string';
     if (!wantsOld) return this.forward(req.headers, body, res);
-    const answer = await this.exchange(req.headers, body);
-    const failure = answer.status === 400 ? parseJson(answer.body) : undefined;
-    const key = failure && String(failure.__type).endsWith('ConditionalCheckFailedException') && failure.Item === undefined ? this.keyOf(operation, input) : undefined;
-    if (key) {
-      const read = await this.exchange(
-        { ...req.headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` },
-        Buffer.from(JSON.stringify({ TableName: input.TableName, Key: key, ConsistentRead: true })),
-      );
-      const item = read.status === 200 ? parseJson(read.body)?.Item : undefined;
-      if (item !== undefined) return sendJson(res, 400, { ...failure, Item: item }, { 'content-type': 'application/x-amz-json-1.0' });
+    return this.withOldItem(req.headers, body, operation, input, res);
+  }
+
+  /**
+   * A read or write whose request units are counted: the local DynamoDB is
+   * asked for them (ReturnConsumedCapacity) and, when the caller did not ask,
+   * they are taken out of the answer again, with its checksum, which no longer fits.
+   */
+  private async metered(headers: IncomingMessage['headers'], operation: string, input: Record<string, unknown>, kind: 'read' | 'write', res: ServerResponse): Promise<void> {
+    const asked = input.ReturnConsumedCapacity !== undefined && input.ReturnConsumedCapacity !== 'NONE';
+    const body = Buffer.from(JSON.stringify(asked ? input : { ...input, ReturnConsumedCapacity: 'TOTAL' }));
+    const answer = await this.exchange(headers, body);
+    if (await this.sentWithOldItem(headers, operation, input, answer, res)) return;
+    const parsed = answer.status === 200 ? parseJson(answer.body) : undefined;
+    if (!parsed) return void res.writeHead(answer.status, answer.headers).end(answer.body);
+    const consumed = parsed.ConsumedCapacity;
+    for (const entry of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
+      this.costMeter!.capacity(kind, Number((entry as { CapacityUnits?: unknown }).CapacityUnits ?? 0));
     }
-    res.writeHead(answer.status, answer.headers).end(answer.body);
+    if (asked) return void res.writeHead(answer.status, answer.headers).end(answer.body);
+    const { ConsumedCapacity: _dropped, ...rest } = parsed;
+    const { 'x-amz-crc32': _crc, 'content-length': _length, ...kept } = answer.headers;
+    sendJson(res, 200, rest, kept as Record<string, string>);
+  }
+
+  private async withOldItem(headers: IncomingMessage['headers'], body: Buffer, operation: string, input: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const answer = await this.exchange(headers, body);
+    if (!(await this.sentWithOldItem(headers, operation, input, answer, res))) res.writeHead(answer.status, answer.headers).end(answer.body);
+  }
+
+  /** True when `answer` was a failed condition that wanted the old item, and it went out with it. */
+  private async sentWithOldItem(headers: IncomingMessage['headers'], operation: string, input: Record<string, unknown>, answer: Exchange, res: ServerResponse): Promise<boolean> {
+    if (answer.status !== 400 || input.ReturnValuesOnConditionCheckFailure !== 'ALL_OLD' || typeof input.TableName !== 'string') return false;
+    const failure = parseJson(answer.body);
+    const key = failure && String(failure.__type).endsWith('ConditionalCheckFailedException') && failure.Item === undefined ? this.keyOf(operation, input) : undefined;
+    if (!key) return false;
+    const read = await this.exchange(
+      { ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` },
+      Buffer.from(JSON.stringify({ TableName: input.TableName, Key: key, ConsistentRead: true })),
+    );
+    const item = read.status === 200 ? parseJson(read.body)?.Item : undefined;
+    if (item === undefined) return false;
+    sendJson(res, 400, { ...failure, Item: item }, { 'content-type': 'application/x-amz-json-1.0' });
+    return true;
   }
 
   private keyOf(operation: string, input: Record<string, unknown>): Record<string, unknown> | undefined {
@@ -112,7 +157,7 @@ export class DynamoProxy {
   }
 
   /** One request to the DynamoDB, its answer read whole. */
-  private exchange(headers: IncomingMessage['headers'], body: Buffer): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }> {
+  private exchange(headers: IncomingMessage['headers'], body: Buffer): Promise<Exchange> {
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const upstream = send(this.target, { method: 'POST', agent: this.agent, headers: { ...headers, host: this.target.host, 'content-length': String(body.length) } }, (answer) => {

@@ -18,6 +18,7 @@ import { connectEvent, disconnectEvent, gatewayId, messageEvent, type Connection
 import type { LambdaRuntime, Outcome } from './lambda-runtime.js';
 import { clientDisconnectReason, DELETED_BY_BACKEND, GOING_AWAY } from './disconnect-reasons.js';
 import type { Chaos } from './chaos.js';
+import type { CostMeter } from './cost-meter.js';
 import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   /** API Gateway stops waiting for an integration after this long (29 s). */
   integrationTimeoutMs: number;
   chaos: Chaos;
+  /** Counts what API Gateway would bill, when the emulator meters cost. */
+  costMeter?: CostMeter;
 }
 
 type VerifyDone = (verified: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
@@ -207,6 +210,7 @@ export class Gateway {
     connection.socket = ws;
     connection.state = 'open';
     connection.lastActiveAt = Date.now();
+    this.options.costMeter?.connectionOpened(connection.facts.connectionId);
     logger.debug('connected', { connectionId: connection.facts.connectionId });
     connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, GOING_AWAY), maxConnectionMs);
     this.armIdle(connection, idleTimeoutMs);
@@ -240,9 +244,11 @@ export class Gateway {
     connection.lastActiveAt = Date.now();
     this.armIdle(connection, this.options.idleTimeoutMs);
 
-    const body = rawToBuffer(data).toString('utf8');
+    const raw = rawToBuffer(data);
+    const body = raw.toString('utf8');
     const routeKey = selectRoute(stack.routeSelectionExpression, body, this.routeKeys);
     const route = stack.routes.get(routeKey);
+    this.options.costMeter?.message(raw.length, route !== undefined);
     const { connectionId } = connection.facts;
     if (!route) {
       // What API Gateway sends when neither a route nor $default matches.
@@ -301,6 +307,7 @@ export class Gateway {
       return false;
     }
     const binary = typeof data !== 'string' && !isUtf8(data);
+    this.options.costMeter?.message(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
     ws.send(data, { binary });
     return true;
   }
@@ -321,6 +328,7 @@ export class Gateway {
     clearTimeout(connection.idleTimer);
     clearTimeout(connection.lifetimeTimer);
     this.connections.delete(connection.facts.connectionId);
+    this.options.costMeter?.connectionClosed(connection.facts.connectionId);
     const route = this.options.stack.routes.get('$disconnect');
     const { connectionId } = connection.facts;
     if (!route || this.options.chaos.dropsDisconnect(connectionId)) return Promise.resolve();

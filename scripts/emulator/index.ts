@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
 import { Chaos, type ChaosOptions } from './chaos.js';
+import { CostMeter, type CostReport } from './cost-meter.js';
 import { AccessControl } from './credentials.js';
 import { DynamoProxy } from './dynamo-proxy.js';
 import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
@@ -62,6 +63,8 @@ export interface EmulatorOptions {
   integrationTimeoutMs?: number;
   /** Limits and failures of the cloud, all off by default (see chaos.ts). */
   chaos?: ChaosOptions;
+  /** Count what the traffic would cost on AWS (cost-meter.ts); its report at GET /_emulator/cost and from costReport(). */
+  meterCost?: boolean;
 }
 
 export interface RunningEmulator {
@@ -79,6 +82,8 @@ export interface RunningEmulator {
   stack: EmulatedStack;
   /** Runs one TTL pass now; resolves to the number of expired items deleted. */
   sweepTtl(): Promise<number>;
+  /** What the traffic so far would cost on AWS; undefined unless `meterCost` was set. */
+  costReport(): CostReport | undefined;
   /** Closes every connection (1001, `$disconnect` for each), then everything else. */
   stop(): Promise<void>;
 }
@@ -141,12 +146,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const access = new AccessControl(stack.functions.values(), stack.accountId, FUNCTION_CREDENTIALS, logger);
   // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
   const chaos = new Chaos(options.chaos ?? {}, logger);
+  const costMeter = options.meterCost ? new CostMeter() : undefined;
   for (const spec of stack.functions.values()) {
     spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
     spec.coldStartMs = chaos.coldStartMs;
   }
   const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
-  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name));
+  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter);
   const endpoints: Record<string, string> = certificate
     ? { NODE_EXTRA_CA_CERTS: certificate.certFile, AWS_ENDPOINT_URL_LAMBDA: httpsUrl! }
     : { AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`, AWS_ENDPOINT_URL_LAMBDA: httpUrl };
@@ -178,7 +184,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     port: () => port,
     integrationTimeoutMs: settings.integrationTimeoutMs,
     chaos,
+    costMeter,
   });
+  if (costMeter) {
+    // Every invocation, whoever asks for it (API Gateway, the Invoke API, an Event invocation), from call to answer.
+    const invoke = runtime.invoke.bind(runtime);
+    runtime.invoke = async (functionName, event) => {
+      costMeter.invocationStarted();
+      const started = performance.now();
+      const outcome = await invoke(functionName, event);
+      costMeter.invocationFinished(stack.functions.get(functionName)?.memoryMb ?? 128, performance.now() - started);
+      return outcome;
+    };
+  }
   const management = new ManagementApi(gateway, settings.stage, logger, access, `arn:aws:execute-api:${stack.region}:${stack.accountId}:${stack.apiId}`, chaos);
   const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, access, logger);
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
@@ -213,6 +231,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     if (target) return management.handle(req, res, target);
     const functionName = lambdaApi.functionOf(pathname);
     if (functionName !== undefined) return lambdaApi.handle(req, res, functionName);
+    if (req.method === 'GET' && pathname === '/_emulator/cost' && costMeter) return sendJson(res, 200, costMeter.report());
     if (req.method === 'GET' && (pathname === '/' || pathname === '/index.html')) {
       const { loadPage } = await import('../page.js');
       const html = await loadPage({ defaultUrl: url });
@@ -241,6 +260,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     stage: settings.stage,
     dynamoEndpoint: dynamo.endpoint,
     stack,
+    costReport: () => costMeter?.report(),
     sweepTtl: async () => (await Promise.all(sweepers.map((sweeper) => sweeper.sweep()))).reduce((total, n) => total + n, 0),
     stop: () =>
       (stopping ??= (async () => {
