@@ -141,18 +141,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const httpUrl = `http://${settings.host}:${port}`;
   const httpsUrl = certificate ? `https://${settings.host}:${port}` : undefined;
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
-  // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
-  // only without TLS are they pointed at the plain one.
   const access = new AccessControl(stack.functions.values(), stack.accountId, FUNCTION_CREDENTIALS, logger);
-  // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
   const chaos = new Chaos(options.chaos ?? {}, logger);
   const costMeter = options.meterCost ? new CostMeter() : undefined;
+  // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
   for (const spec of stack.functions.values()) {
     spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
     spec.coldStartMs = chaos.coldStartMs;
   }
   const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
   const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter);
+  // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
+  // only without TLS are they pointed at the plain one.
   const endpoints: Record<string, string> = certificate
     ? { NODE_EXTRA_CA_CERTS: certificate.certFile, AWS_ENDPOINT_URL_LAMBDA: httpsUrl! }
     : { AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`, AWS_ENDPOINT_URL_LAMBDA: httpUrl };
@@ -224,8 +224,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   };
   for (const server of servers) server.on('upgrade', onUpgrade).on('request', onRequest);
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // An unreadable target matches no route below and gets the 404.
     if (dynamoProxy.handles(req)) return dynamoProxy.handle(req, res);
+    // An unreadable target matches no route below and gets the 404.
     const pathname = parseRequestTarget(req.url ?? '/')?.path ?? '';
     const target = management.connectionIdOf(pathname);
     if (target) return management.handle(req, res, target);
