@@ -89,7 +89,7 @@ export interface RunningEmulator {
 }
 
 /** The operator's credentials: the account's administrator, never denied (each function has its own, see credentials.ts). */
-export const FUNCTION_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
+export const OPERATOR_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
 
 const DEFAULTS = {
   port: 3001,
@@ -141,7 +141,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const httpUrl = `http://${settings.host}:${port}`;
   const httpsUrl = certificate ? `https://${settings.host}:${port}` : undefined;
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
-  const access = new AccessControl(stack.functions.values(), stack.accountId, FUNCTION_CREDENTIALS, logger);
+  const access = new AccessControl(stack.functions.values(), stack.accountId, OPERATOR_CREDENTIALS, logger);
   const chaos = new Chaos(options.chaos ?? {}, logger);
   const costMeter = options.meterCost ? new CostMeter() : undefined;
   // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
