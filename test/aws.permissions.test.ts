@@ -25,6 +25,7 @@ import { DEFAULT_CHUNK_BYTES, DynamoDbRoomLog } from '../registries/dynamodb-roo
 import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
+import { ResumeTokens } from '../shared/resume-token.js';
 import { loadTemplate } from '../scripts/aws-template.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
@@ -138,11 +139,10 @@ async function headNearlyFull(room: string): Promise<void> {
 }
 
 /** A registry entry whose connection went away long ago without its $disconnect: a send to it answers 410. */
-async function lostConnection(room: string): Promise<string> {
+async function lostConnection(room: string, clientId = uniqueName('lost'), session?: string): Promise<string> {
   const connectionId = gatewayId();
   const longAgo = Date.now() - 10 * 60_000;
-  const clientId = uniqueName('lost');
-  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo) };
+  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo), session };
   expect(await registry.add(record)).toBe(true);
   return connectionId;
 }
@@ -166,6 +166,17 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     expect(await taken.client.next('error')).toMatchObject({ code: 'session_replaced' });
     await taken.client.waitClosed();
     expect((await registry.findByClientId(taken.clientId))?.connectionId).toBe(resumed);
+
+    // A resume whose stale connection is already gone at API Gateway (its $disconnect lost): telling it answers 410,
+    // so the handler reads its record (GetItem) before forgetting it.
+    const lostClientId = uniqueName('lost');
+    const stale = await lostConnection(room, lostClientId, 'lost-session');
+    const token = new ResumeTokens(RESUME_SECRET).sign({ clientId: lostClientId, room, session: 'lost-session', expiresAt: Date.now() + 60_000 });
+    const comeback = gatewayId();
+    const resume = new URLSearchParams({ resume: token, since: '0' });
+    expect((await invoke(connectEvent(facts(comeback), handshake(`/${emulator.stage}?${resume}`), emulator.port))).statusCode).toBe(200);
+    expect(await registry.get(stale)).toBeUndefined();
+    expect((await registry.findByClientId(lostClientId))?.connectionId).toBe(comeback);
   },
 
   async welcome(invoke) {

@@ -95,7 +95,7 @@ export class DynamoProxy {
     const asked = input.ReturnConsumedCapacity !== undefined && input.ReturnConsumedCapacity !== 'NONE';
     const body = Buffer.from(JSON.stringify(asked ? input : { ...input, ReturnConsumedCapacity: 'TOTAL' }));
     const answer = await this.exchange(headers, body);
-    if (await this.sentWithOldItem(headers, operation, input, answer, res)) return;
+    if ((await this.sendWithOldItem(headers, operation, input, answer, res)) === 'sent') return;
     const parsed = answer.status === 200 ? parseJson(answer.body) : undefined;
     if (!parsed) return void res.writeHead(answer.status, answer.headers).end(answer.body);
     const consumed = parsed.ConsumedCapacity;
@@ -109,24 +109,36 @@ export class DynamoProxy {
   }
 
   private async withOldItem(headers: IncomingMessage['headers'], body: Buffer, operation: string, input: Record<string, unknown>, res: ServerResponse): Promise<void> {
-    const answer = await this.exchange(headers, body);
-    if (!(await this.sentWithOldItem(headers, operation, input, answer, res))) res.writeHead(answer.status, answer.headers).end(answer.body);
+    // DynamoDB returns the item with the failure in one step; here it is read after, and may be gone by then
+    // (another request deleted it). The write is then tried again, as if it had come a moment later.
+    for (let attempt = 1; ; attempt++) {
+      const answer = await this.exchange(headers, body);
+      const outcome = await this.sendWithOldItem(headers, operation, input, answer, res);
+      if (outcome === 'sent') return;
+      if (outcome === 'not_applicable' || attempt === 3) return void res.writeHead(answer.status, answer.headers).end(answer.body);
+    }
   }
 
-  /** True when `answer` was a failed condition that wanted the old item, and it went out with it. */
-  private async sentWithOldItem(headers: IncomingMessage['headers'], operation: string, input: Record<string, unknown>, answer: Exchange, res: ServerResponse): Promise<boolean> {
-    if (answer.status !== 400 || input.ReturnValuesOnConditionCheckFailure !== 'ALL_OLD' || typeof input.TableName !== 'string') return false;
+  /** Sends a failed condition that wanted the old item, with it: 'sent'; 'item_gone' when it no longer exists. */
+  private async sendWithOldItem(
+    headers: IncomingMessage['headers'],
+    operation: string,
+    input: Record<string, unknown>,
+    answer: Exchange,
+    res: ServerResponse,
+  ): Promise<'sent' | 'not_applicable' | 'item_gone'> {
+    if (answer.status !== 400 || input.ReturnValuesOnConditionCheckFailure !== 'ALL_OLD' || typeof input.TableName !== 'string') return 'not_applicable';
     const failure = parseJson(answer.body);
     const key = failure && String(failure.__type).endsWith('ConditionalCheckFailedException') && failure.Item === undefined ? this.keyOf(operation, input) : undefined;
-    if (!key) return false;
+    if (!key) return 'not_applicable';
     const read = await this.exchange(
       { ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` },
       Buffer.from(JSON.stringify({ TableName: input.TableName, Key: key, ConsistentRead: true })),
     );
     const item = read.status === 200 ? parseJson(read.body)?.Item : undefined;
-    if (item === undefined) return false;
+    if (item === undefined) return 'item_gone';
     sendJson(res, 400, { ...failure, Item: item }, { 'content-type': 'application/x-amz-json-1.0' });
-    return true;
+    return 'sent';
   }
 
   private keyOf(operation: string, input: Record<string, unknown>): Record<string, unknown> | undefined {
