@@ -4,7 +4,7 @@
  * Host the client connected to, so the one port speaks both. A connection's
  * first byte decides: 0x16 (a TLS handshake record) goes to the HTTPS server,
  * anything else to the plain one, where the WebSocket side stays `ws://` for
- * browsers.
+ * browsers (see routeByFirstByte).
  *
  * The certificate is made at start by the `openssl` CLI (node:crypto makes
  * keys, not X.509 certificates), self-signed for 127.0.0.1, ::1, localhost
@@ -14,11 +14,9 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -53,46 +51,31 @@ export async function makeCertificate(host: string): Promise<EmulatorCertificate
   return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8'), certFile, remove };
 }
 
-/** Hands each new connection of `socket`'s server to `secure` or `plain` by its first byte. */
-export function routeByFirstByte(socket: Socket, plain: HttpServer, secure: HttpsServer): void {
+/**
+ * Hands each new connection to the plain server, or, when it opens with a TLS
+ * handshake, pipes it to `secureAt`: the HTTPS server listening on a loopback
+ * port of its own. A TLS socket over a net.Socket reads from its native handle
+ * and would miss the bytes already read to look at them; piped, the HTTPS
+ * server gets a native socket of its own, which is much faster than TLS over
+ * a JavaScript stream. Only the functions' management and Lambda calls take
+ * this path; WebSocket traffic keeps its socket.
+ */
+export function routeByFirstByte(socket: Socket, plain: HttpServer, secureAt: () => number): void {
+  socket.on('error', () => undefined);
   socket.once('data', (first: Buffer) => {
     socket.pause();
-    if (first[0] === TLS_HANDSHAKE_RECORD) {
-      secure.emit('connection', replaying(socket, first));
+    if (first[0] !== TLS_HANDSHAKE_RECORD) {
+      socket.unshift(first);
+      plain.emit('connection', socket);
+      socket.resume();
       return;
     }
-    socket.unshift(first);
-    plain.emit('connection', socket);
-    socket.resume();
+    const upstream = connect(secureAt(), '127.0.0.1');
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    upstream.write(first);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
   });
-  socket.on('error', () => undefined);
-}
-
-/**
- * A TLS socket over a net.Socket reads from its native handle and would miss
- * the bytes already read to look at them; over a plain Duplex it reads what
- * the Duplex gives, those bytes first. Only the management and Lambda calls
- * of the functions take this path; WebSocket traffic keeps the native socket.
- */
-function replaying(socket: Socket, first: Buffer): Duplex {
-  const stream = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk: Buffer, _encoding, done) => void socket.write(chunk, done),
-    final: (done) => {
-      socket.end();
-      done();
-    },
-    destroy: (error, done) => {
-      socket.destroy(error ?? undefined);
-      done(error);
-    },
-  });
-  stream.push(first);
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on('end', () => stream.push(null));
-  socket.on('error', (error) => stream.destroy(error));
-  socket.on('close', () => stream.destroy());
-  return stream;
 }
