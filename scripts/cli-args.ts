@@ -62,3 +62,13 @@ export function integerFlag(command: string, flag: string, value: string | undef
   }
   return parsed;
 }
+
+/** A probability flag: a number from 0 to 1; undefined when not given. */
+export function probabilityFlag(command: string, flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) {
+    throw new UsageError(`${command}: --${flag} must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}

@@ -26,13 +26,14 @@ import { DEFAULT_CHUNK_BYTES, DynamoDbRoomLog } from '../registries/dynamodb-roo
 import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
+import { ResumeTokens } from '../shared/resume-token.js';
 import { loadTemplate } from '../scripts/aws-template.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import type { WebSocketResult } from '../functions/aws/events.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';
-import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
+import { handlerEnvironment, startAwsEmulator, testLogger } from './support/emulator.js';
 import { ofType, policyStatements, subOf } from './support/template-policy.js';
 
 const template = await loadTemplate();
@@ -79,12 +80,18 @@ let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
 let roomLog: DynamoDbRoomLog;
 const open: TestClient[] = [];
+const denied: Array<Record<string, unknown>> = [];
 
 /** The handlers here and the emulator's built ones must accept each other's resume tokens. */
 const RESUME_SECRET = 'one secret for both sets of handlers';
 
 beforeAll(async () => {
-  emulator = await startAwsEmulator({ functionEnv: { RESUME_SECRET } });
+  const logger = testLogger();
+  emulator = await startAwsEmulator({
+    functionEnv: { RESUME_SECRET },
+    // The built handlers the members reach run under their own roles, checked by the emulator's IAM.
+    logger: { ...logger, warn: (event, fields) => (event === 'access_denied' ? denied.push(fields ?? {}) : logger.warn(event, fields)) },
+  });
   const environments = [...emulator.stack.functions.values()].map((spec) => spec.environment);
   // One runtime serves every handler in this process, so it gets what each of them would get on Lambda.
   Object.assign(process.env, ...environments, handlerEnvironment(emulator), {
@@ -145,11 +152,10 @@ async function headNearlyFull(room: string): Promise<void> {
 }
 
 /** A registry entry whose connection went away long ago without its $disconnect: a send to it answers 410. */
-async function lostConnection(room: string): Promise<string> {
+async function lostConnection(room: string, clientId = uniqueName('lost'), session?: string): Promise<string> {
   const connectionId = gatewayId();
   const longAgo = Date.now() - 10 * 60_000;
-  const clientId = uniqueName('lost');
-  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo) };
+  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo), session };
   expect(await registry.add(record)).toBe(true);
   return connectionId;
 }
@@ -173,6 +179,17 @@ const scenarios: Record<string, (invoke: Invoke) => Promise<void>> = {
     expect(await taken.client.next('error')).toMatchObject({ code: 'session_replaced' });
     await taken.client.waitClosed();
     expect((await registry.findByClientId(taken.clientId))?.connectionId).toBe(resumed);
+
+    // A resume whose stale connection is already gone at API Gateway (its $disconnect lost): telling it answers 410,
+    // so the handler reads its record (GetItem) before forgetting it.
+    const lostClientId = uniqueName('lost');
+    const stale = await lostConnection(room, lostClientId, 'lost-session');
+    const token = new ResumeTokens(RESUME_SECRET).sign({ clientId: lostClientId, room, session: 'lost-session', expiresAt: Date.now() + 60_000 });
+    const comeback = gatewayId();
+    const resume = new URLSearchParams({ resume: token, since: '0' });
+    expect((await invoke(connectEvent(facts(comeback), handshake(`/${emulator.stage}?${resume}`), emulator.port))).statusCode).toBe(200);
+    expect(await registry.get(stale)).toBeUndefined();
+    expect((await registry.findByClientId(lostClientId))?.connectionId).toBe(comeback);
   },
 
   async welcome(invoke) {
@@ -273,4 +290,9 @@ it.each(functions)('$role allows exactly the calls the $logicalId handler makes'
   expect(needed.length).toBeGreaterThan(0);
   expect(needed.filter((action) => !granted.includes(action)), `${role} lacks what ${file}.handler calls`).toEqual([]);
   expect(granted.filter((action) => !needed.includes(action)), `${role} allows what ${file}.handler never calls`).toEqual([]);
+});
+
+it('has the emulator deny none of the calls the built handlers made for the members, each under its own role', () => {
+  // Runs last: by now every scenario's members have connected, chatted, resumed and left through the emulator.
+  expect(denied).toEqual([]);
 });

@@ -3,6 +3,7 @@
  * shapes, $connect's say over the handshake, route selection, limits,
  * timeouts and the Lambda Invoke API.
  */
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { InvokeCommand, LambdaClient, ResourceNotFoundException } from '@aws-sdk/client-lambda';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,9 +82,8 @@ describe('$connect', () => {
     expect(context.identity).toMatchObject({ sourceIp: '127.0.0.1', userAgent: 'probe/1', accountId: null, user: null });
 
     expect(env).toMatchObject({
-      AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
-      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/dev`,
-      AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
+      AWS_ENDPOINT_URL_DYNAMODB: emulator.httpUrl,
+      AWS_ENDPOINT_URL_LAMBDA: emulator.httpsUrl,
       AWS_REGION: 'us-east-1',
       AWS_LAMBDA_FUNCTION_NAME: 'cloudsocket-fixture-connect',
       TABLE_NAME: 'cloudsocket-Table',
@@ -91,6 +91,9 @@ describe('$connect', () => {
       _HANDLER: 'connect.handler',
     });
     expect(env.AWS_ACCESS_KEY_ID).toBeTruthy();
+    // As on AWS, the management endpoint is the function's to build from the event.
+    expect(env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI).toBeUndefined();
+    expect(env.NODE_EXTRA_CA_CERTS).toEqual(expect.any(String));
     expect(env.PATH).toBeUndefined();
     socket.close();
   });
@@ -215,12 +218,33 @@ describe('messages', () => {
     expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({ eventType: 'DISCONNECT', routeKey: '$disconnect', disconnectStatusCode: 1003 });
   });
 
-  it('accepts exactly 128 KiB and closes with 1009 beyond', async () => {
+  /** Sends `body` as one text message cut into frames of at most `frameBytes`. */
+  function sendFragmented(client: TestClient, body: string, frameBytes: number): void {
+    for (let start = 0; start < body.length; start += frameBytes) {
+      const end = Math.min(start + frameBytes, body.length);
+      client.socket.send(body.slice(start, end), { binary: false, fin: end === body.length });
+    }
+  }
+
+  it('accepts a frame of exactly 32 KiB and closes with 1009 "Message too big" on a larger one, as API Gateway does', async () => {
     const client = await echoClient();
-    client.send('x'.repeat(128 * 1024));
+    client.send('x'.repeat(32 * 1024));
+    const echo = await client.next('echo');
+    expect(echo.event.body).toHaveLength(32 * 1024);
+    // Well under the 128 KiB message limit, but in one frame.
+    client.send('x'.repeat(32 * 1024 + 1));
+    const closed = await client.waitClosed();
+    expect(closed).toMatchObject({ code: 1009, reason: 'Message too big' });
+    const disconnect = await gate.disconnectOf(echo.event.requestContext.connectionId);
+    expect(disconnect.requestContext).toMatchObject({ disconnectStatusCode: 1009, disconnectReason: 'Message too big' });
+  });
+
+  it('accepts a message of exactly 128 KiB in 32 KiB frames and closes with 1009 beyond', async () => {
+    const client = await echoClient();
+    sendFragmented(client, 'x'.repeat(128 * 1024), 32 * 1024);
     const echo = await client.next('echo');
     expect(echo.event.body).toHaveLength(128 * 1024);
-    client.send('x'.repeat(128 * 1024 + 1));
+    sendFragmented(client, 'x'.repeat(128 * 1024 + 1), 32 * 1024);
     expect((await client.waitClosed()).code).toBe(1009);
     expect((await gate.disconnectOf(echo.event.requestContext.connectionId)).requestContext.disconnectStatusCode).toBe(1009);
   });
@@ -233,6 +257,32 @@ describe('messages', () => {
     const event = await gate.disconnectOf(connectionId);
     expect(event.requestContext).toMatchObject({ disconnectStatusCode: 4000, disconnectReason: 'bye', connectedAt });
     expect(Object.keys(event.headers).sort()).toEqual(['Host', 'X-Forwarded-For', 'x-api-key', 'x-restapi']);
+  });
+
+  it('names a client close without a status code as API Gateway does', async () => {
+    const client = await echoClient();
+    client.send('who am i');
+    const { connectionId } = (await client.next('echo')).event.requestContext;
+    client.socket.close();
+    expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({
+      disconnectStatusCode: 1005,
+      disconnectReason: 'Client-side close frame status not set',
+    });
+  });
+
+  it('reports a DeleteConnection to $disconnect as 1000 "Connection Closed Normally"', async () => {
+    const client = await echoClient();
+    client.send('who am i');
+    const { connectionId } = (await client.next('echo')).event.requestContext;
+    const management = new ApiGatewayManagementApiClient({
+      endpoint: `${emulator.httpUrl}/${emulator.stage}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    await management.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    expect((await client.waitClosed()).code).toBe(1000);
+    expect((await gate.disconnectOf(connectionId)).requestContext).toMatchObject({ disconnectStatusCode: 1000, disconnectReason: 'Connection Closed Normally' });
+    management.destroy();
   });
 });
 
@@ -260,7 +310,7 @@ describe('timeouts', () => {
       client.socket.on('message', () => client.socketOpen() && client.send('busy'));
       client.send('busy');
       expect(await client.waitClosed()).toMatchObject({ code: 1001 });
-      expect((await gate.disconnectOf(requestContext.connectionId)).requestContext.disconnectStatusCode).toBe(1001);
+      expect((await gate.disconnectOf(requestContext.connectionId)).requestContext).toMatchObject({ disconnectStatusCode: 1001, disconnectReason: 'Going away' });
     } finally {
       await short.stop();
     }

@@ -28,6 +28,7 @@ it('drops an asynchronous event still waiting for an environment past its maximu
     memoryMb: 128,
     runtime: 'nodejs20.x',
     maximumEventAgeMs: 200,
+    role: undefined,
   };
   const warnings: Array<{ event: string; fields: Record<string, unknown> }> = [];
   const logger = { ...testLogger(), warn: (event: string, fields: Record<string, unknown> = {}) => void warnings.push({ event, fields }) };

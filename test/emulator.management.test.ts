@@ -47,9 +47,6 @@ async function join(room: string, userAgent = 'cloudsocket-test/1') {
   return { ...joined, clientId, connectionId: record!.connectionId };
 }
 
-/** A request signed the way SigV4 looks; the emulator checks the shape, not the secret. */
-const SIGNED = { authorization: 'AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=0' };
-
 describe('PostToConnection', () => {
   it('delivers the data as one frame to that connection only', async () => {
     const room = uniqueName('room');
@@ -62,14 +59,22 @@ describe('PostToConnection', () => {
     expect(b.client.all('notice')).toHaveLength(0);
   });
 
-  it('accepts @ written as %40', async () => {
+  it('accepts @ written as %40, signed so', async () => {
     const a = await join(uniqueName('room'));
-    const response = await fetch(`${emulator.httpUrl}/${emulator.stage}/%40connections/${encodeURIComponent(a.connectionId)}`, {
-      method: 'POST',
-      headers: SIGNED,
-      body: '{"type":"encoded"}',
-    });
-    expect(response.status).toBe(200);
+    const client = management();
+    const sentPaths: string[] = [];
+    // Before signing, so the signature covers the encoded path, as a client that encodes it signs it.
+    client.middlewareStack.add(
+      (next) => (args) => {
+        const request = args.request as { path: string };
+        request.path = request.path.replace('/@connections/', '/%40connections/');
+        sentPaths.push(request.path);
+        return next(args);
+      },
+      { step: 'build' },
+    );
+    await client.send(new PostToConnectionCommand({ ConnectionId: a.connectionId, Data: '{"type":"encoded"}' }));
+    expect(sentPaths).toEqual([expect.stringContaining(`/${emulator.stage}/%40connections/`)]);
     expect(await a.client.next('encoded')).toEqual({ type: 'encoded' });
   });
 
@@ -81,6 +86,20 @@ describe('PostToConnection', () => {
     expect(error).toMatchObject({ name: 'PayloadTooLargeException', $metadata: { httpStatusCode: 413 } });
     await management().send(new PostToConnectionCommand({ ConnectionId: a.connectionId, Data: JSON.stringify({ type: 'big', pad: 'y'.repeat(128 * 1024 - 40) }) }));
     expect((await a.client.next('big')).pad).toHaveLength(128 * 1024 - 40);
+  });
+
+  it('refuses a request signed with a secret that is not the key\'s, as the signature is recomputed', async () => {
+    const a = await join(uniqueName('room'));
+    const forger = new ApiGatewayManagementApiClient({
+      endpoint: `${emulator.httpUrl}/${emulator.stage}`,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'not-the-secret' },
+      maxAttempts: 1,
+    });
+    const error = await forger.send(new PostToConnectionCommand({ ConnectionId: a.connectionId, Data: '{"type":"forged"}' })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'ForbiddenException', $metadata: { httpStatusCode: 403 } });
+    expect((error as Error).message).toMatch(/signature we calculated does not match/);
+    forger.destroy();
   });
 
   it('refuses an unsigned request with ForbiddenException', async () => {

@@ -5,8 +5,9 @@ import { createLogger, LOG_LEVELS } from '../../shared/log.js';
 import { readChoice } from '../../shared/settings.js';
 import { buildAll, isStale } from '../build.js';
 import { loadProject, type Project } from '../project.js';
-import { integerFlag, parseFlags, UsageError, type Command } from '../cli-args.js';
+import { integerFlag, parseFlags, probabilityFlag, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
+import { formatCostReport } from '../emulator/cost-meter.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
 import { startRedisServer, type LocalRedis } from '../redis-server.js';
@@ -16,7 +17,7 @@ const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
-const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration'] as const;
+const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start', 'cost'] as const;
 const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
@@ -41,6 +42,8 @@ export const devCommand: Command = {
   summary: 'run the targets locally: the CloudBase function and the emulated AWS stack',
   help: `Usage: cloudsocket dev [--target all|aws|cloudbase] [--template PATH] [--port N] [--aws-port N] [--stage NAME]
                        [--idle-timeout SECONDS] [--max-duration SECONDS] [--no-build]
+                       [--callback-rate N] [--connect-rate N] [--drop-disconnects P]
+                       [--cold-start MS] [--cost]
                        [--instances N [--concurrency C] [--redis]]
 
 Builds dist/ when sources changed, then starts, side by side:
@@ -66,6 +69,22 @@ Options:
   --max-duration SECONDS
                  the emulator closes every connection (1001) after this long
                  (default 7200, API Gateway's 2 hours)
+  --callback-rate N
+                 @connections requests per second, account-wide, past which the
+                 emulator answers 429 LimitExceededException (default: no limit)
+  --connect-rate N
+                 new connections per second past which handshakes are refused
+                 with 429 (API Gateway's quota is 500; default: no limit)
+  --drop-disconnects P
+                 lose each $disconnect with probability P, 0 to 1 (API Gateway
+                 delivers it on a best-effort basis; default 0)
+  --cold-start MS
+                 delay each new Lambda execution environment's init by MS
+                 (default 0)
+  --cost         meter what the AWS traffic would cost at list prices (API
+                 Gateway messages and connection minutes, Lambda, DynamoDB) and
+                 print it per million chat messages on exit, on SIGUSR2, and
+                 at GET /_emulator/cost
   --instances N  run N CloudBase instances (each its own process through
                  scf_bootstrap) behind a front door on --port that gives each new
                  WebSocket to an instance as CloudBase does: C per instance, then
@@ -85,7 +104,8 @@ Options:
   -h, --help     show this help
 
 --port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
---idle-timeout and --max-duration with the AWS target only.
+--idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects, --cold-start and
+--cost with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
 RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
@@ -98,6 +118,11 @@ set, replaces the embedded DynamoDB (dynalite).`,
       stage: { type: 'string' },
       'idle-timeout': { type: 'string' },
       'max-duration': { type: 'string' },
+      'callback-rate': { type: 'string' },
+      'connect-rate': { type: 'string' },
+      'drop-disconnects': { type: 'string' },
+      'cold-start': { type: 'string' },
+      cost: { type: 'boolean' },
       'no-build': { type: 'boolean' },
       'no-watch': { type: 'boolean' },
       template: { type: 'string' },
@@ -133,6 +158,14 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const awsPort = integerFlag('dev', 'aws-port', values['aws-port'], 3001);
     const idleTimeoutMs = integerFlag('dev', 'idle-timeout', values['idle-timeout'], 600, 1, MAX_SECONDS) * 1000;
     const maxConnectionMs = integerFlag('dev', 'max-duration', values['max-duration'], 7200, 1, MAX_SECONDS) * 1000;
+    const optionalInteger = (flag: 'callback-rate' | 'connect-rate' | 'cold-start', max: number) =>
+      values[flag] === undefined ? undefined : integerFlag('dev', flag, values[flag], 0, flag === 'cold-start' ? 0 : 1, max);
+    const chaos = {
+      callbackRatePerSecond: optionalInteger('callback-rate', 1_000_000),
+      connectRatePerSecond: optionalInteger('connect-rate', 1_000_000),
+      coldStartMs: optionalInteger('cold-start', 60_000),
+      disconnectDropRate: probabilityFlag('dev', 'drop-disconnects', values['drop-disconnects']),
+    };
     const instances = values.instances === undefined ? undefined : integerFlag('dev', 'instances', values.instances, 1, 1, 100);
     if (instances === undefined && (values.concurrency !== undefined || values.redis)) {
       throw new UsageError(`dev: --${values.redis ? 'redis' : 'concurrency'} applies with --instances N only`);
@@ -203,6 +236,8 @@ set, replaces the embedded DynamoDB (dynalite).`,
         stage,
         idleTimeoutMs,
         maxConnectionMs,
+        chaos,
+        meterCost: values.cost === true,
         functionEnv,
         // --template: the template's own code folders (CodeUri), else the folder it is in.
         ...(templatePath ? { templatePath, distDir: dirname(templatePath) } : { distDir: join(current.outDir, 'aws') }),
@@ -241,7 +276,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
         );
       }
     }
-    if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpUrl}/${aws.stage}/@connections)`);
+    if (aws) console.log(`cloudsocket AWS emulator      ${aws.url}  (page: ${aws.httpUrl}/, @connections: ${aws.httpsUrl ?? aws.httpUrl}/${aws.stage}/@connections)`);
     console.log('');
 
     // Only the CloudBase child can die on its own; a restart's own stop is not a death.
@@ -288,6 +323,11 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const watcher = values['no-watch'] || inputs.length === 0 ? undefined : new SourceWatcher(rebuild);
     watcher?.watch(inputs);
 
+    const printCost = () => {
+      const report = aws?.costReport();
+      if (report) console.log(formatCostReport(report));
+    };
+    if (values.cost) process.on('SIGUSR2', printCost);
     const reason = await Promise.race<NodeJS.Signals | ExitStatus>([signalled, death]);
     watcher?.close();
     await rebuilding.catch(() => undefined);
@@ -297,6 +337,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       await redis?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
     }
+    printCost();
     const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
     await redis?.stop();
     return code ?? 0;

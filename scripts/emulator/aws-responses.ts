@@ -39,13 +39,3 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     req.on('error', reject);
   });
 }
-
-/**
- * AWS APIs refuse unsigned requests; the emulator checks that a request is
- * SigV4-signed for `service` (the signature itself cannot be checked without
- * the real secret, so any credentials do).
- */
-export function isSigned(req: IncomingMessage, service: string): boolean {
-  const authorization = req.headers.authorization ?? '';
-  return authorization.startsWith('AWS4-HMAC-SHA256') && authorization.includes(`/${service}/aws4_request`);
-}

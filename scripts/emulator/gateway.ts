@@ -2,8 +2,9 @@
  * The WebSocket side of the emulated API Gateway: holds the upgrade until
  * `$connect` has returned (refusing it with the handler's status, forwarding
  * its Sec-WebSocket-Protocol), routes each text frame by the route selection
- * expression, enforces API Gateway's limits (binary → 1003, over 128 KiB →
- * 1009, idle and maximum lifetime → 1001) and fires `$disconnect` once.
+ * expression, enforces API Gateway's limits (binary → 1003, a frame over
+ * 32 KiB or a message over 128 KiB → 1009, idle and maximum lifetime → 1001)
+ * and fires `$disconnect` once.
  */
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
@@ -14,7 +15,11 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { connectEvent, disconnectEvent, gatewayId, messageEvent, type ConnectionFacts } from './events.js';
-import { ABANDONED, type LambdaRuntime } from './lambda-runtime.js';
+import { ABANDONED, type InvokeOptions, type LambdaRuntime, type Outcome } from './lambda-runtime.js';
+import { clientDisconnectReason, DELETED_BY_BACKEND, GOING_AWAY } from './disconnect-reasons.js';
+import type { Chaos } from './chaos.js';
+import type { CostMeter } from './cost-meter.js';
+import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
 import type { EmulatedStack } from './stack.js';
 
@@ -28,8 +33,11 @@ export interface Connection {
   state: ConnectionState;
   lastActiveAt: number;
   socket?: WebSocket;
-  /** Set when the gateway itself ends the connection, so `$disconnect` reports its code, not the client's echo. */
-  closing?: { code: number; reason: string };
+  /**
+   * Set when the gateway itself ends the connection, so `$disconnect` reports its code, not the client's echo;
+   * `disconnectReason` when the event's text differs from the close frame's.
+   */
+  closing?: { code: number; reason: string; disconnectReason?: string };
   idleTimer?: NodeJS.Timeout;
   lifetimeTimer?: NodeJS.Timeout;
 }
@@ -45,6 +53,11 @@ export interface GatewayOptions {
   maxBufferedBytes: number;
   /** The port we listen on (known only once listening), for X-Forwarded-Port. */
   port: () => number;
+  /** API Gateway stops waiting for an integration after this long (29 s). */
+  integrationTimeoutMs: number;
+  chaos: Chaos;
+  /** Counts what API Gateway would bill, when the emulator meters cost. */
+  costMeter?: CostMeter;
 }
 
 type VerifyDone = (verified: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
@@ -103,12 +116,17 @@ export class Gateway {
       refuse(socket, 400, JSON.stringify({ message: 'Bad Request' }));
       return Promise.resolve();
     }
+    if (!this.options.chaos.allowsConnect()) {
+      refuse(socket, 429, JSON.stringify({ message: 'Too Many Requests' }));
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       this.decided.set(request, resolve);
       this.wss.handleUpgrade(request, socket, head, (ws) => {
         const connection = this.upgrading.get(request);
-        if (connection) this.open(connection, ws);
-        else ws.terminate();
+        if (!connection) return ws.terminate();
+        this.open(connection, ws);
+        guardFrameSize(socket, MAX_GATEWAY_FRAME_BYTES, () => this.end(connection, CloseCode.messageTooBig, 'Message too big'));
       });
       // `ws` refused it without asking verifyClient.
       if (!this.upgrading.has(request)) this.decide(request);
@@ -161,14 +179,18 @@ export class Gateway {
 
   /** undefined when `$connect` admitted the connection; otherwise the refusal to answer. */
   private async runConnect(request: IncomingMessage, connection: Connection): Promise<Refusal | undefined> {
-    const { stack, lambda, logger } = this.options;
+    const { stack, logger } = this.options;
     const { connectionId } = connection.facts;
     const route = stack.routes.get('$connect');
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
       const outcome = await this.whileClientStays(request.socket, (abandoned) =>
-        lambda.invoke(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
+        this.integrate(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
       );
+      if (outcome === 'timed_out') {
+        logger.error('connect_integration_timeout', { connectionId, functionName: route.functionName });
+        return { status: 504, body: JSON.stringify({ message: 'Endpoint request timed out' }), headers: refusalHeaders() };
+      }
       if (!outcome.ok && outcome.error.errorType === ABANDONED) {
         logger.debug('connect_abandoned', { connectionId });
         return internalError(connectionId);
@@ -215,8 +237,9 @@ export class Gateway {
     connection.socket = ws;
     connection.state = 'open';
     connection.lastActiveAt = Date.now();
+    this.options.costMeter?.connectionOpened(connection.facts.connectionId);
     logger.debug('connected', { connectionId: connection.facts.connectionId });
-    connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), maxConnectionMs);
+    connection.lifetimeTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, GOING_AWAY), maxConnectionMs);
     this.armIdle(connection, idleTimeoutMs);
     ws.on('message', (data, isBinary) => void this.onFrame(connection, data, isBinary));
     ws.on('error', (error: Error & { code?: string }) => {
@@ -226,19 +249,21 @@ export class Gateway {
     });
     ws.on('close', (code, reason) => {
       const closing = connection.closing;
-      void this.finish(connection, closing?.code ?? code, closing?.reason ?? reason.toString());
+      if (closing) void this.finish(connection, closing.code, closing.disconnectReason ?? closing.reason);
+      else void this.finish(connection, code, clientDisconnectReason(code, reason.toString()));
     });
   }
 
   /** Only frames from the client count as activity, as on API Gateway. */
   private armIdle(connection: Connection, idleTimeoutMs: number): void {
     clearTimeout(connection.idleTimer);
-    connection.idleTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, 'Going away'), idleTimeoutMs);
+    connection.idleTimer = setTimeout(() => this.end(connection, CloseCode.goingAway, GOING_AWAY), idleTimeoutMs);
   }
 
   private async onFrame(connection: Connection, data: RawData, isBinary: boolean): Promise<void> {
-    const { stack, lambda, logger } = this.options;
-    if (connection.state !== 'open') return;
+    const { stack, logger } = this.options;
+    // Frames still arriving after the gateway decided to close are not routed.
+    if (connection.state !== 'open' || connection.closing) return;
     if (isBinary) {
       this.end(connection, CloseCode.unsupportedData, 'Unsupported data');
       return;
@@ -246,16 +271,23 @@ export class Gateway {
     connection.lastActiveAt = Date.now();
     this.armIdle(connection, this.options.idleTimeoutMs);
 
-    const body = rawToBuffer(data).toString('utf8');
+    const raw = rawToBuffer(data);
+    const body = raw.toString('utf8');
     const routeKey = selectRoute(stack.routeSelectionExpression, body, this.routeKeys);
     const route = stack.routes.get(routeKey);
+    this.options.costMeter?.message(raw.length, route !== undefined);
     const { connectionId } = connection.facts;
     if (!route) {
       // What API Gateway sends when neither a route nor $default matches.
       this.sendToSocket(connection, JSON.stringify({ message: 'Forbidden', connectionId, requestId: gatewayId() }));
       return;
     }
-    const outcome = await lambda.invoke(route.functionName, messageEvent(connection.facts, routeKey, body));
+    const outcome = await this.integrate(route.functionName, messageEvent(connection.facts, routeKey, body));
+    if (outcome === 'timed_out') {
+      logger.error('message_integration_timeout', { connectionId, routeKey, functionName: route.functionName });
+      this.sendToSocket(connection, JSON.stringify({ message: 'Endpoint request timed out', connectionId, requestId: gatewayId() }));
+      return;
+    }
     if (!outcome.ok) {
       logger.error('message_handler_failed', { connectionId, routeKey, functionName: route.functionName, error: outcome.error });
       this.sendToSocket(connection, JSON.stringify({ message: 'Internal server error', connectionId, requestId: gatewayId() }));
@@ -266,6 +298,13 @@ export class Gateway {
       logger.warn('message_handler_status', { connectionId, routeKey, statusCode: result.statusCode });
     }
     if (route.returnsResponse && typeof result?.body === 'string') this.sendToSocket(connection, result.body);
+  }
+
+  /** The route's function, given up on after the integration timeout (the invocation itself runs on, as on AWS). */
+  private integrate(functionName: string, event: unknown, options: InvokeOptions = {}): Promise<Outcome | 'timed_out'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), this.options.integrationTimeoutMs)));
+    return Promise.race([this.options.lambda.invoke(functionName, event, options), timedOut]).finally(() => clearTimeout(timer));
   }
 
   /** PostToConnection: false when the connection cannot receive (gone, or `$connect` still running). */
@@ -279,7 +318,8 @@ export class Gateway {
   delete(connectionId: string): boolean {
     const connection = this.connections.get(connectionId);
     if (!connection || connection.state !== 'open' || connection.closing) return false;
-    this.end(connection, CloseCode.normal, '');
+    // The client's close frame has no reason; API Gateway's event names one.
+    this.end(connection, CloseCode.normal, '', DELETED_BY_BACKEND);
     return true;
   }
 
@@ -294,14 +334,15 @@ export class Gateway {
       return false;
     }
     const binary = typeof data !== 'string' && !isUtf8(data);
+    this.options.costMeter?.message(typeof data === 'string' ? Buffer.byteLength(data) : data.length);
     ws.send(data, { binary });
     return true;
   }
 
   /** The gateway closes the connection; `$disconnect` follows when the socket has closed. */
-  private end(connection: Connection, code: number, reason: string): void {
+  private end(connection: Connection, code: number, reason: string, disconnectReason?: string): void {
     if (connection.state !== 'open' || connection.closing) return;
-    connection.closing = { code, reason };
+    connection.closing = { code, reason, disconnectReason };
     connection.socket?.close(code, reason);
     // A peer that never answers the close frame still gets cut off.
     const cutoff = setTimeout(() => connection.socket?.terminate(), 2000);
@@ -314,9 +355,10 @@ export class Gateway {
     clearTimeout(connection.idleTimer);
     clearTimeout(connection.lifetimeTimer);
     this.connections.delete(connection.facts.connectionId);
+    this.options.costMeter?.connectionClosed(connection.facts.connectionId);
     const route = this.options.stack.routes.get('$disconnect');
-    if (!route) return Promise.resolve();
     const { connectionId } = connection.facts;
+    if (!route || this.options.chaos.dropsDisconnect(connectionId)) return Promise.resolve();
     const running = this.options.lambda.invoke(route.functionName, disconnectEvent(connection.facts, code, reason)).then((outcome) => {
       if (!outcome.ok) this.options.logger.error('disconnect_handler_failed', { connectionId, error: outcome.error });
     });
@@ -329,7 +371,7 @@ export class Gateway {
   async close(): Promise<void> {
     const closing = [...this.connections.values()];
     const socketsClosed = closing.map((connection) => (connection.socket ? once(connection.socket, 'close').catch(() => undefined) : undefined));
-    for (const connection of closing) this.end(connection, CloseCode.goingAway, 'Going away');
+    for (const connection of closing) this.end(connection, CloseCode.goingAway, GOING_AWAY);
     const deadline = new Promise((resolve) => setTimeout(resolve, 3000).unref());
     await Promise.race([Promise.all(socketsClosed), deadline]);
     await Promise.race([Promise.all(this.disconnects), deadline]);

@@ -2,10 +2,12 @@
  * The local AWS stack: API Gateway's WebSocket side and @connections API, the
  * Lambda Invoke API, the BUILT handlers running as Lambda runs them, and a
  * DynamoDB with the template's table, all read from infra/aws/template.yaml
- * and served from one port: ws://127.0.0.1:PORT/STAGE.
+ * and served from one port: ws://127.0.0.1:PORT/STAGE, and the management and
+ * Lambda APIs on it also over TLS, at https://127.0.0.1:PORT (see tls.ts).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../../shared/log.js';
@@ -15,6 +17,10 @@ import { DEFAULT_TEMPLATE_PATH, loadTemplate, type Template } from '../aws-templ
 import { existsSync } from 'node:fs';
 import { builtInProject } from '../build.js';
 import { sendJson } from './aws-responses.js';
+import { Chaos, type ChaosOptions } from './chaos.js';
+import { CostMeter, type CostReport } from './cost-meter.js';
+import { AccessControl } from './credentials.js';
+import { DynamoProxy } from './dynamo-proxy.js';
 import { ensureTable, LOCAL_CREDENTIALS, startDynamo } from './dynamo.js';
 import { PortInUseError } from './errors.js';
 import { Gateway } from './gateway.js';
@@ -22,6 +28,7 @@ import { LambdaApi } from './lambda-api.js';
 import { LambdaRuntime, type FunctionStats } from './lambda-runtime.js';
 import { ManagementApi } from './management-api.js';
 import { readStack, stageOfTemplate, type EmulatedStack } from './stack.js';
+import { makeCertificate, routeByFirstByte } from './tls.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 
 export interface EmulatorOptions {
@@ -52,6 +59,12 @@ export interface EmulatorOptions {
   logger?: Logger;
   /** Each line a handler writes; by default its JSON log lines are re-logged with a `function` field. */
   onLog?: (functionName: string, line: string) => void;
+  /** API Gateway gives up on a route's function after this long (default 29 s, its integration timeout). */
+  integrationTimeoutMs?: number;
+  /** Limits and failures of the cloud, all off by default (see chaos.ts). */
+  chaos?: ChaosOptions;
+  /** Count what the traffic would cost on AWS (cost-meter.ts); its report at GET /_emulator/cost and from costReport(). */
+  meterCost?: boolean;
 }
 
 export interface RunningEmulator {
@@ -59,6 +72,10 @@ export interface RunningEmulator {
   url: string;
   /** http://HOST:PORT, the Lambda endpoint; the management endpoint is httpUrl + '/' + stage. */
   httpUrl: string;
+  /** https://HOST:PORT, the same APIs over TLS, as the functions reach them; undefined without `openssl`. */
+  httpsUrl?: string;
+  /** The PEM certificate the TLS side presents, for clients to trust. */
+  caCertificate?: string;
   port: number;
   stage: string;
   dynamoEndpoint: string;
@@ -67,12 +84,14 @@ export interface RunningEmulator {
   sweepTtl(): Promise<number>;
   /** Per function: invocations, cold starts, time waiting for an environment and running; with `reset`, counting starts afresh after this reading. */
   functionStats(reset?: boolean): Record<string, FunctionStats>;
+  /** What the traffic so far would cost on AWS; undefined unless `meterCost` was set. */
+  costReport(): CostReport | undefined;
   /** Closes every connection (1001, `$disconnect` for each), then everything else. */
   stop(): Promise<void>;
 }
 
-/** What every function is given, as Lambda gives its role's session; the Invoke API accepts only these. */
-export const FUNCTION_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
+/** The operator's credentials: the account's administrator, never denied (each function has its own, see credentials.ts). */
+export const OPERATOR_CREDENTIALS = { ...LOCAL_CREDENTIALS, sessionToken: 'local' };
 
 const DEFAULTS = {
   port: 3001,
@@ -84,6 +103,7 @@ const DEFAULTS = {
   ttlSweepMs: 60_000,
   maxEnvironments: 4,
   maxBufferedBytes: 4 * 1024 * 1024,
+  integrationTimeoutMs: 29_000,
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
@@ -99,20 +119,46 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const stack = readStack({ template, distDir: handlersDir, templateDir, stage: settings.stage, region: settings.region });
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region, (error) => logger.error('dynamo_crashed', { error }));
+  const certificate = await makeCertificate(settings.host).catch(async (error: unknown) => {
+    await dynamo.stop();
+    throw error;
+  });
+  if (!certificate) logger.warn('emulator_without_tls', { reason: 'no openssl on PATH to make a certificate with; the functions get AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI instead' });
   const http = createServer();
+  const https = certificate ? createHttpsServer({ key: certificate.key, cert: certificate.cert }) : undefined;
+  const servers: Server[] = https ? [http, https] : [http];
+  const listener = https ? createNetServer((socket) => routeByFirstByte(socket, http, () => (https.address() as AddressInfo).port)) : http;
   try {
     for (const table of stack.tables) await ensureTable(dynamo.client, table);
     await new Promise<void>((resolve, reject) => {
-      http.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
-      http.listen(settings.port, settings.host, () => resolve());
+      listener.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
+      listener.listen(settings.port, settings.host, () => resolve());
     });
+    if (https) await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', () => resolve()));
   } catch (error) {
     await dynamo.stop();
+    await certificate?.remove();
     throw error;
   }
-  const { port } = http.address() as AddressInfo;
+  const { port } = listener.address() as AddressInfo;
   const httpUrl = `http://${settings.host}:${port}`;
+  const httpsUrl = certificate ? `https://${settings.host}:${port}` : undefined;
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
+  const access = new AccessControl(stack.functions.values(), stack.accountId, OPERATOR_CREDENTIALS, logger);
+  const chaos = new Chaos(options.chaos ?? {}, logger);
+  const costMeter = options.meterCost ? new CostMeter() : undefined;
+  // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
+  for (const spec of stack.functions.values()) {
+    spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
+    spec.coldStartMs = chaos.coldStartMs;
+  }
+  const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
+  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter);
+  // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
+  // only without TLS are they pointed at the plain one.
+  const endpoints: Record<string, string> = certificate
+    ? { NODE_EXTRA_CA_CERTS: certificate.certFile, AWS_ENDPOINT_URL_LAMBDA: httpsUrl! }
+    : { AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`, AWS_ENDPOINT_URL_LAMBDA: httpUrl };
 
   const runtime = new LambdaRuntime({
     functions: stack.functions,
@@ -123,12 +169,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       ...options.functionEnv,
       AWS_REGION: settings.region,
       AWS_DEFAULT_REGION: settings.region,
-      AWS_ACCESS_KEY_ID: FUNCTION_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: FUNCTION_CREDENTIALS.secretAccessKey,
-      AWS_SESSION_TOKEN: FUNCTION_CREDENTIALS.sessionToken,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${httpUrl}/${settings.stage}`,
-      AWS_ENDPOINT_URL_LAMBDA: httpUrl,
+      // Through the emulator, which checks each call against the function's role; plain HTTP, for speed.
+      AWS_ENDPOINT_URL_DYNAMODB: httpUrl,
+      ...endpoints,
       // The functions declare a Lambda runtime newer than the Node running them here; its warning is noise locally.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
@@ -142,13 +185,27 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     maxConnectionMs: settings.maxConnectionMs,
     maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
+    integrationTimeoutMs: settings.integrationTimeoutMs,
+    chaos,
+    costMeter,
   });
-  const management = new ManagementApi(gateway, settings.stage, logger);
-  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, FUNCTION_CREDENTIALS);
+  if (costMeter) {
+    // Every invocation, whoever asks for it (API Gateway, the Invoke API, an Event invocation), from call to answer.
+    const invoke = runtime.invoke.bind(runtime);
+    runtime.invoke = async (functionName, event) => {
+      costMeter.invocationStarted();
+      const started = performance.now();
+      const outcome = await invoke(functionName, event);
+      costMeter.invocationFinished(stack.functions.get(functionName)?.memoryMb ?? 128, performance.now() - started);
+      return outcome;
+    };
+  }
+  const management = new ManagementApi(gateway, settings.stage, logger, access, `arn:aws:execute-api:${stack.region}:${stack.accountId}:${stack.apiId}`, chaos);
+  const lambdaApi = new LambdaApi(runtime, stack.region, stack.accountId, access, logger);
   const sweepers = stack.tables.flatMap((table) => (table.ttlAttribute ? [new TtlSweeper(dynamo.client, table.name, table.ttlAttribute, logger)] : []));
   for (const sweeper of sweepers) sweeper.start(settings.ttlSweepMs);
 
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Raw, not resolved as a URL reference: `new URL('//')` throws here (and took the process down), and `//x/dev` is not /dev.
     const path = parseRequestTarget(req.url ?? '/')?.path;
     if (path === undefined || !gateway.servesPath(path)) {
@@ -160,21 +217,24 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       logger.error('upgrade_failed', { error });
       socket.destroy();
     });
-  });
-  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     serve(req, res).catch((error) => {
       logger.error('request_failed', { url: req.url, error });
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal server error' });
       else res.destroy();
     });
-  });
+  };
+  for (const server of servers) server.on('upgrade', onUpgrade).on('request', onRequest);
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (dynamoProxy.handles(req)) return dynamoProxy.handle(req, res);
     // An unreadable target matches no route below and gets the 404.
     const pathname = parseRequestTarget(req.url ?? '/')?.path ?? '';
     const target = management.connectionIdOf(pathname);
     if (target) return management.handle(req, res, target);
     const functionName = lambdaApi.functionOf(pathname);
     if (functionName !== undefined) return lambdaApi.handle(req, res, functionName);
+    if (req.method === 'GET' && pathname === '/_emulator/cost' && costMeter) return sendJson(res, 200, costMeter.report());
     if (req.method === 'GET' && (pathname === '/' || pathname === '/index.html')) {
       const { loadPage } = await import('../page.js');
       const html = await loadPage({ defaultUrl: url });
@@ -197,11 +257,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   return {
     url,
     httpUrl,
+    httpsUrl,
+    caCertificate: certificate?.cert,
     port,
     stage: settings.stage,
     dynamoEndpoint: dynamo.endpoint,
     stack,
     functionStats: (reset) => runtime.stats(reset),
+    costReport: () => costMeter?.report(),
     sweepTtl: async () => (await Promise.all(sweepers.map((sweeper) => sweeper.sweep()))).reduce((total, n) => total + n, 0),
     stop: () =>
       (stopping ??= (async () => {
@@ -209,10 +272,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         await gateway.close();
         await runtime.stop();
         await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
+          listener.close(() => resolve());
+          for (const server of servers) {
+            if (server !== listener) server.close();
+            server.closeAllConnections();
+          }
         });
+        dynamoProxy.close();
         await dynamo.stop();
+        await certificate?.remove();
       })()),
   };
 }

@@ -4,14 +4,17 @@
  * answers 202 and runs the function afterwards, `RequestResponse` runs it and
  * answers with its result (a failure is still 200, flagged by
  * X-Amz-Function-Error, as Lambda does), `DryRun` only checks. Like Lambda,
- * it answers nothing but a 403 to a request not signed with the credentials
- * the functions were given: the port is reachable by anyone who can reach
- * the WebSocket API, and an invocation can act as any connection.
+ * it answers nothing but a 403 to a request not signed with a function's
+ * credentials or the operator's (the port is reachable by anyone who can
+ * reach the WebSocket API, and an invocation can act as any connection), and
+ * AccessDeniedException when the caller's role does not allow
+ * lambda:InvokeFunction on that function.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../../shared/log.js';
 import { readBody, sendAwsError, sendJson } from './aws-responses.js';
+import { refusalMessage, type AccessControl } from './credentials.js';
 import type { LambdaRuntime } from './lambda-runtime.js';
-import { checkSignature, type SigningCredentials } from './sigv4.js';
 
 /** Lambda's payload limits: asynchronous and synchronous invocations. */
 const MAX_EVENT_PAYLOAD = 256 * 1024;
@@ -24,7 +27,8 @@ export class LambdaApi {
     private readonly runtime: LambdaRuntime,
     private readonly region: string,
     private readonly accountId: string,
-    private readonly credentials: SigningCredentials,
+    private readonly access: AccessControl,
+    private readonly logger: Logger,
   ) {}
 
   /** The function named in an Invoke path; undefined for any other path. */
@@ -42,14 +46,18 @@ export class LambdaApi {
     // The signature covers the body, so the body is read first (up to the larger of the two limits).
     const body = await readBody(req, MAX_SYNC_PAYLOAD);
     if (body === undefined) return sendAwsError(res, 413, 'RequestEntityTooLargeException', `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the RequestResponse invocation type`);
-    const refused = checkSignature(req, body, 'lambda', this.credentials);
-    if (refused) return sendAwsError(res, refused.status, refused.errorType, refused.message);
-    if (req.method !== 'POST') return sendAwsError(res, 405, 'MethodNotAllowedException', 'only POST invokes a function');
     const name = this.runtime.resolve(requested);
-    if (!name) {
-      const arn = requested.startsWith('arn:') ? requested : `arn:aws:lambda:${this.region}:${this.accountId}:function:${requested}`;
-      return sendAwsError(res, 404, 'ResourceNotFoundException', `Function not found: ${arn}`, { Type: 'User', Message: `Function not found: ${arn}` });
+    const arn = requested.startsWith('arn:') ? requested : `arn:aws:lambda:${this.region}:${this.accountId}:function:${name ?? requested}`;
+    // Lambda authorizes before it looks the function up: a caller not allowed to invoke it learns nothing of it.
+    const refusal = this.access.check(req, body, 'lambda', [{ action: 'lambda:InvokeFunction', resource: arn }]);
+    if (refusal?.kind === 'signature') return sendAwsError(res, refusal.failure.status, refusal.failure.errorType, refusal.failure.message);
+    if (refusal) {
+      const message = refusalMessage(refusal);
+      this.logger.warn('access_denied', { service: 'lambda', principal: refusal.principal.arn, action: refusal.call.action, resource: refusal.call.resource });
+      return sendAwsError(res, 403, 'AccessDeniedException', message, { Type: 'User', Message: message });
     }
+    if (req.method !== 'POST') return sendAwsError(res, 405, 'MethodNotAllowedException', 'only POST invokes a function');
+    if (!name) return sendAwsError(res, 404, 'ResourceNotFoundException', `Function not found: ${arn}`, { Type: 'User', Message: `Function not found: ${arn}` });
     const invocationType = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
     if (!['Event', 'RequestResponse', 'DryRun'].includes(invocationType)) {
       return sendAwsError(res, 400, 'InvalidParameterValueException', `InvocationType ${invocationType} is not one of Event, RequestResponse, DryRun`);

@@ -88,6 +88,7 @@ class ExecutionEnvironment {
         invokedFunctionArn: spec.arn,
         memoryLimitInMB: spec.memoryMb,
         runtime: spec.runtime,
+        coldStartMs: spec.coldStartMs ?? 0,
         logGroupName,
         logStreamName,
       },

@@ -4,6 +4,7 @@
 // Plain JavaScript because worker threads do not inherit the TypeScript loader.
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import './extra-ca.mjs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const { file, exportName, functionName, functionVersion, invokedFunctionArn, memoryLimitInMB, logGroupName, logStreamName } = workerData;
@@ -22,6 +23,9 @@ if (/--enable-source-maps/.test(process.env.NODE_OPTIONS ?? '')) process.setSour
 if (/^nodejs(1[89]|[2-9]\d)\.x$/.test(workerData.runtime ?? 'nodejs20.x')) {
   register(new URL('./runtime-sdk-hooks.mjs', import.meta.url), { data: { parentURL: import.meta.url } });
 }
+
+// A cold start's download and runtime start-up, when the emulator is asked to make them felt.
+if (workerData.coldStartMs > 0) await new Promise((resolve) => setTimeout(resolve, workerData.coldStartMs));
 
 let handler;
 let initError;

@@ -6,7 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
-import { isSigned, readBody, sendAwsError, sendJson } from './aws-responses.js';
+import { readBody, sendAwsError, sendJson } from './aws-responses.js';
+import type { Chaos } from './chaos.js';
+import { refusalMessage, type AccessControl } from './credentials.js';
 import { MAX_MESSAGE_BYTES, type Gateway } from './gateway.js';
 
 export class ManagementApi {
@@ -14,6 +16,10 @@ export class ManagementApi {
     private readonly gateway: Gateway,
     private readonly stage: string,
     private readonly logger: Logger,
+    private readonly access: AccessControl,
+    /** arn:aws:execute-api:REGION:ACCOUNT:API_ID, the prefix of what ManageConnections is allowed on. */
+    private readonly apiArn: string,
+    private readonly chaos: Chaos,
   ) {}
 
   /** The connection id when `pathname` (still encoded) is a management path; undefined otherwise. */
@@ -31,14 +37,24 @@ export class ManagementApi {
 
   async handle(req: IncomingMessage, res: ServerResponse, target: { stage: string; connectionId: string }): Promise<void> {
     const { connectionId } = target;
-    if (!isSigned(req, 'execute-api')) return sendAwsError(res, 403, 'ForbiddenException', 'Missing Authentication Token');
+    // The signature covers the body, so it is read first (only POST has one).
+    const data = await readBody(req, MAX_MESSAGE_BYTES);
+    if (data === undefined) return sendAwsError(res, 413, 'PayloadTooLargeException', 'Message too long');
+    if (!req.headers.authorization) return sendAwsError(res, 403, 'ForbiddenException', 'Missing Authentication Token');
+    const resource = `${this.apiArn}/${target.stage}/${req.method}/@connections/${connectionId}`;
+    const refusal = this.access.check(req, data, 'execute-api', [{ action: 'execute-api:ManageConnections', resource }]);
+    if (refusal?.kind === 'signature') return sendAwsError(res, 403, 'ForbiddenException', refusal.failure.message);
+    if (refusal) {
+      this.logger.warn('access_denied', { service: 'execute-api', principal: refusal.principal.arn, action: refusal.call.action, resource });
+      return sendAwsError(res, 403, 'ForbiddenException', refusalMessage(refusal, false));
+    }
     if (target.stage !== this.stage) return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
+    // The account-wide callback quota; the SDK retries this one with backoff, as it does against AWS.
+    if (!this.chaos.allowsCallback()) return sendAwsError(res, 429, 'LimitExceededException', 'Rate exceeded');
     const gone = () => sendAwsError(res, 410, 'GoneException', `connection ${connectionId} is gone`, {});
 
     switch (req.method) {
       case 'POST': {
-        const data = await readBody(req, MAX_MESSAGE_BYTES);
-        if (data === undefined) return sendAwsError(res, 413, 'PayloadTooLargeException', 'Message too long');
         if (!this.gateway.post(connectionId, data)) return gone();
         return sendJson(res, 200, undefined);
       }

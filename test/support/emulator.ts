@@ -132,12 +132,14 @@ export function startFixtureEmulator(gate: Gate, options: EmulatorOptions = {}):
   });
 }
 
-/** What Lambda would give a handler run from source against `emulator`: its region, endpoints and credentials, and quiet logs. */
+/** What Lambda would give a handler run from source against `emulator`: its region, endpoints, the operator's credentials, and quiet logs. */
 export function handlerEnvironment(emulator: RunningEmulator): Record<string, string> {
   return {
     AWS_REGION: emulator.stack.region,
+    // The operator's credentials (never denied): one process runs every handler, so no one function's role fits.
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_SESSION_TOKEN: 'local',
     AWS_ENDPOINT_URL_DYNAMODB: emulator.dynamoEndpoint,
     AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI: `${emulator.httpUrl}/${emulator.stage}`,
     AWS_ENDPOINT_URL_LAMBDA: emulator.httpUrl,
