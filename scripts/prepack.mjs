@@ -2,7 +2,7 @@
 // .d.ts, the same layout as the sources) and copy beside it the files the
 // code reads at run time, so the installed package needs no TypeScript loader.
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +19,10 @@ const ASSETS = [
   'functions/cloudbase/scf_bootstrap',
   'clients/page/index.html',
   'clients/page/page.css',
-  'scripts/emulator/lambda-worker.mjs',
-  'scripts/emulator/dynalite-worker.mjs',
-  'scripts/emulator/runtime-sdk-hooks.mjs',
+  // Every plain-JavaScript module of the emulator (workers and the hooks they load): tsc copies none of them.
+  ...readdirSync(join(root, 'scripts/emulator'))
+    .filter((name) => name.endsWith('.mjs'))
+    .map((name) => `scripts/emulator/${name}`),
   'scripts/init/templates',
 ];
 for (const asset of ASSETS) cpSync(join(root, asset), join(lib, asset), { recursive: true });
