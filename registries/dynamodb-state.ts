@@ -93,7 +93,7 @@ export class DynamoDbStateStore implements StateStore {
   async set(room: string, key: string, json: string): Promise<void> {
     const value: AttributeValue = isSafeIntegerText(json) ? { N: json } : { S: json };
     await this.writeKey(room, key, {
-      replace: { UpdateExpression: 'SET #v = :value', ConditionExpression: `attribute_exists(#v) AND ${LIVE}`, values: { ':value': value } },
+      replace: { UpdateExpression: 'SET #v = :value', ConditionExpression: 'attribute_exists(#v)', values: { ':value': value } },
       add: value,
     });
   }
@@ -104,7 +104,7 @@ export class DynamoDbStateStore implements StateStore {
     const attributes = await this.writeKey(room, key, {
       replace: {
         UpdateExpression: 'SET #v = #v + :by',
-        ConditionExpression: `attribute_type(#v, :number) AND #v BETWEEN :low AND :high AND ${LIVE}`,
+        ConditionExpression: 'attribute_type(#v, :number) AND #v BETWEEN :low AND :high',
         values: { ':by': n(by), ':number': { S: 'N' }, ':low': n(low), ':high': n(high) },
       },
       add: n(by),
@@ -116,7 +116,7 @@ export class DynamoDbStateStore implements StateStore {
 
   async delete(room: string, key: string): Promise<boolean> {
     const removed = await this.conditionally(
-      this.update(room, key, { UpdateExpression: 'REMOVE #v SET #count = #count - :one', ConditionExpression: `attribute_exists(#v) AND ${LIVE}`, values: { ':one': n(1) } }),
+      this.update(room, key, { UpdateExpression: 'REMOVE #v SET #count = #count - :one', ConditionExpression: 'attribute_exists(#v)', values: { ':one': n(1) } }),
     );
     return removed !== undefined;
   }
@@ -137,7 +137,7 @@ export class DynamoDbStateStore implements StateStore {
       const added = await this.conditionally(
         this.update(room, key, {
           UpdateExpression: 'SET #v = :value, #count = if_not_exists(#count, :zero) + :one',
-          ConditionExpression: `attribute_not_exists(#v) AND (attribute_not_exists(#count) OR #count < :max) AND ${LIVE}`,
+          ConditionExpression: 'attribute_not_exists(#v) AND (attribute_not_exists(#count) OR #count < :max)',
           values: { ':value': write.add, ':zero': n(0), ':one': n(1), ':max': n(STATE_LIMITS.maxKeysPerRoom) },
         }),
       );
@@ -171,7 +171,8 @@ export class DynamoDbStateStore implements StateStore {
       TableName: this.tableName,
       Key: { [PARTITION_KEY]: { S: itemKey(room) } },
       UpdateExpression: expression,
-      ConditionExpression: parts.ConditionExpression,
+      // Every write is to a live item: one past its expiry reads as empty, so it must not be written as if it held anything.
+      ConditionExpression: `(${parts.ConditionExpression}) AND ${LIVE}`,
       ExpressionAttributeValues: values,
       ReturnValues: 'UPDATED_NEW',
     };
