@@ -22,6 +22,7 @@
  *   add            2 writes (claim Put, connection Put); a taken clientId: 1 write.
  *                  A connectionId that already exists: 3 (the claim is released).
  *   get            1 GetItem.
+ *   markGreeted    1 UpdateItem.
  *   findByClientId 1 Query on byClientId.
  *   listRoom       1 Query on byRoom per 1 MB page (listRoomIds the same, ids only).
  *   countRoom      1 Query (Select COUNT) per 1 MB page.
@@ -61,6 +62,9 @@ export const PARTITION_KEY = 'pk';
 export const ROOM_INDEX = 'byRoom';
 export const CLIENT_ID_INDEX = 'byClientId';
 export const TTL_ATTRIBUTE = 'expiresAt';
+/** How the registry's own items' keys begin; the room log and room state share the table under other prefixes. */
+export const CONNECTION_KEY_PREFIX = 'conn#';
+export const CLAIM_KEY_PREFIX = 'client#';
 
 /** API Gateway closes every connection after 2 hours, so no entry needs to outlive that. */
 export const DEFAULT_CONNECTION_TTL_SECONDS = 7200;
@@ -235,6 +239,11 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return count;
+  }
+
+  async markGreeted(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const item = await this.updateLive(connectionId, { UpdateExpression: 'SET greeted = :greeted', ExpressionAttributeValues: { ':greeted': { BOOL: true } } });
+    return item ? toRecord(item) : undefined;
   }
 
   async moveToRoom(connectionId: string, room: string): Promise<ConnectionRecord | undefined> {
@@ -482,11 +491,11 @@ function roomQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
 }
 
 function connectionKey(connectionId: string): Item {
-  return { [PARTITION_KEY]: s(`conn#${connectionId}`) };
+  return { [PARTITION_KEY]: s(`${CONNECTION_KEY_PREFIX}${connectionId}`) };
 }
 
 function claimKey(nameKey: string): string {
-  return `client#${nameKey}`;
+  return `${CLAIM_KEY_PREFIX}${nameKey}`;
 }
 
 function toItem(record: ConnectionRecord, expiresAt: number): Item {
@@ -504,6 +513,7 @@ function toItem(record: ConnectionRecord, expiresAt: number): Item {
     strikes: n(record.rate.strikes),
     ...(record.owner === undefined ? {} : { owner: s(record.owner) }),
     ...(record.session === undefined ? {} : { session: s(record.session) }),
+    ...(record.greeted ? { greeted: { BOOL: true } } : {}),
     [TTL_ATTRIBUTE]: n(expiresAt),
   };
 }
@@ -523,5 +533,6 @@ function toRecord(item: Item): ConnectionRecord {
   };
   if (item.owner) record.owner = str(item.owner);
   if (item.session) record.session = str(item.session);
+  if (item.greeted?.BOOL) record.greeted = true;
   return record;
 }

@@ -303,7 +303,8 @@ export class Engine {
       }
       if (holder.session !== record.session) return new ResumeNameTakenError();
       if (!this.registry.replace) return new ResumeUnsupportedError();
-      const stale = await this.registry.replace(record, holder.connectionId);
+      // The room was told of this session when its stale connection was greeted; it is to hear when the session ends.
+      const stale = await this.registry.replace(holder.greeted ? { ...record, greeted: true } : record, holder.connectionId);
       if (stale) {
         await this.retire(stale);
         return true;
@@ -334,8 +335,8 @@ export class Engine {
     const { since, continued = false } = greeting;
     if (since !== undefined) this.held.set(connectionId, []);
     try {
-      const record = await this.registry.get(connectionId);
-      // Admitted, then gone from the registry before it opened: a resume of its session took its name.
+      const record = this.registry.markGreeted ? await this.registry.markGreeted(connectionId) : await this.registry.get(connectionId);
+      // Admitted, then gone from the registry before it opened: a resume of its session took its name, or it left.
       if (!record) return await this.retire(orphan(connectionId, this.instanceId));
       const arrival = await this.arrive(record, !continued);
       const replayed = since !== undefined && (await this.replay(record, since, arrival));
@@ -451,6 +452,8 @@ export class Engine {
     if (!record) return;
     this.logger.info('disconnect', { connectionId, clientId: record.clientId, room: record.room });
     const ctx = this.context(record);
+    // Never greeted: its room was not told it came (and the app saw no onConnect), so neither hears it went.
+    if (this.registry.markGreeted && !record.greeted) return;
     await this.announceDeparture(record.clientId, record.room);
     await this.app.onDisconnect?.(ctx);
   }

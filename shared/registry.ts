@@ -33,6 +33,11 @@ export interface ConnectionRecord {
    * can take its clientId back from its own stale socket and from no one else.
    */
   session?: string;
+  /**
+   * Set by `markGreeted` once the connection was welcomed. Only registries
+   * that implement `markGreeted` keep it.
+   */
+  greeted?: boolean;
 }
 
 export interface TouchResult {
@@ -54,6 +59,16 @@ export interface ConnectionRegistry {
    */
   add(record: ConnectionRecord): Promise<boolean>;
   get(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * Optional, for a registry whose connections are admitted in one process
+   * and greeted in another (AWS: `$connect`, then the welcome function): marks
+   * the connection greeted and returns its record, or undefined, marking
+   * nothing, when it is gone. With it, a connection that leaves before its
+   * welcome leaves without a `user_left`, as its room never had a
+   * `user_joined`; and since the mark comes before the announcement and the
+   * removal returns it, the two are either both sent or neither.
+   */
+  markGreeted?(connectionId: string): Promise<ConnectionRecord | undefined>;
   findByClientId(clientId: string): Promise<ConnectionRecord | undefined>;
   listRoom(room: string): Promise<ConnectionRecord[]>;
   /**

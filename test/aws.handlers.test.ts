@@ -134,6 +134,36 @@ describe('message and disconnect', () => {
   });
 });
 
+describe('a connection that leaves before its welcome', () => {
+  it('is forgotten without a user_left, and its late welcome announces nothing', async () => {
+    const room = uniqueName('room');
+    const a = await realClient(room);
+    const leaver = ghostId();
+    expect((await connect(connectEvent(leaver, { clientId: uniqueName('leaver'), room }))).statusCode).toBe(200);
+    expect((await disconnect(disconnectEvent(leaver))).statusCode).toBe(200);
+    expect(await registry.get(leaver)).toBeUndefined();
+    // Its welcome, queued by $connect, runs after its $disconnect.
+    const payload = { connectionId: leaver, domainName: connectFixture.requestContext.domainName, stage: connectFixture.requestContext.stage, queuedAt: Date.now() };
+    expect(await createAwsHandlers(createChatApp()).welcome(payload)).toMatchObject({ statusCode: 410 });
+
+    // A's next frame is its own chat: nothing about the leaver came before it.
+    a.client.send({ type: 'chat', content: 'still alone?' });
+    expect(await a.client.next('chat')).toMatchObject({ message: 'still alone?', onlineCount: 1 });
+    expect(a.client.all('user_left')).toEqual([]);
+    expect(a.client.all('user_joined')).toEqual([]);
+  });
+
+  it('once welcomed, is announced when it leaves', async () => {
+    const room = uniqueName('room');
+    const a = await realClient(room);
+    const b = await realClient(room);
+    expect(await a.client.next('user_joined')).toMatchObject({ clientId: b.clientId });
+    expect(await registry.get(b.connectionId)).toMatchObject({ greeted: true });
+    await b.client.close();
+    expect(await a.client.next('user_left')).toMatchObject({ clientId: b.clientId, onlineCount: 1 });
+  });
+});
+
 describe('stale connections', () => {
   it('removes a registry entry whose socket is gone when a broadcast meets 410, and the room gets user_left', async () => {
     const room = uniqueName('room');
@@ -143,6 +173,8 @@ describe('stale connections', () => {
     const ghostClientId = uniqueName('ghost');
     const anHourAgo = Date.now() - 3600_000;
     expect(await registry.add({ ...record(ghost, ghostClientId), room, connectedAt: anHourAgo, lastActiveAt: anHourAgo })).toBe(true);
+    // Welcomed back then, so its room was told it came.
+    expect(await registry.markGreeted(ghost)).toMatchObject({ greeted: true });
 
     a.client.send({ type: 'chat', content: 'anyone there?' });
     expect(await a.client.next('chat')).toMatchObject({ message: 'anyone there?', onlineCount: 2 });

@@ -151,11 +151,11 @@ async function headNearlyFull(room: string): Promise<void> {
   if (filler > 200) await roomLog.append(room, { data: JSON.stringify({ type: 'note', text: 'x'.repeat(filler - 64) }), at: Date.now() });
 }
 
-/** A registry entry whose connection went away long ago without its $disconnect: a send to it answers 410. */
+/** A registry entry whose connection was welcomed and went away long ago without its $disconnect: a send to it answers 410. */
 async function lostConnection(room: string, clientId = uniqueName('lost'), session?: string): Promise<string> {
   const connectionId = gatewayId();
   const longAgo = Date.now() - 10 * 60_000;
-  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo), session };
+  const record = { connectionId, clientId, nameKey: nameKey(clientId), room, connectedAt: longAgo, lastActiveAt: longAgo, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(longAgo), session, greeted: true };
   expect(await registry.add(record)).toBe(true);
   return connectionId;
 }

@@ -87,6 +87,7 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.add(alice))).toEqual(['PutItemCommand', 'PutItemCommand']);
     expect(await requestsOf(() => registry.add(record('alice')))).toEqual(['PutItemCommand']);
     expect(await requestsOf(() => registry.get(alice.connectionId))).toEqual(['GetItemCommand']);
+    expect(await requestsOf(() => registry.markGreeted(alice.connectionId))).toEqual(['UpdateItemCommand']);
     expect(await requestsOf(() => registry.findByClientId('alice'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.listRoom('lobby'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.countRoom('lobby'))).toEqual(['QueryCommand']);
@@ -101,6 +102,27 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.listIdle(now))).toEqual([]);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand', 'DeleteItemCommand']);
     expect(await requestsOf(() => registry.remove(alice.connectionId))).toEqual(['DeleteItemCommand']);
+  });
+
+  it('marks a live connection greeted, keeps the mark through its removal, and marks nothing once it is gone', async () => {
+    const alice = record('alice');
+    await registry.add(alice);
+    expect(await registry.get(alice.connectionId)).not.toHaveProperty('greeted');
+    expect(await registry.markGreeted(alice.connectionId)).toMatchObject({ connectionId: alice.connectionId, clientId: 'alice', greeted: true });
+    expect(await registry.get(alice.connectionId)).toMatchObject({ greeted: true });
+    expect(await registry.remove(alice.connectionId)).toMatchObject({ greeted: true });
+    expect(await registry.markGreeted(alice.connectionId)).toBeUndefined();
+    // The conditional update did not bring the item back.
+    expect(await rawItem(`conn#${alice.connectionId}`)).toBeUndefined();
+  });
+
+  it('hands the mark of a greeted stale connection to the one that resumes its session', async () => {
+    const stale = { ...record('alice'), session: 'first-session' };
+    await registry.add(stale);
+    await registry.markGreeted(stale.connectionId);
+    const resumed = { ...record('alice'), session: 'first-session', greeted: true };
+    expect(await registry.replace(resumed, stale.connectionId)).toMatchObject({ greeted: true });
+    expect(await registry.get(resumed.connectionId)).toMatchObject({ greeted: true });
   });
 
   it('replaces with three writes, loses a race with one, and undoes itself when the stale connection left halfway', async () => {
