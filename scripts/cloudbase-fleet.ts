@@ -12,6 +12,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
+import { ClientFrameCounter, type CloudbaseCostMeter } from './cloudbase-cost-meter.js';
 import { PortInUseError } from './emulator/errors.js';
 import { runArtifact, type ExitStatus, type RunningArtifact } from './run-artifact.js';
 
@@ -27,6 +28,14 @@ export interface FleetOptions {
   onLine?: (line: string, instance: number) => void;
   /** An instance ended by itself; the others go on, as on CloudBase. */
   onExit?: (instance: number, status: ExitStatus, stderrTail: string) => void;
+  /** Counts what the traffic would be billed, and answers its report at GET /_emulator/cost. */
+  costMeter?: CloudbaseCostMeter;
+  /**
+   * Bill each connection as its own instance, as CloudBase's default of one
+   * connection per instance would, whatever the local shape (one process
+   * serving them all when dev runs without --instances).
+   */
+  billEachConnection?: boolean;
 }
 
 /** What dev needs of a running CloudBase target, one process or a fleet. */
@@ -81,11 +90,23 @@ export async function startFleet(options: FleetOptions): Promise<RunningFleet> {
     return undefined;
   };
 
+  const meter = options.costMeter;
+  let invocationSerial = 0;
   const door = createServer((req, res) => {
+    if (meter && req.method === 'GET' && req.url === '/_emulator/cost') {
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(meter.report()));
+    }
     // Pages and health checks are not connections: any live instance answers them.
     const target = members[alive.indexOf(true)];
     if (!target) return void res.writeHead(503).end();
     const upstream = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (meter) {
+        // An HTTP request is an invocation of its own, billed from the request to the end of its answer.
+        const instance = `request-${++invocationSerial}`;
+        meter.started(instance);
+        answer.on('data', (chunk: Buffer) => meter.sent(chunk.length));
+        res.once('close', () => meter.finished(instance));
+      }
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
     });
@@ -104,14 +125,25 @@ export async function startFleet(options: FleetOptions): Promise<RunningFleet> {
       return;
     }
     open[index]!++;
+    const billed = options.billEachConnection ? `connection-${++invocationSerial}` : `instance-${index}`;
+    meter?.started(billed);
     let counted = true;
     const release = () => {
-      if (counted) open[index]!--;
+      if (counted) {
+        open[index]!--;
+        meter?.finished(billed);
+      }
       counted = false;
     };
     const upstream: Socket = connect(members[index]!.port, '127.0.0.1', () => {
       upstream.write(requestHead(req));
       if (head.length > 0) upstream.write(head);
+      if (meter) {
+        const frames = new ClientFrameCounter(() => meter.message());
+        if (head.length > 0) frames.push(head);
+        socket.on('data', (chunk: Buffer) => frames.push(chunk));
+        upstream.on('data', (chunk: Buffer) => meter.sent(chunk.length));
+      }
       socket.pipe(upstream).pipe(socket);
     });
     upstream.on('error', () => socket.destroy());

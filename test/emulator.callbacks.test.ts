@@ -86,9 +86,9 @@ describe('the management API over TLS', () => {
 
 describe('the function\'s role', () => {
   /** Asks the handler to make one call; resolves to what it reports. */
-  async function attempt(call: string) {
+  async function attempt(call: string, option?: string) {
     const client = await TestClient.connect(emulator.url);
-    client.send({ action: 'callback', call });
+    client.send({ action: 'callback', call, option });
     const answer = await client.next((frame) => frame.type === 'done' || frame.type === 'failed');
     await client.close();
     return answer;
@@ -120,6 +120,37 @@ describe('the function\'s role', () => {
     expect(invoke.message).toBe(
       `User: ${principal()} is not authorized to perform: lambda:InvokeFunction on resource: ${functionArn} because no identity-based policy allows the lambda:InvokeFunction action`,
     );
+  });
+
+  const implicitly = (action: string, resource = tableArn()) =>
+    `User: ${principal()} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`;
+  const explicitly = (action: string, resource = tableArn()) =>
+    `User: ${principal()} is not authorized to perform: ${action} on resource: ${resource} with an explicit deny in an identity-based policy`;
+
+  it('allows a Query of the partition a ForAllValues condition on dynamodb:LeadingKeys names, in the region it names, and no other', async () => {
+    expect(await attempt('query', 'mine')).toEqual({ type: 'done', call: 'query' });
+    expect(await attempt('query', 'theirs')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: implicitly('dynamodb:Query') });
+  });
+
+  it('allows what a NotAction statement leaves in and refuses what it leaves out', async () => {
+    expect(await attempt('update')).toEqual({ type: 'done', call: 'update' });
+    expect(await attempt('remove')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: implicitly('dynamodb:DeleteItem') });
+  });
+
+  it('applies a Deny whose condition on dynamodb:ReturnValues the request meets, and only then', async () => {
+    expect(await attempt('update', 'ALL_OLD')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: explicitly('dynamodb:UpdateItem') });
+    expect(await attempt('update', 'UPDATED_NEW')).toEqual({ type: 'done', call: 'update' });
+  });
+
+  it('reads StringEqualsIfExists as true when the request has no dynamodb:Select, and checks it when it has one', async () => {
+    expect(await attempt('scan')).toEqual({ type: 'done', call: 'scan' });
+    expect(await attempt('scan', 'COUNT')).toEqual({ type: 'done', call: 'scan' });
+    expect(await attempt('scan', 'ALL_ATTRIBUTES')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: implicitly('dynamodb:Scan') });
+  });
+
+  it('denies every table a NotResource Deny leaves out', async () => {
+    const elsewhere = `arn:aws:dynamodb:us-east-1:${emulator.stack.accountId}:table/elsewhere`;
+    expect(await attempt('elsewhere')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: explicitly('dynamodb:GetItem', elsewhere) });
   });
 
   it('refuses a DeleteConnection when only POST is allowed, with ForbiddenException, and keeps the connection', async () => {

@@ -8,6 +8,7 @@ import { loadProject, type Project } from '../project.js';
 import { integerFlag, parseFlags, probabilityFlag, UsageError, type Command } from '../cli-args.js';
 import { PortInUseError } from '../emulator/errors.js';
 import { formatCostReport } from '../emulator/cost-meter.js';
+import { CloudbaseCostMeter, formatCloudbaseCostReport } from '../cloudbase-cost-meter.js';
 import { startEmulator, type RunningEmulator } from '../emulator/index.js';
 import { startFleet, type RunningCloudbase } from '../cloudbase-fleet.js';
 import { startRedisServer, type LocalRedis } from '../redis-server.js';
@@ -17,7 +18,7 @@ const TARGETS = ['all', 'aws', 'cloudbase'] as const;
 type Target = (typeof TARGETS)[number];
 
 /** Flags that only one target reads: given for a run without that target, they would do nothing. */
-const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start', 'cost'] as const;
+const AWS_FLAGS = ['aws-port', 'stage', 'idle-timeout', 'max-duration', 'callback-rate', 'connect-rate', 'drop-disconnects', 'cold-start'] as const;
 const CLOUDBASE_FLAGS = ['port', 'instances', 'concurrency', 'redis'] as const;
 const AWS_HOST = '127.0.0.1';
 /** A day: far past API Gateway's own limits, still short enough for a timer. */
@@ -81,10 +82,12 @@ Options:
   --cold-start MS
                  delay each new Lambda execution environment's init by MS
                  (default 0)
-  --cost         meter what the AWS traffic would cost at list prices (API
-                 Gateway messages and connection minutes, Lambda, DynamoDB) and
-                 print it per million chat messages on exit, on SIGUSR2, and
-                 at GET /_emulator/cost
+  --cost         meter what the traffic would cost at list prices and print it
+                 per million chat messages on exit and on SIGUSR2; each target
+                 answers it at GET /_emulator/cost on its own port. AWS: API
+                 Gateway messages and connection minutes, Lambda, DynamoDB.
+                 CloudBase: invocations (one per connection) and GB-s of
+                 instance time, with the traffic to clients counted
   --instances N  run N CloudBase instances (each its own process through
                  scf_bootstrap) behind a front door on --port that gives each new
                  WebSocket to an instance as CloudBase does: C per instance, then
@@ -104,8 +107,8 @@ Options:
   -h, --help     show this help
 
 --port, --instances, --concurrency and --redis apply with the CloudBase target only; --aws-port, --stage,
---idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects, --cold-start and
---cost with the AWS target only.
+--idle-timeout, --max-duration, --callback-rate, --connect-rate, --drop-disconnects and --cold-start
+with the AWS target only.
 
 Environment variables of the functions (LOG_LEVEL, HEARTBEAT_TIMEOUT, AUTH_TOKEN,
 RATE_LIMIT, ...) pass through to both targets. AWS_ENDPOINT_URL_DYNAMODB, when
@@ -212,15 +215,20 @@ set, replaces the embedded DynamoDB (dynalite).`,
         ...process.env,
         ...(redis ? { REDIS_URL: redis.url } : {}),
       }) as Record<string, string>;
+    // Metered, the target always runs behind the front door, which is where the traffic is counted.
+    const cloudbaseMeter = values.cost && runsCloudbase ? new CloudbaseCostMeter(project.cloudbase.memory) : undefined;
     const startCloudbase = (current: Project): Promise<RunningCloudbase> =>
-      (instances === undefined
+      (instances === undefined && !cloudbaseMeter
         ? runArtifact(join(current.outDir, 'cloudbase'), { port, env: cloudbaseEnv(current), onLine: (line) => console.log(line) })
         : startFleet({
             directory: join(current.outDir, 'cloudbase'),
             port,
             host: process.env.HOST || '0.0.0.0',
-            instances,
-            concurrency,
+            instances: instances ?? 1,
+            // Without --instances one process serves every connection, as dev always does; each is billed as its own instance.
+            concurrency: instances === undefined ? Number.POSITIVE_INFINITY : concurrency,
+            billEachConnection: instances === undefined,
+            costMeter: cloudbaseMeter,
             env: cloudbaseEnv(current),
             onLine: (line) => console.log(line),
             onExit: (index, status) =>
@@ -326,6 +334,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     const printCost = () => {
       const report = aws?.costReport();
       if (report) console.log(formatCostReport(report));
+      if (cloudbaseMeter) console.log(formatCloudbaseCostReport(cloudbaseMeter.report()));
     };
     if (values.cost) process.on('SIGUSR2', printCost);
     const reason = await Promise.race<NodeJS.Signals | ExitStatus>([signalled, death]);

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import { decide, deniedMessage, type Decision, type RolePolicy } from './iam.js';
+import type { RequestContext } from './iam-conditions.js';
 import { checkSignature, type SignatureFailure, type SigningCredentials } from './sigv4.js';
 import type { FunctionSpec } from './stack.js';
 
@@ -26,6 +27,8 @@ export interface Principal extends SigningCredentials {
 export interface Call {
   action: string;
   resource: string;
+  /** The service's own condition keys the request carries (e.g. dynamodb:LeadingKeys), by their names as AWS writes them. */
+  keys?: Record<string, string[]>;
 }
 
 export type Refusal =
@@ -42,9 +45,10 @@ export class AccessControl {
 
   constructor(
     functions: Iterable<FunctionSpec>,
-    accountId: string,
+    private readonly accountId: string,
+    private readonly region: string,
     private readonly operator: SigningCredentials,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
     this.principals.set(operator.accessKeyId, { ...operator, arn: `arn:aws:iam::${accountId}:root`, role: undefined });
     for (const spec of functions) {
@@ -59,7 +63,7 @@ export class AccessControl {
       this.principals.set(principal.accessKeyId, principal);
       this.ofFunction.set(spec.name, principal);
       if (!spec.role) logger.warn('function_calls_not_checked', { function: spec.name, reason: 'its Role is not an AWS::IAM::Role of the template' });
-      for (const skipped of spec.role?.skipped ?? []) logger.warn('policy_not_evaluated', { function: spec.name, skipped });
+      for (const skipped of spec.role?.skipped ?? []) logger.warn('policy_not_evaluated', { function: spec.name, role: spec.role!.roleName, skipped });
     }
   }
 
@@ -80,12 +84,23 @@ export class AccessControl {
     if (!role) return undefined;
     for (const call of calls) {
       const decision = this.decision(principal!.accessKeyId, role, call);
-      if (decision !== 'allowed') return { kind: 'denied', principal: principal!, call, decision };
+      if (decision === 'allowed') continue;
+      // What the role could not be read for may be what was meant to allow this call: say so beside the denial.
+      this.logger.warn('access_denied', {
+        service,
+        principal: principal!.arn,
+        action: call.action,
+        resource: call.resource,
+        ...(role.skipped.length > 0 ? { notEvaluated: role.skipped } : {}),
+      });
+      return { kind: 'denied', principal: principal!, call, decision };
     }
     return undefined;
   }
 
   private decision(accessKeyId: string, role: RolePolicy, call: Call): Decision {
+    // A role with conditions decides by the request too (the time, its keys): nothing to remember.
+    if (role.conditional) return decide(role, call.action, call.resource, this.contextOf(role, call));
     const key = `${accessKeyId}\n${call.action}\n${call.resource}`;
     let decision = this.decisions.get(key);
     if (decision === undefined) {
@@ -95,6 +110,34 @@ export class AccessControl {
     }
     return decision;
   }
+
+  /**
+   * The condition keys AWS puts in the request context of a call made with a
+   * Lambda role's session, as far as the emulator can know them. Left out, so
+   * absent as for a key AWS does not send: aws:username (never there for a
+   * role), aws:SourceIp and aws:SourceVpc (Lambda's own network), tags.
+   */
+  private contextOf(role: RolePolicy, call: Call): RequestContext {
+    const now = new Date();
+    const context = new Map<string, string[]>([
+      ['aws:requestedregion', [this.region]],
+      // For a role's session AWS gives the role's ARN here, not the session's.
+      ['aws:principalarn', [role.roleArn]],
+      ['aws:principalaccount', [this.accountId]],
+      ['aws:principaltype', ['AssumedRole']],
+      ['aws:currenttime', [now.toISOString().replace(/\.\d{3}Z$/, 'Z')]],
+      ['aws:epochtime', [String(Math.floor(now.getTime() / 1000))]],
+      // The SDK reaches every AWS endpoint over TLS; the emulator's plain-HTTP DynamoDB port is a local shortcut.
+      ['aws:securetransport', ['true']],
+      ['aws:viaawsservice', ['false']],
+      ['aws:tokenissuetime', [this.startedAt]],
+    ]);
+    for (const [key, values] of Object.entries(call.keys ?? {})) context.set(key.toLowerCase(), values);
+    return context;
+  }
+
+  /** When the sessions were made: their aws:TokenIssueTime. */
+  private readonly startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** AWS's message for a denied call; execute-api's has no "because" clause. */

@@ -16,6 +16,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../../shared/log.js';
 import { readBody, sendJson } from './aws-responses.js';
 import type { CostMeter } from './cost-meter.js';
+import { dynamoConditionKeys, type TableRequest } from './dynamo-condition-keys.js';
 import { refusalMessage, type AccessControl, type Call } from './credentials.js';
 
 const TARGET_PREFIX = 'DynamoDB_20120810.';
@@ -75,10 +76,7 @@ export class DynamoProxy {
     }
     const refusal = this.access.check(req, body, 'dynamodb', this.callsOf(operation, input));
     if (refusal?.kind === 'signature') return sendDynamoError(res, 400, refusal.failure.errorType, refusal.failure.message);
-    if (refusal) {
-      this.logger.warn('access_denied', { service: 'dynamodb', principal: refusal.principal.arn, action: refusal.call.action, resource: refusal.call.resource });
-      return sendDynamoError(res, 400, 'AccessDeniedException', refusalMessage(refusal));
-    }
+    if (refusal) return sendDynamoError(res, 400, 'AccessDeniedException', refusalMessage(refusal));
     const kind = READS.has(operation) ? 'read' : WRITES.has(operation) ? 'write' : undefined;
     if (this.costMeter && kind) return this.metered(req.headers, operation, input, kind, res);
     const wantsOld = input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && typeof input.TableName === 'string';
@@ -149,22 +147,47 @@ export class DynamoProxy {
     return Object.fromEntries(names.map((name) => [name, item[name]]));
   }
 
-  /** What IAM checks for a call: its action on each table (or index) it names; a transaction's items each by their own action. */
+  /**
+   * What IAM checks for a call: its action on each table (or index) it
+   * names, a transaction's items each by their own action, each with the
+   * DynamoDB condition keys its part of the request carries.
+   */
   private callsOf(operation: string, input: Record<string, unknown>): Call[] {
     const table = (name: unknown, index?: unknown) =>
       `arn:aws:dynamodb:${this.region}:${this.accountId}:table/${String(name)}${typeof index === 'string' ? `/index/${index}` : ''}`;
-    if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
-      return Object.keys((input.RequestItems ?? {}) as object).map((name) => ({ action: `dynamodb:${operation}`, resource: table(name) }));
-    }
-    if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
-      const items = Array.isArray(input.TransactItems) ? (input.TransactItems as Array<Record<string, { TableName?: unknown }>>) : [];
-      return items.flatMap((item) =>
-        Object.entries(item).flatMap(([kind, detail]) =>
-          TRANSACT_ACTIONS[kind] ? [{ action: `dynamodb:${TRANSACT_ACTIONS[kind]}`, resource: table(detail?.TableName) }] : [],
-        ),
+    const call = (action: string, name: unknown, request: TableRequest, index?: unknown): Call => ({
+      action: `dynamodb:${action}`,
+      resource: table(name, index),
+      keys: dynamoConditionKeys(action, request, this.keysOf(String(name))),
+    });
+    if (operation === 'BatchGetItem') {
+      return Object.entries((input.RequestItems ?? {}) as Record<string, Record<string, unknown>>).map(([name, part]) =>
+        call(operation, name, { keys: listOf(part?.Keys), input: part ?? {} }),
       );
     }
-    if (typeof input.TableName === 'string') return [{ action: `dynamodb:${operation}`, resource: table(input.TableName, input.IndexName) }];
+    if (operation === 'BatchWriteItem') {
+      return Object.entries((input.RequestItems ?? {}) as Record<string, Array<{ PutRequest?: { Item?: Item }; DeleteRequest?: { Key?: Item } }>>).map(([name, writes]) => {
+        const list = Array.isArray(writes) ? writes : [];
+        return call(operation, name, {
+          items: list.flatMap((write) => (write?.PutRequest?.Item ? [write.PutRequest.Item] : [])),
+          keys: list.flatMap((write) => (write?.DeleteRequest?.Key ? [write.DeleteRequest.Key] : [])),
+          input: {},
+        });
+      });
+    }
+    if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
+      const items = Array.isArray(input.TransactItems) ? (input.TransactItems as Array<Record<string, Record<string, unknown> | undefined>>) : [];
+      return items.flatMap((item) =>
+        Object.entries(item ?? {}).flatMap(([kind, detail]) => {
+          const action = TRANSACT_ACTIONS[kind];
+          if (!action) return [];
+          return [call(action, detail?.TableName, { keys: listOf(detail?.Key), items: listOf(detail?.Item), input: detail ?? {} })];
+        }),
+      );
+    }
+    if (typeof input.TableName === 'string') {
+      return [call(operation, input.TableName, { keys: listOf(input.Key), items: listOf(input.Item), input }, input.IndexName)];
+    }
     return [{ action: `dynamodb:${operation}`, resource: '*' }];
   }
 
@@ -205,6 +228,13 @@ export class DynamoProxy {
   close(): void {
     this.agent.destroy();
   }
+}
+
+type Item = Record<string, unknown>;
+
+function listOf(value: unknown): Item[] {
+  if (value === undefined || value === null) return [];
+  return (Array.isArray(value) ? value : [value]).filter((entry): entry is Item => !!entry && typeof entry === 'object');
 }
 
 function parseJson(body: Buffer): Record<string, unknown> | undefined {

@@ -1,30 +1,51 @@
 /**
- * IAM, as far as a function's own role decides its calls: the inline
- * policies of the template's AWS::IAM::Role, their resources resolved to
- * ARNs (Ref, GetAtt, Sub, Join), evaluated as IAM evaluates identity-based
+ * IAM, as far as a function's own role decides its calls: every policy of
+ * the role the template gives it, evaluated as IAM evaluates identity-based
  * policies: an explicit Deny wins, else an Allow must match, else the call is
- * implicitly denied. Actions and resources match with `*` and `?` wildcards,
- * actions case-insensitively. A statement with a Condition, NotAction or
- * NotResource is not evaluated (see docs/emulator.md); neither are managed
- * policies, SAM's policy templates, permission boundaries or resource
- * policies.
+ * implicitly denied. A statement matches on Action or NotAction, Resource or
+ * NotResource (`*` and `?` wildcards, actions case-insensitively) and its
+ * Condition block (iam-conditions.ts) over the request's context.
+ *
+ * The policies are the role's inline ones, the AWS::IAM::Policy resources
+ * attached to it, its ManagedPolicyArns (the template's own
+ * AWS::IAM::ManagedPolicy, or AWS managed policies from iam-catalog.ts), and
+ * for a SAM function without a Role the role SAM makes from its `Policies`:
+ * inline statements, managed policies by name or ARN, and SAM policy
+ * templates. A policy the emulator cannot read (an unknown managed policy, a
+ * policy template it does not expand, a condition operator it does not
+ * evaluate) allows nothing; it is logged at start and named again when a call
+ * is denied. Permission boundaries, SCPs and resource policies are not evaluated.
  */
+import type { TemplateResource } from '../aws-template.js';
+import { expandPolicyTemplate, isPolicyTemplate, managedPolicy, managedPolicyArn, type RawStatement } from './iam-catalog.js';
+import { parseConditions, UnsupportedConditionError, wildcardPattern, type Condition, type RequestContext } from './iam-conditions.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
 
 export interface PolicyStatement {
   effect: 'Allow' | 'Deny';
+  /** With `notActions`, the statement covers every action but these. */
   actions: RegExp[];
+  notActions: boolean;
   resources: RegExp[];
+  notResources: boolean;
+  conditions: Condition[];
 }
 
 export interface RolePolicy {
   roleName: string;
+  roleArn: string;
   statements: PolicyStatement[];
-  /** What was left out, for the log: statements with a Condition, NotAction or NotResource, managed policies. */
+  /** What allows nothing because the emulator cannot read it, for the log: unknown managed policies, templates, operators. */
   skipped: string[];
+  /** Some statement has a Condition: its decisions depend on the request, not only on action and resource. */
+  conditional: boolean;
 }
 
 export type Decision = 'allowed' | 'implicit_deny' | 'explicit_deny';
+
+/** SAM's name for the role it makes for a function that names none. */
+const SAM_ROLE_SUFFIX = 'Role';
+const BASIC_EXECUTION_ROLE = managedPolicyArn('AWSLambdaBasicExecutionRole')!;
 
 /** The role a function's `Role` property names, read from the template; undefined for a role the template does not define. */
 export function readRole(stack: LocalStack, roleValue: unknown, where: string): RolePolicy | undefined {
@@ -32,35 +53,129 @@ export function readRole(stack: LocalStack, roleValue: unknown, where: string): 
   const resource = logicalId === undefined ? undefined : stack.template.Resources[logicalId];
   if (!resource || resource.Type !== 'AWS::IAM::Role') return undefined;
   const properties = (resource.Properties ?? {}) as { Policies?: unknown; ManagedPolicyArns?: unknown[] };
-  const statements: PolicyStatement[] = [];
-  const skipped: string[] = [];
-  for (const managed of properties.ManagedPolicyArns ?? []) skipped.push(`managed policy ${resolveValue(stack, managed, `${logicalId}.ManagedPolicyArns`)}`);
-  const policies = Array.isArray(properties.Policies) ? (properties.Policies as Array<{ PolicyName?: unknown; PolicyDocument?: { Statement?: unknown } }>) : [];
-  for (const policy of policies) {
-    const name = String(policy.PolicyName ?? '?');
-    const raw = policy.PolicyDocument?.Statement;
-    for (const [index, statement] of (Array.isArray(raw) ? raw : raw ? [raw] : []).entries()) {
-      const at = `${where}: ${logicalId} policy ${name} statement ${index}`;
-      const entry = statement as Record<string, unknown>;
-      if (entry.Condition !== undefined || entry.NotAction !== undefined || entry.NotResource !== undefined) {
-        skipped.push(`${at} (Condition, NotAction or NotResource)`);
-        continue;
-      }
-      statements.push({
-        effect: entry.Effect === 'Deny' ? 'Deny' : 'Allow',
-        actions: listOf(entry.Action).map((action) => wildcard(resolveValue(stack, action, at), 'i')),
-        resources: listOf(entry.Resource).map((arn) => wildcard(resolveValue(stack, arn, at), '')),
-      });
-    }
+  const role = new RoleReader(stack, where, stack.physicalId(logicalId!), stack.attribute(logicalId!, 'Arn')!);
+  for (const managed of properties.ManagedPolicyArns ?? []) role.managed(managed, `${logicalId}.ManagedPolicyArns`);
+  const policies = Array.isArray(properties.Policies) ? (properties.Policies as Array<{ PolicyName?: unknown; PolicyDocument?: unknown }>) : [];
+  for (const policy of policies) role.document(policy.PolicyDocument, `${logicalId} policy ${String(policy.PolicyName ?? '?')}`);
+  for (const [policyId, policy] of Object.entries(stack.template.Resources)) {
+    if (policy.Type !== 'AWS::IAM::Policy' || !referencedResources(stack.template, policy.Properties?.Roles).includes(logicalId!)) continue;
+    role.document(policy.Properties?.PolicyDocument, `${policyId} (AWS::IAM::Policy)`);
   }
-  return { roleName: stack.physicalId(logicalId!), statements, skipped };
+  return role.result();
 }
 
-/** Whether `role` lets its holder perform `action` on every one of `resources`. */
-export function decide(role: RolePolicy, action: string, resource: string): Decision {
+/**
+ * The role SAM makes for an AWS::Serverless::Function without a Role:
+ * AWSLambdaBasicExecutionRole plus its `Policies` (a name, an ARN, an inline
+ * document, a policy template, or a list of them).
+ */
+export function readSamRole(stack: LocalStack, logicalId: string, policies: unknown): RolePolicy {
+  const roleName = `${stack.stackName}-${logicalId}${SAM_ROLE_SUFFIX}`;
+  const role = new RoleReader(stack, logicalId, roleName, `arn:aws:iam::${stack.accountId}:role/${roleName}`);
+  role.managed(BASIC_EXECUTION_ROLE, `${logicalId}.Policies`);
+  for (const [index, entry] of (Array.isArray(policies) ? policies : policies === undefined ? [] : [policies]).entries()) {
+    const at = `${logicalId}.Policies[${index}]`;
+    if (typeof entry === 'string') {
+      role.managed(entry.startsWith('arn:') ? entry : (managedPolicyArn(entry) ?? entry), at);
+      continue;
+    }
+    const object = (entry ?? {}) as Record<string, unknown>;
+    const [name, parameters] = Object.entries(object)[0] ?? [];
+    if (object.Statement !== undefined) role.document(object, at);
+    else if (name !== undefined && isPolicyTemplate(name)) role.template(name, parameters, at);
+    else if (name !== undefined && (name === 'Ref' || name.startsWith('Fn::'))) role.managed(entry, at);
+    else role.skip(`${at}: SAM policy template ${name ?? '?'} (not expanded by the emulator)`);
+  }
+  return role.result();
+}
+
+/** Collects a role's statements from its policies, and what it could not read. */
+class RoleReader {
+  private readonly statements: PolicyStatement[] = [];
+  private readonly skipped: string[] = [];
+
+  constructor(
+    private readonly stack: LocalStack,
+    private readonly where: string,
+    private readonly roleName: string,
+    private readonly roleArn: string,
+  ) {}
+
+  managed(value: unknown, at: string): void {
+    const arn = resolveValue(this.stack, value, `${this.where}: ${at}`);
+    const own = Object.entries(this.stack.template.Resources).find(
+      ([id, resource]) => resource.Type === 'AWS::IAM::ManagedPolicy' && this.stack.physicalId(id) === arn,
+    );
+    if (own) return this.document(own[1].Properties?.PolicyDocument, `${own[0]} (AWS::IAM::ManagedPolicy)`);
+    const statements = managedPolicy(arn);
+    if (!statements) return this.skip(`${at}: managed policy ${arn} (not in the emulator's table: it allows nothing here)`);
+    statements.forEach((statement, index) => this.statement(statement, `managed policy ${arn} statement ${index}`));
+  }
+
+  template(name: string, parameters: unknown, at: string): void {
+    const given = Object.fromEntries(
+      Object.entries((parameters ?? {}) as Record<string, unknown>).map(([key, value]) => [key, resolveValue(this.stack, value, `${this.where}: ${at}.${name}.${key}`)]),
+    );
+    try {
+      expandPolicyTemplate(name, given, this.stack).forEach((statement, index) => this.statement(statement, `${at} ${name} statement ${index}`));
+    } catch (error) {
+      this.skip(`${at}: ${(error as Error).message}`);
+    }
+  }
+
+  document(document: unknown, name: string): void {
+    const raw = (document as { Statement?: unknown } | undefined)?.Statement;
+    for (const [index, statement] of (Array.isArray(raw) ? raw : raw ? [raw] : []).entries()) this.statement(statement as RawStatement, `${name} statement ${index}`);
+  }
+
+  statement(entry: RawStatement, name: string): void {
+    const at = `${this.where}: ${name}`;
+    const resolve = (value: unknown) => resolveValue(this.stack, value, at);
+    const notActions = entry.NotAction !== undefined;
+    const notResources = entry.NotResource !== undefined;
+    let conditions: Condition[] = [];
+    if (entry.Condition !== undefined) {
+      try {
+        conditions = parseConditions(entry.Condition, resolve);
+      } catch (error) {
+        if (!(error instanceof UnsupportedConditionError)) throw error;
+        // An Allow left out allows nothing, which is safe; a Deny left out would allow more than AWS does, so it then denies always.
+        if (entry.Effect !== 'Deny') return this.skip(`${at} (${error.message})`);
+        this.skip(`${at} (${error.message}; as a Deny it is applied without its Condition)`);
+      }
+    }
+    this.statements.push({
+      effect: entry.Effect === 'Deny' ? 'Deny' : 'Allow',
+      actions: listOf(notActions ? entry.NotAction : entry.Action).map((action) => wildcardPattern(resolve(action), 'i')),
+      notActions,
+      resources: listOf(notResources ? entry.NotResource : entry.Resource).map((arn) => wildcardPattern(resolve(arn), '')),
+      notResources,
+      conditions,
+    });
+  }
+
+  skip(what: string): void {
+    this.skipped.push(what);
+  }
+
+  result(): RolePolicy {
+    return {
+      roleName: this.roleName,
+      roleArn: this.roleArn,
+      statements: this.statements,
+      skipped: this.skipped,
+      conditional: this.statements.some((statement) => statement.conditions.length > 0),
+    };
+  }
+}
+
+/** Whether `role` lets its holder perform `action` on `resource`, in a request whose condition keys are `context`. */
+export function decide(role: RolePolicy, action: string, resource: string, context: RequestContext = new Map()): Decision {
   let allowed = false;
   for (const statement of role.statements) {
-    if (!statement.actions.some((pattern) => pattern.test(action)) || !statement.resources.some((pattern) => pattern.test(resource))) continue;
+    if (statement.actions.some((pattern) => pattern.test(action)) === statement.notActions) continue;
+    if (statement.resources.some((pattern) => pattern.test(resource)) === statement.notResources) continue;
+    if (!statement.conditions.every((condition) => condition.test(context))) continue;
     if (statement.effect === 'Deny') return 'explicit_deny';
     allowed = true;
   }
@@ -76,13 +191,12 @@ export function deniedMessage(principalArn: string, action: string, resource: st
     : `${base} because no identity-based policy allows the ${action} action`;
 }
 
+/** Whether a template resource is a SAM function that gets the role SAM makes. */
+export function getsSamRole(resource: TemplateResource): boolean {
+  return resource.Type === 'AWS::Serverless::Function' && resource.Properties?.Role === undefined;
+}
+
 function listOf(value: unknown): unknown[] {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value];
 }
-
-function wildcard(pattern: string, flags: string): RegExp {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${source}$`, flags);
-}
-

@@ -144,7 +144,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const httpUrl = `http://${settings.host}:${port}`;
   const httpsUrl = certificate ? `https://${settings.host}:${port}` : undefined;
   const url = `ws://${settings.host}:${port}/${settings.stage}`;
-  const access = new AccessControl(stack.functions.values(), stack.accountId, OPERATOR_CREDENTIALS, logger);
+  const access = new AccessControl(stack.functions.values(), stack.accountId, stack.region, OPERATOR_CREDENTIALS, logger);
   const chaos = new Chaos(options.chaos ?? {}, logger);
   const costMeter = options.meterCost ? new CostMeter() : undefined;
   // Each function its own session, as Lambda gives it its role's; these win over the template's variables, as Lambda's reserved ones do.
@@ -152,7 +152,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     spec.environment = { ...spec.environment, ...access.environmentOf(spec.name) };
     spec.coldStartMs = chaos.coldStartMs;
   }
-  const tableKeys = new Map(stack.tables.map((table) => [table.name, (table.definition.KeySchema ?? []).map((key) => key.AttributeName!)]));
+  // The partition key first: it is what dynamodb:LeadingKeys names.
+  const tableKeys = new Map(
+    stack.tables.map((table) => [table.name, [...(table.definition.KeySchema ?? [])].sort((a, b) => (a.KeyType === 'HASH' ? -1 : b.KeyType === 'HASH' ? 1 : 0)).map((key) => key.AttributeName!)]),
+  );
   const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter);
   // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
   // only without TLS are they pointed at the plain one.

@@ -53,7 +53,6 @@ export class LambdaApi {
     if (refusal?.kind === 'signature') return sendAwsError(res, refusal.failure.status, refusal.failure.errorType, refusal.failure.message);
     if (refusal) {
       const message = refusalMessage(refusal);
-      this.logger.warn('access_denied', { service: 'lambda', principal: refusal.principal.arn, action: refusal.call.action, resource: refusal.call.resource });
       return sendAwsError(res, 403, 'AccessDeniedException', message, { Type: 'User', Message: message });
     }
     if (req.method !== 'POST') return sendAwsError(res, 405, 'MethodNotAllowedException', 'only POST invokes a function');

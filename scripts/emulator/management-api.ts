@@ -44,10 +44,7 @@ export class ManagementApi {
     const resource = `${this.apiArn}/${target.stage}/${req.method}/@connections/${connectionId}`;
     const refusal = this.access.check(req, data, 'execute-api', [{ action: 'execute-api:ManageConnections', resource }]);
     if (refusal?.kind === 'signature') return sendAwsError(res, 403, 'ForbiddenException', refusal.failure.message);
-    if (refusal) {
-      this.logger.warn('access_denied', { service: 'execute-api', principal: refusal.principal.arn, action: refusal.call.action, resource });
-      return sendAwsError(res, 403, 'ForbiddenException', refusalMessage(refusal, false));
-    }
+    if (refusal) return sendAwsError(res, 403, 'ForbiddenException', refusalMessage(refusal, false));
     if (target.stage !== this.stage) return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
     // The account-wide callback quota; the SDK retries this one with backoff, as it does against AWS.
     if (!this.chaos.allowsCallback()) return sendAwsError(res, 429, 'LimitExceededException', 'Rate exceeded');

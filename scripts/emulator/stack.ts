@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CONNECTIONS_TABLE_ID, tableDefinition, TemplateError, ttlAttribute, type Template, type TemplateResource as Resource } from '../aws-template.js';
 import { HandlerNotBuiltError } from './errors.js';
-import { readRole, type RolePolicy } from './iam.js';
+import { getsSamRole, readRole, readSamRole, type RolePolicy } from './iam.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
 import { compileSelectionExpression } from './route-selection.js';
 
@@ -34,7 +34,11 @@ export interface FunctionSpec {
    * (or SAM's EventInvokeConfig property), else Lambda's default of 6 hours.
    */
   maximumEventAgeMs: number;
-  /** The template's role for it; undefined when it names none the template defines (its calls are then not checked). */
+  /**
+   * The template's role for it (for a SAM function without a Role, the one SAM
+   * makes from its Policies); undefined when it names none the template
+   * defines (its calls are then not checked).
+   */
   role: RolePolicy | undefined;
   /** Added to each new environment's init (the emulator's cold-start option). */
   coldStartMs?: number;
@@ -210,7 +214,11 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
     runtime: typeof properties.Runtime === 'string' ? properties.Runtime : 'nodejs20.x',
     maximumEventAgeMs:
       (samEventAge === undefined ? DEFAULT_MAXIMUM_EVENT_AGE_SECONDS : Number(resolveValue(stack, samEventAge, `${logicalId}.EventInvokeConfig.MaximumEventAgeInSeconds`))) * 1000,
-    role: properties.Role === undefined ? undefined : readRole(stack, properties.Role, logicalId),
+    role: getsSamRole(resource)
+      ? readSamRole(stack, logicalId, properties.Policies)
+      : properties.Role === undefined
+        ? undefined
+        : readRole(stack, properties.Role, logicalId),
   };
 }
 

@@ -1,0 +1,142 @@
+/**
+ * The role the emulator reads for each function of a template, decided
+ * call by call: managed policies by ARN and the template's own, policies
+ * attached with AWS::IAM::Policy, SAM policy templates, and what it cannot
+ * read (allowing nothing, or for a Deny, refusing regardless).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Template } from '../scripts/aws-template.js';
+import { dynamoConditionKeys } from '../scripts/emulator/dynamo-condition-keys.js';
+import { decide, type RolePolicy } from '../scripts/emulator/iam.js';
+import { readStack } from '../scripts/emulator/stack.js';
+
+let code: string;
+beforeAll(async () => {
+  code = await mkdtemp(join(tmpdir(), 'cloudsocket-roles-'));
+  await writeFile(join(code, 'app.mjs'), 'export const handler = async () => ({ statusCode: 200 });\n');
+});
+afterAll(async () => {
+  if (code) await rm(code, { recursive: true, force: true });
+});
+
+const table = (name: string) => `arn:aws:dynamodb:us-east-1:000000000000:table/cloudsocket-${name}`;
+const fn = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:cloudsocket-${name}`;
+
+const template: Template = {
+  Resources: {
+    Notes: { Type: 'AWS::DynamoDB::Table', Properties: { KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }] } },
+    Api: { Type: 'AWS::ApiGatewayV2::Api', Properties: { ProtocolType: 'WEBSOCKET' } },
+    Writes: {
+      Type: 'AWS::IAM::ManagedPolicy',
+      Properties: { PolicyDocument: { Statement: [{ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: { 'Fn::GetAtt': ['Notes', 'Arn'] } }] } },
+    },
+    Classic: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        ManagedPolicyArns: ['arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess', { Ref: 'Writes' }, 'arn:aws:iam::aws:policy/SomethingNew'],
+      },
+    },
+    Attached: {
+      Type: 'AWS::IAM::Policy',
+      Properties: {
+        Roles: [{ Ref: 'Classic' }],
+        PolicyDocument: {
+          Statement: [
+            { Effect: 'Allow', Action: 'dynamodb:DeleteItem', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } },
+            { Effect: 'Deny', Action: 'dynamodb:Scan', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } },
+          ],
+        },
+      },
+    },
+    ClassicFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['Classic', 'Arn'] } } },
+    SamFunction: {
+      Type: 'AWS::Serverless::Function',
+      Properties: {
+        Handler: 'app.handler',
+        Policies: [
+          { DynamoDBWritePolicy: { TableName: { Ref: 'Notes' } } },
+          { LambdaInvokePolicy: { FunctionName: { Ref: 'ClassicFunction' } } },
+          'AWSLambdaRole',
+          { SQSPollerPolicy: { QueueName: 'q' } },
+        ],
+      },
+    },
+  },
+} as unknown as Template;
+
+function roleOf(logicalId: string): RolePolicy {
+  const stack = readStack({ template, distDir: code, stage: 'dev', region: 'us-east-1' });
+  return [...stack.functions.values()].find((spec) => spec.logicalId === logicalId)!.role!;
+}
+
+describe('an AWS::IAM::Role', () => {
+  it('gets AWS managed policies by ARN and its template\'s own ManagedPolicy', () => {
+    const role = roleOf('ClassicFunction');
+    expect(decide(role, 'dynamodb:Query', table('Notes'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:DescribeTable', table('Other'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:PutItem', table('Notes'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:PutItem', table('Other'))).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:UpdateItem', table('Notes'))).toBe('implicit_deny');
+  });
+
+  it('leaves out what it cannot read, says so, and applies a Deny it cannot fully read without its condition', () => {
+    const role = roleOf('ClassicFunction');
+    expect(role.skipped).toEqual([
+      expect.stringContaining('managed policy arn:aws:iam::aws:policy/SomethingNew'),
+      expect.stringContaining('condition operator IpAddress'),
+      expect.stringContaining('as a Deny it is applied without its Condition'),
+    ]);
+    expect(decide(role, 'dynamodb:DeleteItem', table('Notes'))).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:Scan', table('Notes'))).toBe('explicit_deny');
+  });
+});
+
+describe('a SAM function without a Role', () => {
+  it('gets SAM\'s role: the templates with their parameters, managed policies by name, nothing for a template it does not expand', () => {
+    const role = roleOf('SamFunction');
+    expect(role.roleName).toBe('cloudsocket-SamFunctionRole');
+    expect(decide(role, 'dynamodb:PutItem', table('Notes'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:UpdateItem', `${table('Notes')}/index/byRoom`)).toBe('allowed');
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'))).toBe('implicit_deny');
+    // LambdaInvokePolicy's own trailing * covers versions and aliases; AWSLambdaRole then allows any function.
+    expect(decide(role, 'lambda:InvokeFunction', `${fn('ClassicFunction')}:live`)).toBe('allowed');
+    expect(decide(role, 'lambda:InvokeFunction', fn('Elsewhere'))).toBe('allowed');
+    expect(role.skipped).toEqual([expect.stringContaining('SAM policy template SQSPollerPolicy')]);
+  });
+});
+
+describe('DynamoDB condition keys of a request', () => {
+  const keys = ['id', 'sort'];
+  it('takes the leading keys of items and keys, and a Query\'s partition from its expression or KeyConditions', () => {
+    expect(dynamoConditionKeys('PutItem', { items: [{ id: { S: 'a' }, note: { S: 'n' } }], input: {} }, keys)).toEqual({
+      'dynamodb:LeadingKeys': ['a'],
+      'dynamodb:Attributes': ['id', 'note'],
+    });
+    const query = { KeyConditionExpression: 'sort > :s AND #k = :v', ExpressionAttributeNames: { '#k': 'id' }, ExpressionAttributeValues: { ':v': { S: 'room' }, ':s': { N: '1' } } };
+    expect(dynamoConditionKeys('Query', { input: query }, keys)['dynamodb:LeadingKeys']).toEqual(['room']);
+    expect(dynamoConditionKeys('Query', { input: { KeyConditions: { id: { AttributeValueList: [{ S: 'old' }] } } } }, keys)['dynamodb:LeadingKeys']).toEqual(['old']);
+    expect(dynamoConditionKeys('Scan', { input: {} }, keys)).toEqual({});
+  });
+
+  it('names the top-level attributes an update or a projection touches, through ExpressionAttributeNames', () => {
+    const update = {
+      UpdateExpression: 'SET #n = if_not_exists(#n, :zero) + :one, meta.seen = :t REMOVE old ADD hits :one',
+      ExpressionAttributeNames: { '#n': 'count' },
+      ReturnValues: 'UPDATED_NEW',
+    };
+    expect(dynamoConditionKeys('UpdateItem', { keys: [{ id: { S: 'x' } }], input: update }, keys)).toEqual({
+      'dynamodb:LeadingKeys': ['x'],
+      'dynamodb:Attributes': ['id', 'sort', 'count', 'meta', 'old', 'hits'],
+      'dynamodb:ReturnValues': ['UPDATED_NEW'],
+    });
+    const get = { ProjectionExpression: '#a, b.c, d[0]', ExpressionAttributeNames: { '#a': 'alpha' }, Select: 'SPECIFIC_ATTRIBUTES' };
+    expect(dynamoConditionKeys('GetItem', { keys: [{ id: { S: 'x' } }], input: get }, keys)).toEqual({
+      'dynamodb:LeadingKeys': ['x'],
+      'dynamodb:Attributes': ['alpha', 'b', 'd'],
+      'dynamodb:Select': ['SPECIFIC_ATTRIBUTES'],
+    });
+  });
+});
