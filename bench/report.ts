@@ -97,8 +97,8 @@ export function formatReport(report: BenchReport): string {
     );
     out.push(
       table(
-        ['target', 'up after', 'fds before→after', 'room before→after', 'bystanders received/sent', 'seconds'],
-        report.hostile.map((run) => [run.target, run.alive ? 'yes' : 'NO', `${run.fdsBefore}→${run.fdsAfter}`, `${run.roomBefore}→${run.roomAfter}`, `${run.bystanderReceived}/${run.bystanderSent}`, run.durationSeconds]),
+        ['target', 'up after', 'sockets before→after', 'all fds', 'room before→after', 'bystanders received/sent', 'seconds'],
+        report.hostile.map((run) => [run.target, run.alive ? 'yes' : 'NO', `${run.socketsBefore}→${run.socketsAfter}`, `${run.fdsBefore}→${run.fdsAfter}`, `${run.roomBefore}→${run.roomAfter}`, `${run.bystanderReceived}/${run.bystanderSent}`, run.durationSeconds]),
       ),
     );
   }

@@ -258,8 +258,8 @@ export class DynamoDbRegistry implements ConnectionRegistry {
    * the bucket has room and the new tat is simply now + interval. Only inside
    * a burst does the old tat have to be read and the write repeated against it.
    */
-  async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
-    const result = await this.spendToken(connectionId, now, limit);
+  async touch(connectionId: string, now: number, limit: RateLimit, receivedAt = now): Promise<TouchResult | undefined> {
+    const result = await this.spendToken(connectionId, now, limit, receivedAt);
     if (result) await this.refreshExpiryIfDue(result.expiresAt, result.touched.record);
     return result?.touched;
   }
@@ -285,14 +285,15 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     return [];
   }
 
-  private async spendToken(connectionId: string, now: number, limit: RateLimit): Promise<{ touched: TouchResult; expiresAt: number } | undefined> {
+  /** consumeToken's decision (shared/rate-limit.ts), written conditionally: `receivedAt` moves the bucket, `now` judges it. */
+  private async spendToken(connectionId: string, now: number, limit: RateLimit, receivedAt: number): Promise<{ touched: TouchResult; expiresAt: number } | undefined> {
     const touched = (item: Item | undefined, admitted: boolean) =>
       item ? { touched: { record: toRecord(item), admitted }, expiresAt: num(item[TTL_ATTRIBUTE]) } : undefined;
 
     if (limit.perSecond <= 0) {
       const item = await this.updateLive(connectionId, {
-        UpdateExpression: 'SET lastActiveAt = :now, tat = :now, strikes = :zero',
-        ExpressionAttributeValues: { ':now': n(now), ':zero': n(0) },
+        UpdateExpression: 'SET lastActiveAt = :at, tat = :at, strikes = :zero',
+        ExpressionAttributeValues: { ':at': n(receivedAt), ':zero': n(0) },
       });
       return touched(item, true);
     }
@@ -303,30 +304,30 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       const quiet = await this.updateLive(
         connectionId,
         {
-          UpdateExpression: 'SET lastActiveAt = :now, tat = :next, strikes = :zero',
-          ExpressionAttributeValues: { ':now': n(now), ':next': n(now + interval), ':zero': n(0) },
+          UpdateExpression: 'SET lastActiveAt = :at, tat = :next, strikes = :zero',
+          ExpressionAttributeValues: { ':at': n(receivedAt), ':next': n(receivedAt + interval), ':zero': n(0) },
         },
-        'tat <= :now',
+        'tat <= :at',
       );
       if (quiet.item) return touched(quiet.item, true);
       const old = quiet.old;
       if (!old || !this.isLive(old)) return undefined;
 
       const oldTat = old.tat?.N;
-      if (oldTat === undefined || Number(oldTat) <= now) continue;
+      if (oldTat === undefined || Number(oldTat) <= receivedAt) continue;
       if (Number(oldTat) - now > tolerance) {
         // Refused frames still count as activity, and the strikes decide when to close.
         const item = await this.updateLive(connectionId, {
-          UpdateExpression: 'SET lastActiveAt = :now, strikes = strikes + :one',
-          ExpressionAttributeValues: { ':now': n(now), ':one': n(1) },
+          UpdateExpression: 'SET lastActiveAt = :at, strikes = strikes + :one',
+          ExpressionAttributeValues: { ':at': n(receivedAt), ':one': n(1) },
         });
         return touched(item, false);
       }
       const burst = await this.updateLive(
         connectionId,
         {
-          UpdateExpression: 'SET lastActiveAt = :now, tat = tat + :interval, strikes = :zero',
-          ExpressionAttributeValues: { ':now': n(now), ':interval': n(interval), ':zero': n(0), ':oldTat': { N: oldTat } },
+          UpdateExpression: 'SET lastActiveAt = :at, tat = tat + :interval, strikes = :zero',
+          ExpressionAttributeValues: { ':at': n(receivedAt), ':interval': n(interval), ':zero': n(0), ':oldTat': { N: oldTat } },
         },
         'tat = :oldTat',
       );

@@ -405,12 +405,18 @@ export class Engine {
    * frames. Anything else (the registry unreachable, a handler's bug) is
    * logged, answered to the sender with `unavailable`, and rethrown for the
    * adapter (a Lambda answers 500; the CloudBase target keeps the connection).
+   * `receivedAt` (epoch ms, default now): when the platform got the frame. The
+   * rate limit counts the frame from then (see consumeToken), so frames that
+   * waited for the server (a queued or cold-started Lambda) are not taken for
+   * a burst.
    */
-  async receive(connectionId: string, text: string): Promise<void> {
+  async receive(connectionId: string, text: string, receivedAt?: number): Promise<void> {
     // Set once the frame reaches the app, so the log says whose code failed.
     let handlerOf: string | undefined;
     try {
-      const touched = await this.registry.touch(connectionId, this.clock(), this.settings.rateLimit);
+      const now = this.clock();
+      const at = receivedAt !== undefined && Number.isFinite(receivedAt) ? Math.min(receivedAt, now) : now;
+      const touched = await this.registry.touch(connectionId, now, this.settings.rateLimit, at);
       if (!touched) {
         this.logger.warn('frame_from_unknown_connection', { connectionId });
         return;

@@ -172,11 +172,11 @@ export class MemoryRegistry implements ConnectionRegistry {
     return entry.toRecord();
   }
 
-  async touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined> {
+  async touch(connectionId: string, now: number, limit: RateLimit, receivedAt = now): Promise<TouchResult | undefined> {
     const entry = this.byConnection.get(connectionId);
     if (!entry) return undefined;
-    const decision = consumeToken(entry.rate, now, limit);
-    entry.touch(now, decision.state);
+    const decision = consumeToken(entry.rate, now, limit, receivedAt);
+    entry.touch(receivedAt, decision.state);
     return { record: entry.toRecord(), admitted: decision.admitted };
   }
 

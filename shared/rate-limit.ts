@@ -30,11 +30,19 @@ export interface RateDecision {
   state: RateState;
 }
 
-export function consumeToken(state: RateState, now: number, limit: RateLimit): RateDecision {
-  if (limit.perSecond <= 0) return { admitted: true, state: { tat: now, strikes: 0 } };
+/**
+ * GCRA. `receivedAt` (default `now`) is when the frame reached the platform,
+ * `now` when it is judged. A frame counts from its arrival, so frames sent at
+ * an even pace but handled together (after a queue or a cold start) are not a
+ * burst; and it is refused only if it would be at `now` too, so one handled
+ * after frames that arrived later (concurrent invocations finish in any
+ * order) is not taken for one that came too fast.
+ */
+export function consumeToken(state: RateState, now: number, limit: RateLimit, receivedAt = now): RateDecision {
+  if (limit.perSecond <= 0) return { admitted: true, state: { tat: receivedAt, strikes: 0 } };
   const interval = 1000 / limit.perSecond;
   const tolerance = interval * (limit.burst - 1);
-  const tat = Math.max(state.tat, now);
+  const tat = Math.max(state.tat, receivedAt);
   if (tat - now > tolerance) {
     return { admitted: false, state: { tat: state.tat, strikes: state.strikes + 1 } };
   }

@@ -104,8 +104,10 @@ export interface ConnectionRegistry {
   /**
    * Records activity and spends one token of the rate limit, as one operation
    * (one write on a remote store). Undefined when the connection is gone.
+   * `receivedAt` (default `now`): when the frame arrived, as `consumeToken`
+   * takes it; a store whose frames are judged as they arrive may ignore it.
    */
-  touch(connectionId: string, now: number, limit: RateLimit): Promise<TouchResult | undefined>;
+  touch(connectionId: string, now: number, limit: RateLimit, receivedAt?: number): Promise<TouchResult | undefined>;
   /**
    * Hands the clientId of `staleConnectionId` to `record` (same nameKey) in
    * one atomic step, removing the stale record without a trace in any room

@@ -5,7 +5,7 @@
  * the emulator: so a handler's sends reach real sockets, and a connection the
  * emulator never opened answers 410 as a vanished one would in the cloud.
  */
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
@@ -113,6 +113,31 @@ describe('message and disconnect', () => {
     const result = await message(messageEvent(a.connectionId, '{"type":"ping"}'));
     expect(result.statusCode).toBe(200);
     expect(await a.client.next('pong')).toMatchObject({ type: 'pong' });
+  });
+
+  it("judges the rate limit by when API Gateway received each frame, not by when its invocation ran", async () => {
+    const a = await realClient(uniqueName('room'));
+    // Sixty frames sent at 6.7/s (the limit is 10/s) since the connection opened, handled back to back only now, as after a queue.
+    const sentFrom = Date.now() - 60 * 150;
+    await dynamoClient(emulator.dynamoEndpoint).send(
+      new UpdateItemCommand({
+        TableName: emulator.stack.table!.name,
+        Key: { pk: { S: `conn#${a.connectionId}` } },
+        UpdateExpression: 'SET connectedAt = :at, lastActiveAt = :at, tat = :at',
+        ExpressionAttributeValues: { ':at': { N: String(sentFrom) } },
+      }),
+    );
+    for (let i = 0; i < 60; i++) {
+      const event = messageEvent(a.connectionId, '{"type":"ping"}');
+      event.requestContext.requestTimeEpoch = sentFrom + i * 150;
+      expect((await message(event)).statusCode).toBe(200);
+    }
+    // And one that arrived among the first, handled only after all of them (invocations finish in any order).
+    const overtaken = messageEvent(a.connectionId, '{"type":"ping"}');
+    overtaken.requestContext.requestTimeEpoch = sentFrom + 100;
+    expect((await message(overtaken)).statusCode).toBe(200);
+    for (let i = 0; i < 61; i++) await a.client.next('pong');
+    expect(a.client.all('error')).toEqual([]);
   });
 
   it('decodes an isBase64Encoded body', async () => {

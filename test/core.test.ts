@@ -38,6 +38,31 @@ describe('token bucket', () => {
     expect(refilled.state.strikes).toBe(0);
   });
 
+  it('counts a frame from when it arrived: an even pace judged late is no burst, a frame overtaken by later ones is not refused, a flood still is', () => {
+    // 60 frames at 6.7/s, all judged 10 s after the first arrived.
+    let state = freshRateState(0);
+    const paced: boolean[] = [];
+    for (let i = 0; i < 60; i++) {
+      const decision = consumeToken(state, 10_000, limit, i * 150);
+      paced.push(decision.admitted);
+      state = decision.state;
+    }
+    expect(paced.every(Boolean)).toBe(true);
+    // One that arrived first is judged after those that arrived up to 4 s later.
+    expect(consumeToken(state, 10_000, limit, 5_000).admitted).toBe(true);
+    // Forty at one moment, judged half a second later: the burst and the five tokens that half second gave, then refusals.
+    let flood = freshRateState(20_000);
+    const admitted: boolean[] = [];
+    for (let i = 0; i < 40; i++) {
+      const decision = consumeToken(flood, 20_500, limit, 20_000);
+      admitted.push(decision.admitted);
+      flood = decision.state;
+    }
+    expect(admitted.slice(0, 25).every(Boolean)).toBe(true);
+    expect(admitted.slice(25).some(Boolean)).toBe(false);
+    expect(flood.strikes).toBe(15);
+  });
+
   it('does not bank more than the burst after a long silence', () => {
     const { admitted } = spend(freshRateState(0), 3_600_000, 30);
     expect(admitted.filter(Boolean)).toHaveLength(20);

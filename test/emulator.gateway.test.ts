@@ -49,6 +49,23 @@ function opened(socket: WebSocket): Promise<void> {
 }
 
 describe('$connect', () => {
+  it("names the emulator's own address as domainName, whatever Host the client sends, so no client points the functions elsewhere", async () => {
+    const { port } = emulator;
+    const domainNameFor = async (host: string) => {
+      const { socket, held } = await connectHeld(emulator.url, { headers: { Host: host } });
+      held.answer({ statusCode: 200 });
+      await opened(socket);
+      socket.close();
+      return held.event.requestContext.domainName;
+    };
+    expect(await domainNameFor(`localhost:${port}`)).toBe(`localhost:${port}`);
+    expect(await domainNameFor(`127.0.0.1:${port}`)).toBe(`127.0.0.1:${port}`);
+    // Without its port the endpoint would be port 443; another host, another server.
+    expect(await domainNameFor('127.0.0.1')).toBe(`127.0.0.1:${port}`);
+    expect(await domainNameFor(`evil.example:${port}`)).toBe(`127.0.0.1:${port}`);
+    expect(await domainNameFor('evil.example')).toBe(`127.0.0.1:${port}`);
+  });
+
   it('gets the CONNECT event API Gateway sends, and the function its environment', async () => {
     const { socket, held } = await connectHeld(`${emulator.url}?room=a&room=b&clientId=x`, { headers: { 'X-Custom': 'yes', 'User-Agent': 'probe/1' } });
     const { event, env } = held;

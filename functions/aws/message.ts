@@ -9,7 +9,8 @@ export const createMessageHandler = (runtime: () => Runtime): MessageHandler => 
   return guarded(runtime, 'message', requestContext.connectionId, async (rt) => {
     const body = event.body ?? '';
     const text = event.isBase64Encoded ? Buffer.from(body, 'base64').toString('utf8') : body;
-    await rt.engine(requestContext).receive(requestContext.connectionId, text);
+    // API Gateway's own receipt time: how fast the client sent, not how long the invocation waited.
+    await rt.engine(requestContext).receive(requestContext.connectionId, text, requestContext.requestTimeEpoch);
     return { statusCode: 200 };
   });
 };

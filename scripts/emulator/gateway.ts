@@ -53,6 +53,8 @@ export interface GatewayOptions {
   maxBufferedBytes: number;
   /** The port we listen on (known only once listening), for X-Forwarded-Port. */
   port: () => number;
+  /** The host we listen on, for the events' domainName. */
+  host: string;
   /** API Gateway stops waiting for an integration after this long (29 s). */
   integrationTimeoutMs: number;
   chaos: Chaos;
@@ -147,7 +149,7 @@ export class Gateway {
       connectedAt: now,
       sourceIp: (request.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
       userAgent: request.headers['user-agent'] ?? '',
-      domainName: request.headers.host ?? `127.0.0.1:${this.options.port()}`,
+      domainName: domainNameFor(request.headers.host, this.options.host, this.options.port()),
       stage,
       apiId: stack.apiId,
     };
@@ -409,4 +411,23 @@ function rawToBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
+}
+
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * The event's domainName, from which the functions build the management
+ * endpoint (https://{domainName}/{stage}): the Host the client used when it
+ * names this emulator, so a page opened at localhost sees localhost; else the
+ * emulator's own address. Never anything else: on AWS domainName is the API's
+ * own domain whatever a client sends, and a Host header must not point the
+ * functions' signed requests at another server (or at port 443 of this one,
+ * for a Host without its port).
+ */
+export function domainNameFor(hostHeader: string | undefined, listenHost: string, port: number): string {
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::';
+  const own = wildcard ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+  const match = hostHeader === undefined ? null : /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(hostHeader.toLowerCase());
+  if (match && Number(match[2]) === port && (LOOPBACK_NAMES.has(match[1]!) || match[1] === own)) return `${match[1]}:${port}`;
+  return `${own}:${port}`;
 }

@@ -188,6 +188,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     maxConnectionMs: settings.maxConnectionMs,
     maxBufferedBytes: settings.maxBufferedBytes,
     port: () => port,
+    host: settings.host,
     integrationTimeoutMs: settings.integrationTimeoutMs,
     chaos,
     costMeter,
