@@ -1,9 +1,11 @@
 /**
  * Scenario 3, second half: the Lambda handlers' size and cold-start import
  * time (a fresh Node process importing the bundle, as a new Lambda container
- * does), as shipped (minified, AWS SDK bundled) against the same handlers
- * bundled unminified and with the AWS SDK left external (resolved from
- * node_modules at import time, as a Lambda layer or the runtime's own SDK would be).
+ * does), as shipped (minified, AWS SDK bundled), and the same bundle imported
+ * with the NODE_OPTIONS the template gives the function (source maps on, so
+ * Node reads the map at import), against the same handlers bundled
+ * unminified and with the AWS SDK left external (resolved from node_modules
+ * at import time, as a Lambda layer or the runtime's own SDK would be).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat, symlink } from 'node:fs/promises';
@@ -12,12 +14,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { build as esbuild, type BuildOptions } from 'esbuild';
+import { resource, loadTemplate } from '../scripts/aws-template.js';
 import { AWS_HANDLERS, awsBundleOptions, BUNDLE_DEFAULTS, buildAws, builtInProject } from '../scripts/build.js';
 import { packageRoot as projectRoot } from '../scripts/package-root.js';
 
 const run = promisify(execFile);
 
-export type HandlerVariant = 'shipped' | 'unminified' | 'sdk-external';
+export type HandlerVariant = 'shipped' | 'shipped-as-deployed' | 'unminified' | 'sdk-external';
 
 export interface ColdStartRun {
   variant: HandlerVariant;
@@ -33,6 +36,7 @@ export interface ColdStartRun {
 
 const DESCRIPTIONS: Record<HandlerVariant, string> = {
   shipped: 'minified, AWS SDK bundled (what `cloudsocket build` ships)',
+  'shipped-as-deployed': "the same, with the template's NODE_OPTIONS for the function (source maps on)",
   unminified: 'unminified, AWS SDK bundled',
   'sdk-external': 'minified, AWS SDK external (loaded from node_modules, not counted in the size)',
 };
@@ -41,6 +45,8 @@ export interface BuiltVariants {
   /** dist/aws of the shipped build, for the emulator. */
   shippedDirectory: string;
   directories: Record<HandlerVariant, string>;
+  /** NODE_OPTIONS each variant is imported with ('' for none). */
+  nodeOptions: Record<HandlerVariant, string>;
   remove(): Promise<void>;
 }
 
@@ -52,16 +58,19 @@ export async function buildVariants(): Promise<BuiltVariants> {
     await esbuild({ ...chat, outdir: directory, ...options });
     return directory;
   };
-  const [shipped, unminified, external] = await Promise.all([
-    buildAws(join(out, 'shipped-dist')).then((artifact) => artifact.directory),
+  const [{ directory: shipped, template }, unminified, external] = await Promise.all([
+    buildAws(join(out, 'shipped-dist')),
     variant('unminified', { minify: false }),
     variant('sdk-external', { external: [...(BUNDLE_DEFAULTS.external ?? []), '@aws-sdk/*'] }),
   ]);
   // Bare imports of the external variant resolve upwards from its folder.
   await symlink(join(projectRoot, 'node_modules'), join(out, 'node_modules'), 'dir');
+  const variables = (resource(await loadTemplate(template), 'MessageFunction').Properties as { Environment?: { Variables?: Record<string, unknown> } }).Environment?.Variables;
+  const deployedOptions = typeof variables?.NODE_OPTIONS === 'string' ? variables.NODE_OPTIONS : '';
   return {
     shippedDirectory: shipped,
-    directories: { shipped, unminified, 'sdk-external': external },
+    directories: { shipped, 'shipped-as-deployed': shipped, unminified, 'sdk-external': external },
+    nodeOptions: { shipped: '', 'shipped-as-deployed': deployedOptions, unminified: '', 'sdk-external': '' },
     remove: () => rm(out, { recursive: true, force: true }),
   };
 }
@@ -71,7 +80,7 @@ export async function measureColdStarts(variants: BuiltVariants, samples: number
   const names = Object.keys(variants.directories) as HandlerVariant[];
   const times = new Map<HandlerVariant, number[]>(names.map((name) => [name, []]));
   for (let round = 0; round < samples; round++) {
-    for (const name of names) times.get(name)!.push(await importTime(join(variants.directories[name], 'message.mjs')));
+    for (const name of names) times.get(name)!.push(await importTime(join(variants.directories[name], 'message.mjs'), variants.nodeOptions[name]));
   }
   return Promise.all(
     names.map(async (name) => {
@@ -91,10 +100,11 @@ export async function measureColdStarts(variants: BuiltVariants, samples: number
 
 const IMPORT_SCRIPT = 'const t = performance.now(); await import(process.env.BENCH_IMPORT); process.stdout.write(String(performance.now() - t));';
 
-async function importTime(file: string): Promise<number> {
+async function importTime(file: string, nodeOptions: string): Promise<number> {
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', IMPORT_SCRIPT], {
     env: {
       PATH: process.env.PATH ?? '',
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
       BENCH_IMPORT: pathToFileURL(file).href,
       // What the handler reads at import; the values are never used to reach anything.
       CONNECTIONS_TABLE: 'bench',
