@@ -205,6 +205,8 @@ export class DynamoDbRegistry implements ConnectionRegistry {
 
   async listRoom(room: string): Promise<ConnectionRecord[]> {
     const ids = await this.listRoomIds(room);
+    // Eventually consistent reads, half the price, as the index the ids come from is eventually consistent anyway; those
+    // that left or moved meanwhile are dropped.
     const items = await batchGetItems(this.client, this.tableName, ids.map(connectionKey), false);
     const records = new Map(items.filter((item) => this.isLive(item) && str(item.room) === room).map((item) => [str(item.connectionId), toRecord(item)]));
     return ids.flatMap((id) => records.get(id) ?? []);
