@@ -12,10 +12,11 @@ import type { WebSocketResult } from '../functions/aws/events.js';
 import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { loadTemplate } from '../scripts/aws-template.js';
-import { messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
+import { gatewayId, messageEvent, type ConnectionFacts } from '../scripts/emulator/events.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { createChatApp } from '../apps/chat/index.js';
-import { DEFAULT_RATE_LIMIT } from '../shared/rate-limit.js';
+import { nameKey } from '../shared/names.js';
+import { DEFAULT_RATE_LIMIT, freshRateState } from '../shared/rate-limit.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';
 import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
@@ -124,7 +125,7 @@ it('touches a connection for one table write unit and none of either index, wher
   for (const touch of touches) expect(touch).toEqual({ requests: 1, writes: 1, tableUnits: 1, indexUnits: 0, indexUnitsIfAll: 2 });
 });
 
-it('writes a chat message of a room of 3 for two write units, the index share gone', async () => {
+it('writes a chat message in a room of 3 with two writes that reach no index, where projecting ALL cost two index units more', async () => {
   const members = await room(3);
   // The emulator's events are the wire's, typed loosely; the handler takes them as API Gateway sends them.
   const handler = createAwsHandlers(createChatApp()).message as unknown as (event: unknown) => Promise<WebSocketResult>;
@@ -150,4 +151,15 @@ it('moves a connection to another room for the table write and byRoom alone (its
   const [member] = await room(1);
   const moved = await metered(() => registry.moveToRoom(member!.connectionId, uniqueName('room')));
   expect(moved).toEqual({ requests: 1, writes: 1, tableUnits: 1, indexUnits: 2, indexUnitsIfAll: 3 });
+});
+
+it('adds and removes a connection for the same units either way: its item enters and leaves both indexes, its claim neither', async () => {
+  const clientId = uniqueName('member');
+  const now = Date.now();
+  const record = { connectionId: gatewayId(), clientId, nameKey: nameKey(clientId), room: uniqueName('room'), connectedAt: now, lastActiveAt: now, sourceIp: '203.0.113.7', identity: {}, rate: freshRateState(now) };
+  let added = false;
+  // The claim's Put and the connection's Put.
+  expect(await metered(async () => (added = await registry.add(record)))).toEqual({ requests: 2, writes: 2, tableUnits: 2, indexUnits: 2, indexUnitsIfAll: 2 });
+  expect(added).toBe(true);
+  expect(await metered(() => registry.remove(record.connectionId))).toEqual({ requests: 2, writes: 2, tableUnits: 2, indexUnits: 2, indexUnitsIfAll: 2 });
 });
