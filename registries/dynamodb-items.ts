@@ -1,5 +1,5 @@
-/** Attribute values and conditional writes as the DynamoDB registry and room log both use them. */
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+/** Attribute values, conditional writes and batch reads as the DynamoDB registry and room log both use them. */
+import { BatchGetItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 
 export type Item = Record<string, AttributeValue>;
 
@@ -33,4 +33,23 @@ export async function conditionally(write: Promise<unknown>): Promise<boolean> {
     if (isConditionFailure(error)) return false;
     throw error;
   }
+}
+
+/** BatchGetItem takes at most 100 keys. */
+const BATCH_KEYS = 100;
+
+/** The items of `keys` that exist, in no particular order; BatchGetItem may leave keys unprocessed, which are asked for again. */
+export async function batchGetItems(client: DynamoDBClient, tableName: string, keys: readonly Item[], consistentRead: boolean): Promise<Item[]> {
+  const found: Item[] = [];
+  for (let offset = 0; offset < keys.length; offset += BATCH_KEYS) {
+    let pending: Item[] = keys.slice(offset, offset + BATCH_KEYS);
+    while (pending.length > 0) {
+      const { Responses, UnprocessedKeys } = await client.send(
+        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: consistentRead } } }),
+      );
+      found.push(...(Responses?.[tableName] ?? []));
+      pending = (UnprocessedKeys?.[tableName]?.Keys ?? []) as Item[];
+    }
+  }
+  return found;
 }

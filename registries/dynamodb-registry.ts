@@ -14,6 +14,11 @@
  *                        neither `room` nor `clientId`, so the indexes never
  *                        see it. One claim is enough, as equal clientIds have
  *                        equal keys; for most names the key is the clientId.
+ * The indexes project only INDEX_ATTRIBUTES, which change rarely: every frame
+ * writes `lastActiveAt`, `tat` and `strikes` (touch), and were those in an
+ * index, each touch would write the index too (3 write units, not 1). So a
+ * Query on an index reads ids (and expiry), and full records come from the
+ * table.
  * Both carry `expiresAt` (epoch seconds) for DynamoDB's TTL, so the entries of
  * a connection whose `$disconnect` never came disappear by themselves. TTL
  * deletes lazily (up to days late), so every read also ignores expired items.
@@ -23,8 +28,10 @@
  *                  A connectionId that already exists: 3 (the claim is released).
  *   get            1 GetItem.
  *   markGreeted    1 UpdateItem.
- *   findByClientId 1 Query on byClientId.
- *   listRoom       1 Query on byRoom per 1 MB page (listRoomIds the same, ids only).
+ *   findByClientId 1 Query on byClientId, then 1 GetItem (consistent) of the
+ *                  connection it names (clientIds are unique, so one).
+ *   listRoomIds    1 Query on byRoom per 1 MB page.
+ *   listRoom       the same, then 1 BatchGetItem per 100 members.
  *   countRoom      1 Query (Select COUNT) per 1 MB page.
  *   countRoomAndList  a room of at most listUpTo: 1 Query; a larger one: 2
  *                  (the first listUpTo + 1 items, then a COUNT of the rest) the
@@ -55,7 +62,7 @@ import { CloudsocketError } from '../shared/errors.js';
 import type { JsonObject } from '../shared/protocol.js';
 import type { RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from '../shared/registry.js';
-import { conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
+import { batchGetItems, conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
 
 /** Names the template's ConnectionsTable must use; test/template.test.ts holds the two together. */
 export const PARTITION_KEY = 'pk';
@@ -65,6 +72,12 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 /** How the registry's own items' keys begin; the room log and room state share the table under other prefixes. */
 export const CONNECTION_KEY_PREFIX = 'conn#';
 export const CLAIM_KEY_PREFIX = 'client#';
+/**
+ * The non-key attributes both indexes project (the template's INCLUDE lists;
+ * test/template.test.ts holds the two together): the id a Query returns, and
+ * the expiry its filter reads.
+ */
+export const INDEX_ATTRIBUTES = ['connectionId', TTL_ATTRIBUTE] as const;
 
 /** API Gateway closes every connection after 2 hours, so no entry needs to outlive that. */
 export const DEFAULT_CONNECTION_TTL_SECONDS = 7200;
@@ -179,18 +192,33 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   }
 
   async findByClientId(clientId: string): Promise<ConnectionRecord | undefined> {
-    const items = await this.queryLive({ IndexName: CLIENT_ID_INDEX, KeyConditionExpression: 'clientId = :key', ExpressionAttributeValues: { ':key': s(clientId) } });
-    return items[0] ? toRecord(items[0]) : undefined;
+    const items = await this.queryLive({
+      IndexName: CLIENT_ID_INDEX,
+      KeyConditionExpression: '#clientId = :key',
+      ProjectionExpression: '#connectionId',
+      ExpressionAttributeNames: { '#clientId': 'clientId', '#connectionId': 'connectionId' },
+      ExpressionAttributeValues: { ':key': s(clientId) },
+    });
+    // The index lags the table a little; the item itself says whether the connection is still there and still this clientId's.
+    for (const item of items) {
+      const record = await this.get(str(item.connectionId));
+      if (record?.clientId === clientId) return record;
+    }
+    return undefined;
   }
 
   async listRoom(room: string): Promise<ConnectionRecord[]> {
-    const items = await this.queryLive(roomQuery(room));
-    return items.map(toRecord);
+    const ids = await this.listRoomIds(room);
+    // Eventually consistent reads, half the price, as the index the ids come from is eventually consistent anyway; those
+    // that left or moved meanwhile are dropped.
+    const items = await batchGetItems(this.client, this.tableName, ids.map(connectionKey), false);
+    const records = new Map(items.filter((item) => this.isLive(item) && str(item.room) === room).map((item) => [str(item.connectionId), toRecord(item)]));
+    return ids.flatMap((id) => records.get(id) ?? []);
   }
 
-  /** Only the ids, all a broadcast needs: the store still reads whole items, but sends and parses one attribute of each. */
+  /** Only the ids, all a broadcast needs, and all the index holds besides the expiry. */
   async listRoomIds(room: string): Promise<string[]> {
-    const items = await this.queryLive({ ...roomQuery(room), ProjectionExpression: 'connectionId' });
+    const items = await this.queryLive(roomIdsQuery(room));
     return items.map((item) => str(item.connectionId));
   }
 
@@ -215,7 +243,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     do {
       const page = await this.client.send(
         new QueryCommand({
-          ...this.liveOnly({ ...roomQuery(room), ProjectionExpression: 'connectionId' }),
+          ...this.liveOnly(roomIdsQuery(room)),
           // Items examined, before the filter: every page but the last stops there.
           Limit: listUpTo + 1 - ids.length,
           ExclusiveStartKey: startKey,
@@ -489,6 +517,11 @@ export class DynamoDbRegistry implements ConnectionRegistry {
 
 function roomQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
   return { IndexName: ROOM_INDEX, KeyConditionExpression: '#room = :key', ExpressionAttributeNames: { '#room': 'room' }, ExpressionAttributeValues: { ':key': s(room) } };
+}
+
+function roomIdsQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
+  const query = roomQuery(room);
+  return { ...query, ProjectionExpression: '#connectionId', ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#connectionId': 'connectionId' } };
 }
 
 function connectionKey(connectionId: string): Item {

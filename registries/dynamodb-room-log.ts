@@ -53,11 +53,11 @@
  *           + 1 BatchGetItem (consistent) per 100 chunks.
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { CloudsocketError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/log.js';
 import type { LogEntry, LogEntryInput, LogRead, RoomLog, RoomLogLimits } from '../shared/room-log.js';
-import { conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
+import { batchGetItems, conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
 import { PARTITION_KEY, TTL_ATTRIBUTE } from './dynamodb-registry.js';
 
 /** Bytes of entries the head gathers before they move to a chunk. */
@@ -78,8 +78,6 @@ const CHUNK_TTL_MARGIN_SECONDS = 60;
 const MAX_APPEND_ATTEMPTS = 10;
 /** About how long a copy takes (a PutItem and an UpdateItem): a refused append waits that long once before copying itself. */
 const REFUSED_WAIT_MS = 20;
-/** BatchGetItem takes at most 100 keys. */
-const BATCH_KEYS = 100;
 
 export interface DynamoDbRoomLogOptions {
   client: DynamoDBClient;
@@ -313,20 +311,10 @@ export class DynamoDbRoomLog implements RoomLog {
     return entries;
   }
 
-  /** Chunk items by their `first`; BatchGetItem may leave keys unprocessed, which are asked for again. */
+  /** Chunk items by their `first`. */
   private async batchGet(keys: Item[]): Promise<Map<number, Item>> {
-    const found = new Map<number, Item>();
-    for (let offset = 0; offset < keys.length; offset += BATCH_KEYS) {
-      let pending: Item[] = keys.slice(offset, offset + BATCH_KEYS);
-      while (pending.length > 0) {
-        const { Responses, UnprocessedKeys } = await this.client.send(
-          new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
-        );
-        for (const item of Responses?.[this.tableName] ?? []) found.set(num(item.first), item);
-        pending = (UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Item[];
-      }
-    }
-    return found;
+    const items = await batchGetItems(this.client, this.tableName, keys, true);
+    return new Map(items.map((item) => [num(item.first), item]));
   }
 
   private async getHead(room: string): Promise<Item | undefined> {

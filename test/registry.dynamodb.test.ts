@@ -1,10 +1,12 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import { CLIENT_ID_INDEX, DynamoDbRegistry, ROOM_INDEX, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import { loadTemplate } from '../scripts/aws-template.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynaliteForFile, dynamoClient, expectNoScan } from './support/dynalite.js';
+import { projectedAttributes, projectionProblems } from './support/index-reads.js';
 import { registryReplaceSuite } from './registry-replace-suite.js';
 import { registrySuite } from './registry-suite.js';
 
@@ -14,9 +16,22 @@ const LIMIT: RateLimit = { perSecond: 10, burst: 3, closeAfter: 5 };
 const dynalite = dynaliteForFile();
 /** Every command any registry in this file sent. */
 const sentBySuite: string[] = [];
+/** Every Query any registry in this file sent, as it was sent. */
+const queriesSent: QueryCommandInput[] = [];
+
+function recordingQueries(client: DynamoDBClient): DynamoDBClient {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === QueryCommand.name) queriesSent.push(structuredClone(args.input as QueryCommandInput));
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordQueries' },
+  );
+  return client;
+}
 
 const dynamoDbRegistry = async () => {
-  const client = dynamoClient(dynalite.endpoint, sentBySuite);
+  const client = recordingQueries(dynamoClient(dynalite.endpoint, sentBySuite));
   const table = await createConnectionsTable(client);
   return {
     registry: new DynamoDbRegistry({ client, tableName: table.tableName, ttlSeconds: TTL_SECONDS }),
@@ -39,7 +54,7 @@ describe('DynamoDbRegistry specifics', () => {
 
   beforeEach(async () => {
     sent = [];
-    client = dynamoClient(dynalite.endpoint, sent);
+    client = recordingQueries(dynamoClient(dynalite.endpoint, sent));
     const table = await createConnectionsTable(client);
     tableName = table.tableName;
     now = Date.UTC(2030, 0, 1, 12, 0, 0, 250);
@@ -88,8 +103,11 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.add(record('alice')))).toEqual(['PutItemCommand']);
     expect(await requestsOf(() => registry.get(alice.connectionId))).toEqual(['GetItemCommand']);
     expect(await requestsOf(() => registry.markGreeted(alice.connectionId))).toEqual(['UpdateItemCommand']);
-    expect(await requestsOf(() => registry.findByClientId('alice'))).toEqual(['QueryCommand']);
-    expect(await requestsOf(() => registry.listRoom('lobby'))).toEqual(['QueryCommand']);
+    // The indexes hold ids: the records themselves are read from the table.
+    expect(await requestsOf(() => registry.findByClientId('alice'))).toEqual(['QueryCommand', 'GetItemCommand']);
+    expect(await requestsOf(() => registry.findByClientId('nobody'))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.listRoom('lobby'))).toEqual(['QueryCommand', 'BatchGetItemCommand']);
+    expect(await requestsOf(() => registry.listRoom('empty'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.countRoom('lobby'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.listRoomIds('lobby'))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
@@ -123,6 +141,28 @@ describe('DynamoDbRegistry specifics', () => {
     const resumed = { ...record('alice'), session: 'first-session', greeted: true };
     expect(await registry.replace(resumed, stale.connectionId)).toMatchObject({ greeted: true });
     expect(await registry.get(resumed.connectionId)).toMatchObject({ greeted: true });
+  });
+
+  it('lists a room past one BatchGetItem with each record as the table holds it, the index holding only ids', async () => {
+    const members = Array.from({ length: 130 }, (_, i) => record(`member-${i}`, 'hall'));
+    for (const member of members) expect(await registry.add(member)).toBe(true);
+    now += 5_000;
+    const active = members[77]!;
+    expect((await registry.touch(active.connectionId, now, LIMIT))?.admitted).toBe(true);
+
+    // Whole index items, through a client of its own: the registry never asks for them (see the check of its Queries below).
+    const raw = dynamoClient(dynalite.endpoint);
+    const { Items } = await raw.send(new QueryCommand({ TableName: tableName, IndexName: ROOM_INDEX, KeyConditionExpression: 'room = :room', ExpressionAttributeValues: { ':room': { S: 'hall' } } }));
+    raw.destroy();
+    expect(Items).toHaveLength(130);
+    // The local store keeps only what the template projects, as DynamoDB does.
+    expect(new Set(Items!.flatMap((item) => Object.keys(item)))).toEqual(new Set(['pk', 'room', 'connectionId', TTL_ATTRIBUTE]));
+
+    const listed = await registry.listRoom('hall');
+    expect(listed.map((member) => member.connectionId).sort()).toEqual(members.map((member) => member.connectionId).sort());
+    const listedActive = listed.find((member) => member.connectionId === active.connectionId)!;
+    expect(listedActive).toEqual({ ...active, lastActiveAt: now, rate: { tat: now + 1000 / LIMIT.perSecond, strikes: 0 } });
+    expect(await registry.findByClientId(active.clientId)).toEqual(listedActive);
   });
 
   it('replaces with three writes, loses a race with one, and undoes itself when the stale connection left halfway', async () => {
@@ -267,5 +307,27 @@ describe('DynamoDbRegistry specifics', () => {
 describe('requests sent by the registry suite', () => {
   it('never included a Scan', () => {
     expectNoScan(sentBySuite, 'QueryCommand');
+  });
+
+  it('read through each index only what the template projects into it', async () => {
+    const projections = projectedAttributes(await loadTemplate());
+    for (const index of [ROOM_INDEX, CLIENT_ID_INDEX]) expect(queriesSent.filter((query) => query.IndexName === index).length, index).toBeGreaterThan(10);
+    expect(queriesSent.flatMap((query) => projectionProblems(query, projections))).toEqual([]);
+  });
+});
+
+describe('the check of index reads against projections', () => {
+  it('names a Query that reads whole items, or an attribute the index does not project', async () => {
+    const projections = projectedAttributes(await loadTemplate());
+    const byRoom = { TableName: 't', IndexName: ROOM_INDEX, KeyConditionExpression: '#room = :key', ExpressionAttributeNames: { '#room': 'room' } };
+    expect(projectionProblems(byRoom, projections)).toEqual([expect.stringMatching(/^byRoom: reads whole items/)]);
+    expect(projectionProblems({ ...byRoom, ProjectionExpression: 'connectionId, lastActiveAt' }, projections)).toEqual([
+      'byRoom: ProjectionExpression reads lastActiveAt, which the index does not project',
+    ]);
+    expect(projectionProblems({ ...byRoom, Select: 'COUNT', FilterExpression: 'tat <= :now AND attribute_exists(#s)', ExpressionAttributeNames: { ...byRoom.ExpressionAttributeNames, '#s': 'strikes' } }, projections)).toEqual([
+      'byRoom: FilterExpression reads tat, which the index does not project',
+      'byRoom: FilterExpression reads strikes, which the index does not project',
+    ]);
+    expect(projectionProblems({ ...byRoom, ProjectionExpression: '#c', ExpressionAttributeNames: { ...byRoom.ExpressionAttributeNames, '#c': 'connectionId' } }, projections)).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
  * for the container's life. Built lazily so a bad setting becomes a logged
  * 500, not a failed cold start.
  */
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
@@ -55,13 +55,26 @@ export interface Runtime {
   engine(address: StageAddress): Engine;
 }
 
+/**
+ * Makes the SDK's management client (`endpoint` undefined: the SDK's own
+ * endpoint variables). Handed in by the handlers that ask for one (the
+ * welcome's GetConnection), so that a bundle of the others, which post
+ * through SignedManagementTransport, carries no management client at all.
+ */
+export type ManagementClientFactory = (endpoint: string | undefined) => ApiGatewayManagementApiClient;
+
+/** Thrown if a handler made without a ManagementClientFactory asks for the management client: a wiring mistake of this package. */
+const noManagementClient: ManagementClientFactory = () => {
+  throw new ConfigError('this handler was built without the management API client');
+};
+
 /** The runtime of one app, made on the first invocation that needs it. */
-export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime {
+export function lazyRuntime(app: App, options: AwsHandlerOptions, newManagementClient: ManagementClientFactory = noManagementClient): () => Runtime {
   let shared: Runtime | undefined;
-  return () => (shared ??= createRuntime(app, options, process.env));
+  return () => (shared ??= createRuntime(app, options, process.env, newManagementClient));
 }
 
-function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
+function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv, newManagementClient: ManagementClientFactory): Runtime {
   const settings = withOverrides(readAwsSettings(env), options.settings);
   const logger = options.logger ?? createLogger(settings.logLevel);
   let dynamo: DynamoDBClient | undefined;
@@ -77,7 +90,7 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
     const endpoint = managementEndpoint(env, address);
     let client = clients.get(endpoint ?? '');
     if (!client) {
-      client = new ApiGatewayManagementApiClient(endpoint ? { endpoint } : {});
+      client = newManagementClient(endpoint);
       clients.set(endpoint ?? '', client);
     }
     return client;
