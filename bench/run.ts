@@ -231,6 +231,24 @@ function checkTargets(report: BenchReport): TargetCheck[] {
       met: overall <= 3,
     });
   }
+  if (report.aws) {
+    const fanout = (size: number) => report.aws!.rooms.find((room) => room.roomSize === size);
+    for (const [size, limitMs] of [[100, 40], [1000, 200]] as const) {
+      const room = fanout(size);
+      checks.push({
+        target: `AWS emulator: fan-out to ${size} members ≤ ${limitMs} ms`,
+        measured: room?.fanoutMedianMs != null ? `median ${room.fanoutMedianMs} ms` : `no fan-out to ${size} in this run`,
+        met: room?.fanoutMedianMs != null && room.fanoutMedianMs <= limitMs,
+      });
+    }
+    const shipped = report.aws.coldStart.find((run) => run.variant === 'shipped');
+    const deployed = report.aws.coldStart.find((run) => run.variant === 'shipped-as-deployed');
+    checks.push({
+      target: 'AWS: message-handler cold import ≤ 50 ms',
+      measured: shipped ? `median ${shipped.importMedianMs} ms${deployed ? ` (${deployed.importMedianMs} ms with the template's NODE_OPTIONS)` : ''}` : 'not measured',
+      met: shipped !== undefined && shipped.importMedianMs <= 50,
+    });
+  }
   if (report.awsChurn) checks.push(...churnTargets(report.awsChurn, report.mode === 'full'));
   return checks;
 }
