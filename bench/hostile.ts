@@ -85,8 +85,17 @@ interface Target {
   pid: number;
   /** The statuses a well-behaved answer to an odd request target may have. */
   oddTargetStatuses: number[];
+  /**
+   * Whether the port also speaks TLS, taking a first byte of 0x16 (a TLS
+   * handshake record) for the start of one: garbage that begins so is a failed
+   * TLS handshake, rightly answered by closing, as API Gateway's TLS-only
+   * endpoint would.
+   */
+  sniffsTls: boolean;
   stop(): Promise<void>;
 }
+
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 /** The process's open descriptors, and how many of them are sockets. */
 async function countOpen(pid: number): Promise<{ fds: number; sockets: number }> {
@@ -198,9 +207,11 @@ async function throwInputs(target: Target, plan: HostilePlan, progress: (line: s
   const garbage = category('garbage', plan.garbage);
   progress(`  ${plan.garbage} garbage handshakes ...`);
   await inParallel(plan.garbage, 50, async () => {
-    const { data, closedByServer } = await exchange(target.port, Buffer.concat([randomBytes(16 + Math.floor(Math.random() * 400)), Buffer.from('\r\n\r\n')]));
+    const bytes = Buffer.concat([randomBytes(16 + Math.floor(Math.random() * 400)), Buffer.from('\r\n\r\n')]);
+    const { data, closedByServer } = await exchange(target.port, bytes);
     const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(data.toString('latin1'))?.[1] ?? 0);
-    if (status === 400 || status === 431) garbage.rightAnswers++;
+    if (target.sniffsTls && bytes[0] === TLS_HANDSHAKE_RECORD && closedByServer && status === 0) garbage.rightAnswers++;
+    else if (status === 400 || status === 431) garbage.rightAnswers++;
     else noteWrong(garbage, status ? `HTTP ${status}` : closedByServer ? 'closed without an answer' : 'no answer');
   });
   runs.push(garbage);
@@ -277,6 +288,7 @@ async function startCloudbase(dist: string): Promise<Target> {
     // scf_bootstrap execs node, so the child is the server itself.
     pid: running.child.pid!,
     oddTargetStatuses: [101, 400],
+    sniffsTls: false,
     stop: async () => void (await running.stop()),
   };
 }
@@ -300,6 +312,7 @@ async function startAws(dist: string): Promise<Target> {
     pid: child.pid!,
     // API Gateway answers an upgrade outside its stage with 403.
     oddTargetStatuses: [403],
+    sniffsTls: true,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
