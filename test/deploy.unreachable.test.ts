@@ -54,7 +54,8 @@ function expectOneLine(run: Run, line: string): void {
   expect(run.stdout).not.toMatch(/wss:\/\//);
 }
 
-describe('deploy cloudbase when the Tencent Cloud API cannot be reached', () => {
+// Each case runs the CLI as a child process that builds before it calls out: tens of seconds on a busy 2-core machine.
+describe('deploy cloudbase when the Tencent Cloud API cannot be reached', { timeout: 90_000 }, () => {
   it('a proxy port nobody listens on: names the endpoint, the proxy and ECONNREFUSED, for deploy and remove', async () => {
     const port = await freePort();
     const env = { ...TENCENT_KEYS, http_proxy: `http://someone:proxy-password@127.0.0.1:${port}` };
@@ -81,7 +82,7 @@ describe('deploy cloudbase when the Tencent Cloud API cannot be reached', () => 
   });
 });
 
-describe('deploy aws when the AWS API cannot be reached', () => {
+describe('deploy aws when the AWS API cannot be reached', { timeout: 90_000 }, () => {
   it('an endpoint answering 502 with no AWS error: names the status', async () => {
     const port = await badGateway();
     const run = await cli(['deploy', 'aws'], { ...AWS_KEYS, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}` });
