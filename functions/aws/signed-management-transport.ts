@@ -1,22 +1,21 @@
 /**
  * The @connections API without the SDK client around it: each
- * PostToConnection is one HTTP request on a keep-alive socket, signed by the
- * SDK's own SigV4 signer (@smithy/signature-v4, what the client itself signs
- * with). Through the client, its middleware stack costs several times the
- * signing per call, which at a fan-out of 1000 members is most of the
- * handler's CPU time (bench/aws.ts measures both). The errors are the
+ * PostToConnection is one HTTP request on a keep-alive socket, signed as the
+ * SDK's own SigV4 signer (@smithy/signature-v4) signs it, by a signer made
+ * for these requests alone (request-signer.ts). Through the client, its
+ * middleware stack costs several times the signing per call, which at a
+ * fan-out of 1000 members is most of the handler's CPU time. The errors are the
  * client's: 410 GoneException is 'gone'; 429 LimitExceededException and 5xx
  * are retried with the SDK's standard backoff (3 attempts, exponential with
  * full jitter from 100 ms); anything else (413 PayloadTooLargeException, 403
  * ForbiddenException) is thrown, named by `x-amzn-errortype` as the SDK names it.
  */
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { CloudsocketError } from '../../shared/errors.js';
 import type { SendOutcome, Transport } from '../../shared/transport.js';
 import { credentialsFromEnvironment, type EnvironmentCredentials } from './environment-credentials.js';
+import { RequestSigner, uriEscape } from './request-signer.js';
 
 export interface SignedManagementTransportOptions {
   /** `https://{domainName}/{stage}`, or where AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI points. */
@@ -42,28 +41,6 @@ const MAX_ATTEMPTS = 3;
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 20_000;
 
-/** SHA-256 and HMAC-SHA256 for the signer, from node:crypto. */
-class NodeSha256 {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(bytesOf(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-}
-
-/** What the signer hashes (the SDK's SourceData). */
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-function bytesOf(data: SourceData): string | Buffer {
-  if (typeof data === 'string') return data;
-  return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
-}
-
 interface Answer {
   status: number;
   errorType?: string;
@@ -72,14 +49,17 @@ interface Answer {
 
 export class SignedManagementTransport implements Transport {
   private readonly url: URL;
-  private readonly signer: SignatureV4;
+  /** The stage's path and `/@connections/`, before each connection id. */
+  private readonly connectionsPath: string;
+  private readonly signer: RequestSigner;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
 
   constructor(options: SignedManagementTransportOptions) {
     this.url = new URL(options.endpoint.replace(/\/+$/, ''));
     const credentials = options.credentials ?? (async () => credentialsFromEnvironment());
-    this.signer = new SignatureV4({ service: 'execute-api', region: options.region, credentials, sha256: NodeSha256 });
+    this.connectionsPath = `${this.url.pathname === '/' ? '' : this.url.pathname}/@connections/`;
+    this.signer = new RequestSigner('execute-api', options.region, credentials);
     const secure = this.url.protocol === 'https:';
     this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets }) : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
     this.request = secure ? https.request : http.request;
@@ -125,26 +105,12 @@ export class SignedManagementTransport implements Transport {
 
   private async once(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
     const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
-    const path = `${this.url.pathname === '/' ? '' : this.url.pathname}/@connections/${encodeLabel(connectionId)}`;
-    const headers: Record<string, string> = { host: this.url.host };
-    if (payload) {
-      // As the SDK client sends a blob payload.
-      headers['content-type'] = 'application/octet-stream';
-      headers['content-length'] = String(payload.length);
-    }
-    const signed = await this.signer.sign({
-      method,
-      protocol: this.url.protocol,
-      hostname: this.url.hostname,
-      ...(this.url.port ? { port: Number(this.url.port) } : {}),
-      path,
-      query: {},
-      headers,
-      ...(payload ? { body: payload } : {}),
-    });
+    // A path label as the SDK writes it.
+    const path = this.connectionsPath + uriEscape(connectionId);
+    const headers = await this.signer.sign({ method, host: this.url.host, path, ...(payload ? { body: payload } : {}) });
     return new Promise<Answer>((resolve, reject) => {
       const request = this.request(
-        { method, host: this.url.hostname, port: this.url.port || undefined, path, headers: signed.headers, agent: this.agent },
+        { method, host: this.url.hostname, port: this.url.port || undefined, path, headers, agent: this.agent },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -163,11 +129,6 @@ export class SignedManagementTransport implements Transport {
       request.end(payload);
     });
   }
-}
-
-/** A path label as the SDK writes it: encodeURIComponent, and !'()* too. */
-function encodeLabel(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Names as the SDK does: `x-amzn-errortype` up to its first ':' ("GoneException:http://..."), else by status. */

@@ -4,10 +4,12 @@
  * against IAM: the signature is recomputed from the request and compared.
  * The algorithm is AWS's "Create a signed AWS API request" (canonical request,
  * string to sign, HMAC key chain); the path is escaped once more, as the SDK
- * does for every service but S3 (@smithy/signature-v4 `getCanonicalPath`).
+ * does for every service but S3 (@smithy/signature-v4 `getCanonicalPath`,
+ * which the handlers' signer matches; its canonicalPath is used here).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { canonicalPath, uriEscape } from '../../functions/aws/request-signer.js';
 
 export interface SigningCredentials {
   accessKeyId: string;
@@ -110,24 +112,12 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** The path as sent, normalised and escaped once more (so `%3A` is signed as `%253A`). */
-function canonicalPath(path: string): string {
-  const segments: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') segments.pop();
-    else segments.push(segment);
-  }
-  const normalized = `/${segments.join('/')}${segments.length > 0 && path.endsWith('/') ? '/' : ''}`;
-  return escape(normalized).replace(/%2F/g, '/');
-}
-
 function canonicalQuery(query: string): string {
   if (query === '') return '';
   const pairs = query.split('&').filter(Boolean).map((pair) => {
     const at = pair.indexOf('=');
     const [name, value] = at < 0 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
-    return [escape(safeDecode(name)), escape(safeDecode(value))] as const;
+    return [uriEscape(safeDecode(name)), uriEscape(safeDecode(value))] as const;
   });
   pairs.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
   return pairs.map(([name, value]) => `${name}=${value}`).join('&');
@@ -139,11 +129,6 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
-}
-
-/** RFC 3986 unreserved characters stay; everything else is %XX, as SigV4 wants. */
-function escape(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function sha256(data: string | Buffer): string {
