@@ -3,7 +3,10 @@
  * emulator (the built Lambda handlers, the @connections API, dynalite):
  * DynamoDB requests and management-API calls per message, counted where they
  * arrive, for rooms of several sizes; and the fan-out time, from the send to
- * the last recipient, at the default FANOUT_CONCURRENCY.
+ * the last recipient, at the default FANOUT_CONCURRENCY, and the CPU time
+ * the emulator's process spent on each message (the emulator, the handlers
+ * in its worker threads and dynalite in its own; the clients are in other
+ * processes), which a busy machine moves less than the fan-out time.
  *
  * Joining N clients one by one would announce each to the room (N²/2
  * PostToConnection calls, minutes for N = 1000), so each client connects
@@ -33,6 +36,9 @@ export interface AwsRoomRun {
   fanoutMedianMs: number | null;
   fanoutMaxMs: number | null;
   incompleteMessages: number;
+  /** CPU of the emulator's process (user + system) per message, and per @connections call of its fan-out. */
+  cpuMsPerMessage: number;
+  cpuMicrosPerManagementCall: number | null;
 }
 
 export interface AwsRoomOptions {
@@ -58,9 +64,11 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
       await gatherInto(dynamo, emulator, room);
       await quiet(counter);
       counter.reset();
+      const cpuBefore = process.cpuUsage();
       const fanout = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+      const cpu = process.cpuUsage(cpuBefore);
       await quiet(counter);
-      runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout));
+      runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout, cpu.user + cpu.system));
       // Leaving one by one would announce each departure to the rest of the room: N²/2 calls again.
       await scatter(dynamo, emulator);
       await pool.closeClients();
@@ -74,10 +82,11 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
   }
 }
 
-function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }): AwsRoomRun {
+function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }, cpuMicros: number): AwsRoomRun {
   const perMessage = (value: number) => round(value / messages);
   const perMessageRecord = (record: Record<string, number>) => Object.fromEntries(Object.entries(record).map(([key, value]) => [key, perMessage(value)]));
   const sorted = [...fanout.completionsMs].sort((a, b) => a - b);
+  const managementCalls = sum(Object.values(counts.management));
   return {
     roomSize,
     messages,
@@ -90,6 +99,8 @@ function summarize(roomSize: number, messages: number, counts: RequestCounts, fa
     fanoutMedianMs: sorted.length ? round(sorted[Math.floor((sorted.length - 1) / 2)]!) : null,
     fanoutMaxMs: sorted.length ? round(sorted[sorted.length - 1]!) : null,
     incompleteMessages: fanout.incomplete,
+    cpuMsPerMessage: round(cpuMicros / 1000 / messages),
+    cpuMicrosPerManagementCall: managementCalls > 0 ? round(cpuMicros / managementCalls) : null,
   };
 }
 

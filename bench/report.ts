@@ -107,7 +107,7 @@ export function formatReport(report: BenchReport): string {
     out.push('', 'AWS target through the emulator and dynalite, per chat message (counted at the servers)');
     out.push(
       table(
-        ['room', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes', 'fan-out median ms', 'fan-out max ms'],
+        ['room', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes', 'fan-out median ms', 'fan-out max ms', 'emulator CPU ms', 'CPU µs per @connections call'],
         report.aws.rooms.map((room) => [
           room.roomSize,
           room.dynamoRequestsPerMessage,
@@ -116,6 +116,8 @@ export function formatReport(report: BenchReport): string {
           room.lambdaInvokesPerMessage,
           room.fanoutMedianMs,
           room.fanoutMaxMs,
+          room.cpuMsPerMessage,
+          room.cpuMicrosPerManagementCall ?? '-',
         ]),
       ),
     );

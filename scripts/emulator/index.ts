@@ -127,14 +127,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const http = createServer();
   const https = certificate ? createHttpsServer({ key: certificate.key, cert: certificate.cert }) : undefined;
   const servers: Server[] = https ? [http, https] : [http];
-  const listener = https ? createNetServer((socket) => routeByFirstByte(socket, http, () => (https.address() as AddressInfo).port)) : http;
+  const listener = https ? createNetServer((socket) => routeByFirstByte(socket, http, https)) : http;
   try {
     for (const table of stack.tables) await ensureTable(dynamo.client, table);
     await new Promise<void>((resolve, reject) => {
       listener.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(settings.port) : error));
       listener.listen(settings.port, settings.host, () => resolve());
     });
-    if (https) await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', () => resolve()));
   } catch (error) {
     await dynamo.stop();
     await certificate?.remove();

@@ -55,9 +55,7 @@ export function checkSignature(req: IncomingMessage, body: Buffer, service: stri
   const canonicalRequest = [req.method ?? 'GET', canonicalPath(rawPath), canonicalQuery(rawQuery), canonicalHeaders, parsed.signedHeaders.join(';'), payloadHash].join('\n');
   const scope = `${date}/${region}/${service}/aws4_request`;
   const stringToSign = [ALGORITHM, amzDate, scope, sha256(canonicalRequest)].join('\n');
-  let key: Buffer = hmac(`AWS4${credentials.secretAccessKey}`, date);
-  for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
-  const expected = createHmac('sha256', key).update(stringToSign).digest();
+  const expected = createHmac('sha256', signingKey(credentials.secretAccessKey, date, region, service)).update(stringToSign).digest();
   const given = Buffer.from(parsed.signature, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return fail(
@@ -66,6 +64,27 @@ export function checkSignature(req: IncomingMessage, body: Buffer, service: stri
     );
   }
   return undefined;
+}
+
+/** Past this many derived keys the cache starts over (a key per secret, day, region and service: a handful a day). */
+const MAX_CACHED_SIGNING_KEYS = 256;
+const signingKeys = new Map<string, Buffer>();
+
+/**
+ * The key chain HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"):
+ * four HMACs that depend on nothing in the request, so each is derived once a
+ * day per secret, region and service, as the SDK's signer caches it too.
+ */
+function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+  const cacheKey = `${date}\n${region}\n${service}\n${secret}`;
+  let key = signingKeys.get(cacheKey);
+  if (key === undefined) {
+    key = hmac(`AWS4${secret}`, date);
+    for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
+    if (signingKeys.size >= MAX_CACHED_SIGNING_KEYS) signingKeys.clear();
+    signingKeys.set(cacheKey, key);
+  }
+  return key;
 }
 
 function fail(errorType: SignatureFailure['errorType'], message: string): SignatureFailure {
