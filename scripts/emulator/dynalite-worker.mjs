@@ -2,13 +2,19 @@
 // decoded and filtered in JavaScript) never holds up the thread that serves
 // the WebSocket connections and the AWS APIs. The parent learns the endpoint
 // from the first message, is told the operation of every request (for the
-// bench's counts), and asks for a stop, answered once dynalite has closed.
+// bench's counts, except the calls below, which the parent counts as it sends them), and asks for a stop, answered once dynalite has closed.
+// Besides its port, dynalite takes calls as messages ({type: 'call'}, answered
+// {type: 'answer'}): the emulator's own DynamoDB proxy sends them, which spares
+// each call an HTTP exchange on loopback (a client here, a server there).
 // Plain JavaScript because worker threads do not inherit the TypeScript loader.
+import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 
 const dynalite = createRequire(import.meta.url)('dynalite');
 const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+// dynalite's request handler, which createServer registered before any listener of ours.
+const handleRequest = server.listeners('request')[0];
 
 // A request is dynalite's from the end of its body (when dynalite starts on it) until
 // it is answered: one whose client went away halfway through is never started, and one
@@ -16,8 +22,7 @@ const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }
 let working = 0;
 let drained;
 server.on('request', (request, response) => {
-  const target = request.headers['x-amz-target'];
-  if (typeof target === 'string') parentPort.postMessage({ type: 'request', operation: target.slice(target.indexOf('.') + 1) });
+  reportRequest(request.headers['x-amz-target']);
   // dynalite throws from a request's 'error' listener (a client that aborts mid-body), which
   // would end this thread and every table with it; the abort itself needs no answer.
   request.removeAllListeners('error');
@@ -38,8 +43,41 @@ server.on('request', (request, response) => {
   });
 });
 
+let stopped = false;
+
+function reportRequest(target) {
+  if (typeof target === 'string') parentPort.postMessage({ type: 'request', operation: target.slice(target.indexOf('.') + 1) });
+}
+
+/**
+ * A call as dynalite's handler sees an HTTP request: the same headers, the
+ * same body, and a response that records what the handler sets on it (it
+ * sets only the status, headers and one body) and posts it back.
+ */
+function call({ id, headers, body }) {
+  if (stopped) return parentPort.postMessage({ type: 'answer', id, failed: 'dynalite is stopping' });
+  working++;
+  const request = Object.assign(new EventEmitter(), { method: 'POST', url: '/', headers });
+  const answerHeaders = {};
+  const response = {
+    statusCode: 200,
+    setHeader(name, value) {
+      answerHeaders[name.toLowerCase()] = String(value);
+    },
+    end(text) {
+      if (--working === 0) drained?.();
+      parentPort.postMessage({ type: 'answer', id, status: this.statusCode, headers: answerHeaders, body: text ?? '' });
+    },
+  };
+  handleRequest(request, response);
+  request.emit('data', Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  request.emit('end');
+}
+
 parentPort.on('message', async (message) => {
+  if (message.type === 'call') return call(message);
   if (message.type !== 'stop') return;
+  stopped = true;
   // Once its server is closed, dynalite closes its database as soon as the last connection
   // goes (clients that leave close theirs), so the server is closed only when nothing is
   // being worked on: a request still halfway would write to a closed database and throw.

@@ -4,7 +4,9 @@
  * calling function's role before it is passed on, as is, to the local
  * DynamoDB. A call is one POST to / with `X-Amz-Target:
  * DynamoDB_20120810.Operation`; the proxy reads the JSON body once (the
- * signature covers it) and keeps one pool of connections to the DynamoDB.
+ * signature covers it) and keeps one pool of connections to the DynamoDB,
+ * or, when that is the dynalite this process embeds, hands it each call as a
+ * message to its thread (see dynalite-worker.mjs), the same headers and body.
  *
  * It also fills in what dynalite leaves out and DynamoDB sends: the item a
  * failed condition found, when the write asked for it with
@@ -18,6 +20,7 @@ import { readBody, sendJson } from './aws-responses.js';
 import type { CostMeter } from './cost-meter.js';
 import { dynamoConditionKeys, type TableRequest } from './dynamo-condition-keys.js';
 import { refusalMessage, type AccessControl, type Call } from './credentials.js';
+import { embeddedDynaliteAt, type EmbeddedDynalite } from './dynamo.js';
 
 const TARGET_PREFIX = 'DynamoDB_20120810.';
 
@@ -44,6 +47,7 @@ const TRANSACT_ACTIONS: Record<string, string> = {
 export class DynamoProxy {
   private readonly target: URL;
   private readonly agent: HttpAgent;
+  private readonly embedded: EmbeddedDynalite | undefined;
 
   constructor(
     endpoint: string,
@@ -57,6 +61,7 @@ export class DynamoProxy {
   ) {
     this.target = new URL(endpoint);
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.embedded = embeddedDynaliteAt(endpoint);
   }
 
   handles(req: IncomingMessage): boolean {
@@ -193,6 +198,7 @@ export class DynamoProxy {
 
   /** One request to the DynamoDB, its answer read whole. */
   private exchange(headers: IncomingMessage['headers'], body: Buffer): Promise<Exchange> {
+    if (this.embedded) return this.embedded.call(headers, body);
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const upstream = send(this.target, { method: 'POST', agent: this.agent, headers: { ...headers, host: this.target.host, 'content-length': String(body.length) } }, (answer) => {
@@ -207,6 +213,12 @@ export class DynamoProxy {
   }
 
   private forward(headers: IncomingMessage['headers'], body: Buffer, res: ServerResponse): Promise<void> {
+    if (this.embedded) {
+      return this.embedded.call(headers, body).then(
+        (answer) => void res.writeHead(answer.status, answer.headers).end(answer.body),
+        (error: unknown) => this.unreachable(error, res),
+      );
+    }
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve) => {
       const upstream = send(this.target, { method: 'POST', agent: this.agent, headers: { ...headers, host: this.target.host, 'content-length': String(body.length) } }, (answer) => {
@@ -216,13 +228,17 @@ export class DynamoProxy {
         answer.on('error', () => resolve());
       });
       upstream.on('error', (error) => {
-        this.logger.error('dynamo_unreachable', { endpoint: this.target.href, error });
-        if (!res.headersSent) sendDynamoError(res, 500, 'InternalServerError', 'Internal server error');
-        else res.destroy();
+        this.unreachable(error, res);
         resolve();
       });
       upstream.end(body);
     });
+  }
+
+  private unreachable(error: unknown, res: ServerResponse): void {
+    this.logger.error('dynamo_unreachable', { endpoint: this.target.href, error });
+    if (!res.headersSent) sendDynamoError(res, 500, 'InternalServerError', 'Internal server error');
+    else res.destroy();
   }
 
   close(): void {

@@ -25,7 +25,24 @@ export const DYNALITE_REQUEST_CHANNEL = 'cloudsocket:dynalite:request';
 
 export interface EmbeddedDynalite {
   endpoint: string;
+  /** One DynamoDB call handed to dynalite's thread as a message, not over its port; rejects once that thread is gone or stopping. */
+  call(headers: Record<string, string | string[] | undefined>, body: Uint8Array): Promise<DynaliteAnswer>;
   stop(): Promise<void>;
+}
+
+/** What dynalite answered a call: its status, its headers (lower-cased names), its JSON body. */
+export interface DynaliteAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** The embedded dynalites running in this process, by endpoint: what is sent to one of those need not go over HTTP. */
+const running = new Map<string, EmbeddedDynalite>();
+
+/** The embedded dynalite serving `endpoint`, if this process runs it. */
+export function embeddedDynaliteAt(endpoint: string): EmbeddedDynalite | undefined {
+  return running.get(endpoint);
 }
 
 const WORKER_URL = new URL('./dynalite-worker.mjs', import.meta.url);
@@ -38,9 +55,16 @@ export async function startDynalite(onCrash: (error: Error) => void = () => unde
   const worker = new Worker(WORKER_URL);
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const requests = channel(DYNALITE_REQUEST_CHANNEL);
+  const calls = new Map<number, { resolve: (answer: DynaliteAnswer) => void; reject: (error: Error) => void }>();
+  let lastCallId = 0;
   const port = await new Promise<number>((resolve, reject) => {
-    worker.on('message', (message: { type: string; port?: number; operation?: string }) => {
-      if (message.type === 'listening') resolve(message.port!);
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'answer') {
+        const pending = calls.get(message.id);
+        calls.delete(message.id);
+        if (message.failed !== undefined) pending?.reject(new Error(message.failed));
+        else pending?.resolve({ status: message.status, headers: message.headers, body: Buffer.from(message.body, 'utf8') });
+      } else if (message.type === 'listening') resolve(message.port);
       else if (message.type === 'request' && requests.hasSubscribers) requests.publish({ operation: message.operation });
       else if (message.type === 'stopped') void worker.terminate();
     });
@@ -50,16 +74,42 @@ export async function startDynalite(onCrash: (error: Error) => void = () => unde
       onCrash(error);
     });
   });
+  void exited.then(() => {
+    running.delete(endpoint);
+    for (const pending of calls.values()) pending.reject(new Error('dynalite has exited'));
+    calls.clear();
+  });
   let stopping = false;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
+  const endpoint = `http://127.0.0.1:${port}`;
+  const embedded: EmbeddedDynalite = {
+    endpoint,
+    call: (headers, body) => {
+      if (stopping) return Promise.reject(new Error('dynalite is stopping'));
+      const target = headers['x-amz-target'];
+      if (typeof target === 'string' && requests.hasSubscribers) requests.publish({ operation: target.slice(target.indexOf('.') + 1) });
+      return new Promise((resolve, reject) => {
+        const id = ++lastCallId;
+        calls.set(id, { resolve, reject });
+        // A message copies the whole buffer under a view; a small body is often a slice of Node's shared pool.
+        worker.postMessage({ type: 'call', id, headers, body: body.byteLength === body.buffer.byteLength ? body : new Uint8Array(body) });
+      });
+    },
     stop: () => {
       if (!stopping) worker.postMessage({ type: 'stop' });
       stopping = true;
       return exited;
     },
   };
+  running.set(endpoint, embedded);
+  return embedded;
 }
+
+type WorkerMessage =
+  | { type: 'listening'; port: number }
+  | { type: 'request'; operation: string }
+  | { type: 'answer'; id: number; status: number; headers: Record<string, string>; body: string; failed?: undefined }
+  | { type: 'answer'; id: number; failed: string }
+  | { type: 'stopped' };
 
 export async function startDynamo(endpoint: string | undefined, region: string, onCrash?: (error: Error) => void): Promise<LocalDynamo> {
   const embedded = endpoint ? undefined : await startDynalite(onCrash);
