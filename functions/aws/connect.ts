@@ -7,7 +7,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { HandshakeRequest } from '../../shared/app.js';
 import { ConfigError } from '../../shared/errors.js';
 import type { ConnectEvent, LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
-import { guarded, type Runtime } from './runtime.js';
+import { guarded, SDK_LOGGER, type Runtime } from './runtime.js';
 
 export type ConnectHandler = (event: ConnectEvent, context?: LambdaContext) => Promise<WebSocketResult>;
 
@@ -55,7 +55,7 @@ export const createConnectHandler = (runtime: () => Runtime): ConnectHandler => 
 let lambda: LambdaClient | undefined;
 
 async function queueWelcome(functionName: string, payload: WelcomePayload): Promise<void> {
-  lambda ??= new LambdaClient({});
+  lambda ??= new LambdaClient({ logger: SDK_LOGGER });
   await lambda.send(
     new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
   );

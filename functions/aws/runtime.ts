@@ -5,7 +5,7 @@
  * 500, not a failed cold start.
  */
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
 import { ConfigError } from '../../shared/errors.js';
@@ -79,7 +79,7 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   const logger = options.logger ?? createLogger(settings.logLevel);
   let dynamo: DynamoDBClient | undefined;
   // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
-  const dynamoClient = () => (dynamo ??= new DynamoDBClient({}));
+  const dynamoClient = () => (dynamo ??= new DynamoDBClient({ logger: SDK_LOGGER }));
   const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient());
   const log = options.log ?? roomLogFor(settings, dynamoClient);
   const state = options.state ?? dynamoDbState(settings, dynamoClient);
@@ -162,6 +162,17 @@ function managementEndpoint(env: NodeJS.ProcessEnv, { domainName, stage }: Stage
   if (env.AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI || env.AWS_ENDPOINT_URL) return undefined;
   return `https://${domainName}/${stage}`;
 }
+
+/**
+ * The SDK clients' logger: silent, as the SDK's default NoOpLogger is, but
+ * without `info`. The SDK's loggerMiddleware calls
+ * `logger?.info?.({ input: inputFilterSensitiveLog(args.input), output: outputFilterSensitiveLog(output), … })`
+ * after every command (@aws-sdk/core, submodules/client/middleware-logger), and
+ * with the NoOpLogger's empty `info` it still walks each request and answer
+ * through the schemas to mask sensitive members, only to log nothing. Nothing
+ * else in the SDK calls `info`; the other levels stay, as no-ops, for the code that calls them unguarded.
+ */
+export const SDK_LOGGER = { trace() {}, debug() {}, warn() {}, error() {} } as unknown as NonNullable<DynamoDBClientConfig['logger']>;
 
 export const INTERNAL_ERROR: WebSocketResult = { statusCode: 500, body: 'internal error' };
 
