@@ -35,5 +35,21 @@ export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env)
   return credentials;
 }
 
-/** The export the SDK clients' runtime configuration imports from `@aws-sdk/credential-provider-node`. */
-export const defaultProvider = (_init?: unknown): () => Promise<EnvironmentCredentials> => async () => credentialsFromEnvironment();
+/** How long before their expiration credentials are looked up again: the margin of the SDK's own memoizeIdentityProvider (isIdentityExpired). */
+const REFRESH_BEFORE_EXPIRATION_MS = 300_000;
+
+/**
+ * The export the SDK clients' runtime configuration imports from
+ * `@aws-sdk/credential-provider-node`. The SDK marks what a default provider
+ * gives as memoized and asks it on every request, since the SDK's own
+ * defaultProvider memoizes; so does this one: the environment is read once,
+ * and again only once the credentials are near their expiration (or when it
+ * held none, which is not remembered).
+ */
+export const defaultProvider = (_init?: unknown): (() => Promise<EnvironmentCredentials>) => {
+  let found: EnvironmentCredentials | undefined;
+  return async () => {
+    if (!found || (found.expiration && found.expiration.getTime() - Date.now() < REFRESH_BEFORE_EXPIRATION_MS)) found = credentialsFromEnvironment();
+    return found;
+  };
+};
