@@ -10,6 +10,7 @@
  * full jitter from 100 ms); anything else (413 PayloadTooLargeException, 403
  * ForbiddenException) is thrown, named by `x-amzn-errortype` as the SDK names it.
  */
+import * as cryptoModule from 'node:crypto';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -42,17 +43,27 @@ const MAX_ATTEMPTS = 3;
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 20_000;
 
+/** Node's one-shot hash (20.12 and later): no Hash object per call. */
+const oneShotHash = (cryptoModule as { hash?: (algorithm: string, data: string | Buffer, encoding: 'buffer' | 'hex') => Buffer | string }).hash;
+
 /** SHA-256 and HMAC-SHA256 for the signer, from node:crypto. */
 class NodeSha256 {
-  private readonly hash: Hash | Hmac;
+  private readonly hmac: Hmac | undefined;
+  /** A plain hash's input, hashed in one go at the end (the signer gives it in one piece). */
+  private pending: Array<string | Buffer> = [];
   constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
+    this.hmac = secret === undefined ? undefined : createHmac('sha256', bytesOf(secret));
   }
   update(data: SourceData): void {
-    this.hash.update(bytesOf(data));
+    if (this.hmac) this.hmac.update(bytesOf(data));
+    else this.pending.push(bytesOf(data));
   }
   async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
+    if (this.hmac) return this.hmac.digest();
+    if (oneShotHash && this.pending.length === 1) return oneShotHash('sha256', this.pending[0]!, 'buffer') as Buffer;
+    const hash: Hash = createHash('sha256');
+    for (const data of this.pending) hash.update(data);
+    return hash.digest();
   }
 }
 

@@ -6,6 +6,7 @@
  * string to sign, HMAC key chain); the path is escaped once more, as the SDK
  * does for every service but S3 (@smithy/signature-v4 `getCanonicalPath`).
  */
+import * as cryptoModule from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
@@ -142,7 +143,12 @@ function fail(errorType: SignatureFailure['errorType'], message: string): Signat
   return { status: 403, errorType, message };
 }
 
+/** How every SDK writes the header; anything else goes through the general reading below, with the same result. */
+const SDK_AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]{64})$/;
+
 function parseAuthorization(value: string): { credential: string; signedHeaders: string[]; signature: string } | undefined {
+  const usual = SDK_AUTHORIZATION.exec(value);
+  if (usual) return { credential: usual[1]!, signedHeaders: headerList(usual[2]!), signature: usual[3]! };
   if (!value.startsWith(`${ALGORITHM} `)) return undefined;
   const fields = new Map<string, string>();
   for (const part of value.slice(ALGORITHM.length + 1).split(',')) {
@@ -153,7 +159,21 @@ function parseAuthorization(value: string): { credential: string; signedHeaders:
   const signedHeaders = fields.get('SignedHeaders');
   const signature = fields.get('Signature');
   if (!credential || !signedHeaders || !signature || !/^[0-9a-f]{64}$/.test(signature)) return undefined;
-  return { credential, signedHeaders: signedHeaders.split(';'), signature };
+  return { credential, signedHeaders: headerList(signedHeaders), signature };
+}
+
+/** A caller signs the same headers on every request: each list is split once (and never changed by its readers). */
+const MAX_CACHED_HEADER_LISTS = 256;
+const headerLists = new Map<string, string[]>();
+
+function headerList(signedHeaders: string): string[] {
+  let list = headerLists.get(signedHeaders);
+  if (list === undefined) {
+    list = signedHeaders.split(';');
+    if (headerLists.size >= MAX_CACHED_HEADER_LISTS) headerLists.clear();
+    headerLists.set(signedHeaders, list);
+  }
+  return list;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -203,8 +223,11 @@ function escape(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** Node's one-shot hash (20.12 and later) skips making a Hash object per call. */
+const oneShotHash = (cryptoModule as { hash?: (algorithm: string, data: string | Buffer, encoding: 'hex') => string }).hash;
+
 function sha256(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShotHash ? oneShotHash('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 function hmac(key: string | Buffer, data: string): Buffer {
