@@ -199,7 +199,10 @@ interface Payload {
   sha256: string;
 }
 
-/** Past this, credentials that carry an expiration are fetched again (the SDK refreshes 5 minutes early too). */
+/**
+ * Credentials that expire within this are fetched again: the SDK's own margin
+ * (EXPIRATION_MS in @smithy/core's memoizeIdentityProvider, 300,000 ms).
+ */
 const CREDENTIAL_REFRESH_MS = 5 * 60_000;
 
 /**
