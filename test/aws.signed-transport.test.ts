@@ -5,6 +5,7 @@
  * scripted HTTP server for the answers the emulator is not made to give on
  * cue (throttling, 5xx, 403).
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,14 +74,17 @@ describe('the signed transport against a scripted endpoint', () => {
   let server: Server;
   let endpoint: string;
   const requests: IncomingMessage[] = [];
+  const bodies: string[] = [];
   let sockets = 0;
   let answers: Array<{ status: number; type?: string; body?: string }> = [];
 
   beforeAll(async () => {
     server = createServer((request, response) => {
       requests.push(request);
-      request.resume();
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString('utf8'));
         const answer = answers.shift() ?? { status: 200 };
         response.writeHead(answer.status, answer.type ? { 'x-amzn-errortype': answer.type, 'content-type': 'application/json' } : {});
         response.end(answer.body ?? '');
@@ -98,6 +102,7 @@ describe('the signed transport against a scripted endpoint', () => {
 
   const fresh = () => {
     requests.length = 0;
+    bodies.length = 0;
     sockets = 0;
   };
 
@@ -112,6 +117,46 @@ describe('the signed transport against a scripted endpoint', () => {
     expect(request!.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*, Signature=[0-9a-f]{64}$/);
     expect(request!.headers['x-amz-security-token']).toBe('token');
     expect(request!.headers['x-amz-date']).toMatch(/^\d{8}T\d{6}Z$/);
+  });
+
+  it('sends the hash of each body it posts, the same body many times or another between', async () => {
+    fresh();
+    const transport = transportOf();
+    for (const body of ['to all', 'to all', 'to one', 'to all', 'é ✓']) expect(await transport.send('abc=', body)).toBe('sent');
+    transport.destroy();
+    expect(bodies).toEqual(['to all', 'to all', 'to one', 'to all', 'é ✓']);
+    for (const [index, request] of requests.entries()) {
+      expect(request.headers['x-amz-content-sha256']).toBe(createHash('sha256').update(bodies[index]!, 'utf8').digest('hex'));
+      expect(request.headers['content-length']).toBe(String(Buffer.byteLength(bodies[index]!)));
+      expect(request.headers.authorization).toMatch(/SignedHeaders=[a-z0-9;-]*x-amz-content-sha256/);
+    }
+  });
+
+  it('asks for credentials once while they do not expire soon, and again for each request when they do', async () => {
+    const countedTransport = (expiration: Date | undefined) => {
+      let asked = 0;
+      const transport = new SignedManagementTransport({
+        endpoint,
+        region: 'eu-west-1',
+        credentials: async () => {
+          asked++;
+          return { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', ...(expiration ? { expiration } : {}) };
+        },
+        maxSockets: 1,
+      });
+      return { transport, asked: () => asked };
+    };
+    for (const [expiration, expected] of [
+      [undefined, 1],
+      [new Date(Date.now() + 3_600_000), 1],
+      [new Date(Date.now() + 60_000), 3],
+    ] as const) {
+      fresh();
+      const { transport, asked } = countedTransport(expiration);
+      for (let i = 0; i < 3; i++) expect(await transport.send('abc=', `post ${i}`)).toBe('sent');
+      transport.destroy();
+      expect(asked()).toBe(expected);
+    }
   });
 
   it('keeps its sockets open: fifty posts, one after another, take one connection', async () => {

@@ -102,6 +102,27 @@ describe('PostToConnection', () => {
     forger.destroy();
   });
 
+  it('refuses a body other than the one signed, whose x-amz-content-sha256 the request still carries', async () => {
+    const a = await join(uniqueName('room'));
+    const client = management();
+    // After signing, just before sending: same length, same headers, other bytes.
+    client.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { body: unknown }).body = new TextEncoder().encode('{"type":"swap"}');
+        return next(args);
+      },
+      { step: 'deserialize' },
+    );
+    const error = await client.send(new PostToConnectionCommand({ ConnectionId: a.connectionId, Data: '{"type":"told"}' })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'ForbiddenException', $metadata: { httpStatusCode: 403 } });
+    expect((error as Error).message).toMatch(/signature we calculated does not match/);
+    await management().send(new PostToConnectionCommand({ ConnectionId: a.connectionId, Data: '{"type":"after"}' }));
+    await a.client.next('after');
+    expect(a.client.all('swap')).toHaveLength(0);
+    expect(a.client.all('told')).toHaveLength(0);
+    client.destroy();
+  });
+
   it('refuses an unsigned request with ForbiddenException', async () => {
     const a = await join(uniqueName('room'));
     const response = await fetch(`${emulator.httpUrl}/${emulator.stage}/@connections/${encodeURIComponent(a.connectionId)}`, { method: 'POST', body: 'x' });

@@ -10,6 +10,7 @@
  * full jitter from 100 ms); anything else (413 PayloadTooLargeException, 403
  * ForbiddenException) is thrown, named by `x-amzn-errortype` as the SDK names it.
  */
+import * as cryptoModule from 'node:crypto';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -42,17 +43,27 @@ const MAX_ATTEMPTS = 3;
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 20_000;
 
+/** Node's one-shot hash (20.12 and later): no Hash object per call. */
+const oneShotHash = (cryptoModule as { hash?: (algorithm: string, data: string | Buffer, encoding: 'buffer' | 'hex') => Buffer | string }).hash;
+
 /** SHA-256 and HMAC-SHA256 for the signer, from node:crypto. */
 class NodeSha256 {
-  private readonly hash: Hash | Hmac;
+  private readonly hmac: Hmac | undefined;
+  /** A plain hash's input, hashed in one go at the end (the signer gives it in one piece). */
+  private pending: Array<string | Buffer> = [];
   constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
+    this.hmac = secret === undefined ? undefined : createHmac('sha256', bytesOf(secret));
   }
   update(data: SourceData): void {
-    this.hash.update(bytesOf(data));
+    if (this.hmac) this.hmac.update(bytesOf(data));
+    else this.pending.push(bytesOf(data));
   }
   async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
+    if (this.hmac) return this.hmac.digest();
+    if (oneShotHash && this.pending.length === 1) return oneShotHash('sha256', this.pending[0]!, 'buffer') as Buffer;
+    const hash: Hash = createHash('sha256');
+    for (const data of this.pending) hash.update(data);
+    return hash.digest();
   }
 }
 
@@ -75,10 +86,15 @@ export class SignedManagementTransport implements Transport {
   private readonly signer: SignatureV4;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
+  private readonly basePath: string;
+  private readonly port: number | undefined;
+  private lastPayload: Payload | undefined;
 
   constructor(options: SignedManagementTransportOptions) {
     this.url = new URL(options.endpoint.replace(/\/+$/, ''));
-    const credentials = options.credentials ?? (async () => credentialsFromEnvironment());
+    this.basePath = this.url.pathname === '/' ? '' : this.url.pathname;
+    this.port = this.url.port ? Number(this.url.port) : undefined;
+    const credentials = keptUntilExpiry(options.credentials ?? (async () => credentialsFromEnvironment()));
     this.signer = new SignatureV4({ service: 'execute-api', region: options.region, credentials, sha256: NodeSha256 });
     const secure = this.url.protocol === 'https:';
     this.agent = secure ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets }) : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
@@ -124,45 +140,83 @@ export class SignedManagementTransport implements Transport {
   }
 
   private async once(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
-    const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
-    const path = `${this.url.pathname === '/' ? '' : this.url.pathname}/@connections/${encodeLabel(connectionId)}`;
+    const payload = body === undefined ? undefined : this.payloadOf(body);
+    const path = `${this.basePath}/@connections/${encodeLabel(connectionId)}`;
     const headers: Record<string, string> = { host: this.url.host };
     if (payload) {
-      // As the SDK client sends a blob payload.
+      // As the SDK client sends a blob payload; the hash is the one the signer would compute, given so it is not computed again.
       headers['content-type'] = 'application/octet-stream';
-      headers['content-length'] = String(payload.length);
+      headers['content-length'] = payload.length;
+      headers['x-amz-content-sha256'] = payload.sha256;
     }
     const signed = await this.signer.sign({
       method,
       protocol: this.url.protocol,
       hostname: this.url.hostname,
-      ...(this.url.port ? { port: Number(this.url.port) } : {}),
+      ...(this.port !== undefined ? { port: this.port } : {}),
       path,
       query: {},
       headers,
-      ...(payload ? { body: payload } : {}),
+      ...(payload ? { body: payload.bytes } : {}),
     });
     return new Promise<Answer>((resolve, reject) => {
-      const request = this.request(
-        { method, host: this.url.hostname, port: this.url.port || undefined, path, headers: signed.headers, agent: this.agent },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => {
-            const errorType = response.headers['x-amzn-errortype'];
-            resolve({
-              status: response.statusCode ?? 0,
-              ...(typeof errorType === 'string' ? { errorType } : {}),
-              body: Buffer.concat(chunks).toString('utf8'),
-            });
-          });
-          response.on('error', reject);
-        },
-      );
+      const request = this.request({ method, host: this.url.hostname, port: this.port, path, headers: signed.headers, agent: this.agent }, (response) => {
+        const status = response.statusCode ?? 0;
+        response.on('error', reject);
+        if (status < 300) {
+          // A success has no body worth reading (PostToConnection's is empty).
+          response.on('end', () => resolve({ status, body: '' })).resume();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const errorType = response.headers['x-amzn-errortype'];
+          resolve({ status, ...(typeof errorType === 'string' ? { errorType } : {}), body: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
       request.on('error', reject);
-      request.end(payload);
+      request.end(payload?.bytes);
     });
   }
+
+  /** A broadcast posts one body to every member: its bytes and hash are made once, not once per member. */
+  private payloadOf(body: string): Payload {
+    if (this.lastPayload?.text !== body) {
+      const bytes = Buffer.from(body, 'utf8');
+      this.lastPayload = { text: body, bytes, length: String(bytes.length), sha256: createHash('sha256').update(bytes).digest('hex') };
+    }
+    return this.lastPayload;
+  }
+}
+
+interface Payload {
+  text: string;
+  bytes: Buffer;
+  /** content-length */
+  length: string;
+  /** x-amz-content-sha256 */
+  sha256: string;
+}
+
+/**
+ * Credentials that expire within this are fetched again: the SDK's own margin
+ * (EXPIRATION_MS in @smithy/core's memoizeIdentityProvider, 300,000 ms).
+ */
+const CREDENTIAL_REFRESH_MS = 5 * 60_000;
+
+/**
+ * The signer asks for credentials on every request; a Lambda's come from its
+ * environment and stay for the container's life, so they are read once and
+ * again only when they say they expire soon.
+ */
+function keptUntilExpiry(provider: () => Promise<EnvironmentCredentials>): () => Promise<EnvironmentCredentials> {
+  let kept: EnvironmentCredentials | undefined;
+  return async () => {
+    if (kept && (kept.expiration === undefined || kept.expiration.getTime() - Date.now() > CREDENTIAL_REFRESH_MS)) return kept;
+    kept = await provider();
+    return kept;
+  };
 }
 
 /** A path label as the SDK writes it: encodeURIComponent, and !'()* too. */

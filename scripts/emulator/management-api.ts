@@ -48,16 +48,15 @@ export class ManagementApi {
     if (target.stage !== this.stage) return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
     // The account-wide callback quota; the SDK retries this one with backoff, as it does against AWS.
     if (!this.chaos.allowsCallback()) return sendAwsError(res, 429, 'LimitExceededException', 'Rate exceeded');
-    const gone = () => sendAwsError(res, 410, 'GoneException', `connection ${connectionId} is gone`, {});
 
     switch (req.method) {
       case 'POST': {
-        if (!this.gateway.post(connectionId, data)) return gone();
+        if (!this.gateway.post(connectionId, data)) return gone(res, connectionId);
         return sendJson(res, 200, undefined);
       }
       case 'GET': {
         const connection = this.gateway.connections.get(connectionId);
-        if (!connection || connection.state !== 'open') return gone();
+        if (!connection || connection.state !== 'open') return gone(res, connectionId);
         // The wire names are camelCase; the SDK maps them to ConnectedAt, Identity, LastActiveAt.
         return sendJson(res, 200, {
           connectedAt: new Date(connection.facts.connectedAt).toISOString(),
@@ -66,7 +65,7 @@ export class ManagementApi {
         });
       }
       case 'DELETE': {
-        if (!this.gateway.delete(connectionId)) return gone();
+        if (!this.gateway.delete(connectionId)) return gone(res, connectionId);
         this.logger.debug('connection_deleted', { connectionId });
         res.writeHead(204).end();
         return;
@@ -75,4 +74,8 @@ export class ManagementApi {
         return sendAwsError(res, 403, 'ForbiddenException', 'Missing Authentication Token');
     }
   }
+}
+
+function gone(res: ServerResponse, connectionId: string): void {
+  sendAwsError(res, 410, 'GoneException', `connection ${connectionId} is gone`, {});
 }
