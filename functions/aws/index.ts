@@ -8,7 +8,7 @@ import type { App } from '../../shared/app.js';
 import { createConnectHandler, type ConnectHandler } from './connect.js';
 import { createDisconnectHandler, type DisconnectHandler } from './disconnect.js';
 import { createMessageHandler, type MessageHandler } from './message.js';
-import { lazyRuntime, type AwsHandlerOptions, type ManagementClientFactory } from './runtime.js';
+import { lazyRuntime, SDK_LOGGER, type AwsHandlerOptions, type ManagementClientFactory } from './runtime.js';
 import { createWelcomeHandler, type WelcomeHandler } from './welcome.js';
 
 export interface AwsHandlers {
@@ -23,7 +23,7 @@ export interface AwsHandlers {
 }
 
 /** Only the welcome uses the SDK's management client (GetConnection); the others post through SignedManagementTransport. */
-const managementClient: ManagementClientFactory = (endpoint) => new ApiGatewayManagementApiClient(endpoint ? { endpoint } : {});
+const managementClient: ManagementClientFactory = (endpoint) => new ApiGatewayManagementApiClient({ logger: SDK_LOGGER, ...(endpoint ? { endpoint } : {}) });
 
 export function createAwsHandlers(app: App, options: AwsHandlerOptions = {}): AwsHandlers {
   const runtime = lazyRuntime(app, options, managementClient);
