@@ -1,8 +1,9 @@
 /**
  * The role the emulator reads for each function of a template, decided
  * call by call: managed policies by ARN and the template's own, policies
- * attached with AWS::IAM::Policy, SAM policy templates, and what it cannot
- * read (allowing nothing, or for a Deny, refusing regardless).
+ * attached with AWS::IAM::Policy, SAM policy templates, permissions
+ * boundaries, and what it cannot read (allowing nothing, or for a Deny,
+ * refusing regardless).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Template } from '../scripts/aws-template.js';
 import { dynamoConditionKeys } from '../scripts/emulator/dynamo-condition-keys.js';
-import { decide, type RolePolicy } from '../scripts/emulator/iam.js';
+import { decide, deniedMessage, type RolePolicy } from '../scripts/emulator/iam.js';
 import { readStack } from '../scripts/emulator/stack.js';
 
 let code: string;
@@ -52,6 +53,37 @@ const template: Template = {
       },
     },
     ClassicFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['Classic', 'Arn'] } } },
+    ReadsOnly: {
+      Type: 'AWS::IAM::ManagedPolicy',
+      Properties: {
+        PolicyDocument: {
+          Statement: [
+            { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem'], Resource: '*' },
+            { Effect: 'Deny', Action: 'dynamodb:PutItem', Resource: { 'Fn::GetAtt': ['Notes', 'Arn'] } },
+          ],
+        },
+      },
+    },
+    Bounded: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        PermissionsBoundary: { Ref: 'ReadsOnly' },
+        Policies: [{ PolicyName: 'all', PolicyDocument: { Statement: [{ Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem'], Resource: '*' }] } }],
+      },
+    },
+    BoundedFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['Bounded', 'Arn'] } } },
+    UnknownBoundary: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        PermissionsBoundary: 'arn:aws:iam::000000000000:policy/DefinedElsewhere',
+        Policies: [{ PolicyName: 'all', PolicyDocument: { Statement: [{ Effect: 'Allow', Action: 'dynamodb:*', Resource: '*' }] } }],
+      },
+    },
+    UnknownBoundaryFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['UnknownBoundary', 'Arn'] } } },
+    BoundedSamFunction: {
+      Type: 'AWS::Serverless::Function',
+      Properties: { Handler: 'app.handler', PermissionsBoundary: { Ref: 'ReadsOnly' }, Policies: [{ DynamoDBCrudPolicy: { TableName: { Ref: 'Notes' } } }] },
+    },
     SamFunction: {
       Type: 'AWS::Serverless::Function',
       Properties: {
@@ -91,6 +123,42 @@ describe('an AWS::IAM::Role', () => {
     ]);
     expect(decide(role, 'dynamodb:DeleteItem', table('Notes'))).toBe('implicit_deny');
     expect(decide(role, 'dynamodb:Scan', table('Notes'))).toBe('explicit_deny');
+  });
+});
+
+describe('a permissions boundary', () => {
+  it('lets through only what both the role\'s policies and its boundary allow, and a Deny in the boundary refuses', () => {
+    const role = roleOf('BoundedFunction');
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'))).toBe('allowed');
+    // The boundary alone grants nothing: Query is in it but in no policy of the role.
+    expect(decide(role, 'dynamodb:Query', table('Notes'))).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:UpdateItem', table('Notes'))).toBe('boundary_implicit_deny');
+    expect(decide(role, 'dynamodb:PutItem', table('Other'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:PutItem', table('Notes'))).toBe('boundary_explicit_deny');
+  });
+
+  it('says in the denial that the boundary decided, as AWS does', () => {
+    const principal = 'arn:aws:sts::000000000000:assumed-role/cloudsocket-Bounded/cloudsocket-BoundedFunction';
+    expect(deniedMessage(principal, 'dynamodb:UpdateItem', table('Notes'), 'boundary_implicit_deny', true)).toBe(
+      `User: ${principal} is not authorized to perform: dynamodb:UpdateItem on resource: ${table('Notes')} because no permissions boundary allows the dynamodb:UpdateItem action`,
+    );
+    expect(deniedMessage(principal, 'dynamodb:PutItem', table('Notes'), 'boundary_explicit_deny', true)).toBe(
+      `User: ${principal} is not authorized to perform: dynamodb:PutItem on resource: ${table('Notes')} with an explicit deny in a permissions boundary`,
+    );
+  });
+
+  it('allows nothing when the boundary is a policy the emulator cannot read, and says so', () => {
+    const role = roleOf('UnknownBoundaryFunction');
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'))).toBe('boundary_implicit_deny');
+    expect(role.skipped).toEqual([expect.stringMatching(/^permissions boundary: .*DefinedElsewhere/)]);
+  });
+
+  it('bounds the role SAM makes by the function\'s PermissionsBoundary', () => {
+    const role = roleOf('BoundedSamFunction');
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'))).toBe('allowed');
+    expect(decide(role, 'dynamodb:DeleteItem', table('Notes'))).toBe('boundary_implicit_deny');
+    expect(decide(role, 'dynamodb:PutItem', table('Notes'))).toBe('boundary_explicit_deny');
+    expect(decide(roleOf('SamFunction'), 'dynamodb:PutItem', table('Notes'))).toBe('allowed');
   });
 });
 

@@ -14,7 +14,14 @@
  * templates. A policy the emulator cannot read (an unknown managed policy, a
  * policy template it does not expand, a condition operator it does not
  * evaluate) allows nothing; it is logged at start and named again when a call
- * is denied. Permission boundaries, SCPs and resource policies are not evaluated.
+ * is denied.
+ *
+ * A permissions boundary (the role's PermissionsBoundary, or for SAM's role
+ * the function's) caps what those policies allow: a call needs an Allow in
+ * both, and a Deny in either refuses it
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html).
+ * A boundary the emulator cannot read allows nothing. SCPs, session policies
+ * and resource policies are not evaluated.
  */
 import type { TemplateResource } from '../aws-template.js';
 import { expandPolicyTemplate, isPolicyTemplate, managedPolicy, managedPolicyArn, type RawStatement } from './iam-catalog.js';
@@ -35,13 +42,16 @@ export interface RolePolicy {
   roleName: string;
   roleArn: string;
   statements: PolicyStatement[];
+  /** The permissions boundary's statements, when the role has one. */
+  boundary?: PolicyStatement[];
   /** What allows nothing because the emulator cannot read it, for the log: unknown managed policies, templates, operators. */
   skipped: string[];
   /** Some statement has a Condition: its decisions depend on the request, not only on action and resource. */
   conditional: boolean;
 }
 
-export type Decision = 'allowed' | 'implicit_deny' | 'explicit_deny';
+/** A denial names the kind of policy that decided it, as AWS's message does. */
+export type Decision = 'allowed' | 'implicit_deny' | 'explicit_deny' | 'boundary_implicit_deny' | 'boundary_explicit_deny';
 
 /** SAM's name for the role it makes for a function that names none. */
 const SAM_ROLE_SUFFIX = 'Role';
@@ -52,8 +62,9 @@ export function readRole(stack: LocalStack, roleValue: unknown, where: string): 
   const [logicalId] = referencedResources(stack.template, roleValue);
   const resource = logicalId === undefined ? undefined : stack.template.Resources[logicalId];
   if (!resource || resource.Type !== 'AWS::IAM::Role') return undefined;
-  const properties = (resource.Properties ?? {}) as { Policies?: unknown; ManagedPolicyArns?: unknown[] };
+  const properties = (resource.Properties ?? {}) as { Policies?: unknown; ManagedPolicyArns?: unknown[]; PermissionsBoundary?: unknown };
   const role = new RoleReader(stack, where, stack.physicalId(logicalId!), stack.attribute(logicalId!, 'Arn')!);
+  if (properties.PermissionsBoundary !== undefined) role.boundedBy(properties.PermissionsBoundary, `${logicalId}.PermissionsBoundary`);
   for (const managed of properties.ManagedPolicyArns ?? []) role.managed(managed, `${logicalId}.ManagedPolicyArns`);
   const policies = Array.isArray(properties.Policies) ? (properties.Policies as Array<{ PolicyName?: unknown; PolicyDocument?: unknown }>) : [];
   for (const policy of policies) role.document(policy.PolicyDocument, `${logicalId} policy ${String(policy.PolicyName ?? '?')}`);
@@ -67,11 +78,13 @@ export function readRole(stack: LocalStack, roleValue: unknown, where: string): 
 /**
  * The role SAM makes for an AWS::Serverless::Function without a Role:
  * AWSLambdaBasicExecutionRole plus its `Policies` (a name, an ARN, an inline
- * document, a policy template, or a list of them).
+ * document, a policy template, or a list of them), bounded by the function's
+ * PermissionsBoundary when it has one.
  */
-export function readSamRole(stack: LocalStack, logicalId: string, policies: unknown): RolePolicy {
+export function readSamRole(stack: LocalStack, logicalId: string, policies: unknown, permissionsBoundary?: unknown): RolePolicy {
   const roleName = `${stack.stackName}-${logicalId}${SAM_ROLE_SUFFIX}`;
   const role = new RoleReader(stack, logicalId, roleName, `arn:aws:iam::${stack.accountId}:role/${roleName}`);
+  if (permissionsBoundary !== undefined) role.boundedBy(permissionsBoundary, `${logicalId}.PermissionsBoundary`);
   role.managed(BASIC_EXECUTION_ROLE, `${logicalId}.Policies`);
   for (const [index, entry] of (Array.isArray(policies) ? policies : policies === undefined ? [] : [policies]).entries()) {
     const at = `${logicalId}.Policies[${index}]`;
@@ -93,6 +106,7 @@ export function readSamRole(stack: LocalStack, logicalId: string, policies: unkn
 class RoleReader {
   private readonly statements: PolicyStatement[] = [];
   private readonly skipped: string[] = [];
+  private boundary: RoleReader | undefined;
 
   constructor(
     private readonly stack: LocalStack,
@@ -110,6 +124,12 @@ class RoleReader {
     const statements = managedPolicy(arn);
     if (!statements) return this.skip(`${at}: managed policy ${arn} (not in the emulator's table: it allows nothing here)`);
     statements.forEach((statement, index) => this.statement(statement, `managed policy ${arn} statement ${index}`));
+  }
+
+  /** The managed policy `value` names becomes the role's permissions boundary, read as any managed policy is. */
+  boundedBy(value: unknown, at: string): void {
+    this.boundary = new RoleReader(this.stack, this.where, this.roleName, this.roleArn);
+    this.boundary.managed(value, at);
   }
 
   template(name: string, parameters: unknown, at: string): void {
@@ -159,20 +179,36 @@ class RoleReader {
   }
 
   result(): RolePolicy {
+    const boundary = this.boundary?.result();
+    const statements = [...this.statements, ...(boundary?.statements ?? [])];
     return {
       roleName: this.roleName,
       roleArn: this.roleArn,
       statements: this.statements,
-      skipped: this.skipped,
-      conditional: this.statements.some((statement) => statement.conditions.length > 0),
+      ...(boundary ? { boundary: boundary.statements } : {}),
+      skipped: [...this.skipped, ...(boundary?.skipped.map((what) => `permissions boundary: ${what}`) ?? [])],
+      conditional: statements.some((statement) => statement.conditions.length > 0),
     };
   }
 }
 
-/** Whether `role` lets its holder perform `action` on `resource`, in a request whose condition keys are `context`. */
+/**
+ * Whether `role` lets its holder perform `action` on `resource`, in a request
+ * whose condition keys are `context`: a Deny in its policies or its boundary
+ * refuses; otherwise its policies must allow, and then its boundary too.
+ */
 export function decide(role: RolePolicy, action: string, resource: string, context: RequestContext = new Map()): Decision {
+  const granted = evaluate(role.statements, action, resource, context);
+  if (granted === 'explicit_deny') return granted;
+  const bounded = role.boundary && evaluate(role.boundary, action, resource, context);
+  if (bounded === 'explicit_deny') return 'boundary_explicit_deny';
+  if (granted !== 'allowed') return granted;
+  return bounded === 'implicit_deny' ? 'boundary_implicit_deny' : 'allowed';
+}
+
+function evaluate(statements: PolicyStatement[], action: string, resource: string, context: RequestContext): 'allowed' | 'implicit_deny' | 'explicit_deny' {
   let allowed = false;
-  for (const statement of role.statements) {
+  for (const statement of statements) {
     if (statement.actions.some((pattern) => pattern.test(action)) === statement.notActions) continue;
     if (statement.resources.some((pattern) => pattern.test(resource)) === statement.notResources) continue;
     if (!statement.conditions.every((condition) => condition.test(context))) continue;
@@ -186,9 +222,11 @@ export function decide(role: RolePolicy, action: string, resource: string, conte
 export function deniedMessage(principalArn: string, action: string, resource: string, decision: Decision, withReason: boolean): string {
   const base = `User: ${principalArn} is not authorized to perform: ${action} on resource: ${resource}`;
   if (!withReason) return base;
-  return decision === 'explicit_deny'
-    ? `${base} with an explicit deny in an identity-based policy`
-    : `${base} because no identity-based policy allows the ${action} action`;
+  // The policy type as AWS names it (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html).
+  const policy = decision === 'boundary_explicit_deny' || decision === 'boundary_implicit_deny' ? { a: 'a permissions boundary', no: 'no permissions boundary' } : { a: 'an identity-based policy', no: 'no identity-based policy' };
+  return decision === 'explicit_deny' || decision === 'boundary_explicit_deny'
+    ? `${base} with an explicit deny in ${policy.a}`
+    : `${base} because ${policy.no} allows the ${action} action`;
 }
 
 /** Whether a template resource is a SAM function that gets the role SAM makes. */

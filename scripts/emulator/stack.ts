@@ -215,7 +215,7 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
     maximumEventAgeMs:
       (samEventAge === undefined ? DEFAULT_MAXIMUM_EVENT_AGE_SECONDS : Number(resolveValue(stack, samEventAge, `${logicalId}.EventInvokeConfig.MaximumEventAgeInSeconds`))) * 1000,
     role: getsSamRole(resource)
-      ? readSamRole(stack, logicalId, properties.Policies)
+      ? readSamRole(stack, logicalId, properties.Policies, properties.PermissionsBoundary)
       : properties.Role === undefined
         ? undefined
         : readRole(stack, properties.Role, logicalId),
