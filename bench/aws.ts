@@ -14,7 +14,7 @@
  * the measured room directly in DynamoDB, and out again before the clients
  * leave. Only the messages are counted.
  */
-import { ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { silentLogger } from '../shared/log.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
 import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
@@ -149,16 +149,26 @@ async function scatter(dynamo: DynamoDBClient, emulator: RunningEmulator): Promi
   for (const item of await connectionItems(dynamo, emulator)) await moveItem(dynamo, emulator, item, `alone${index++}`);
 }
 
+/**
+ * Only if the item is still there: an UpdateItem of a missing key creates the
+ * item, and one whose connection left after the Scan would come back as a bare
+ * `{pk, room}` without an expiry, which nothing ever deletes.
+ */
 async function moveItem(dynamo: DynamoDBClient, emulator: RunningEmulator, item: Record<string, AttributeValue>, room: string): Promise<void> {
-  await dynamo.send(
-    new UpdateItemCommand({
-      TableName: tableName(emulator),
-      Key: { pk: item.pk! },
-      UpdateExpression: 'SET #room = :room',
-      ExpressionAttributeNames: { '#room': 'room' },
-      ExpressionAttributeValues: { ':room': { S: room } },
-    }),
-  );
+  try {
+    await dynamo.send(
+      new UpdateItemCommand({
+        TableName: tableName(emulator),
+        Key: { pk: item.pk! },
+        UpdateExpression: 'SET #room = :room',
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: { '#room': 'room', '#pk': 'pk' },
+        ExpressionAttributeValues: { ':room': { S: room } },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /** The previous room's `$disconnect`s must be done, or their items would join the next room. */

@@ -1,13 +1,19 @@
 /**
  * The embedded DynamoDB of the emulator (and of the tests), on its own
  * thread: stopping it while requests are being served must neither crash it
- * nor hang, whether their clients wait for the answers or have gone away.
+ * nor hang, whether their clients wait for the answers or have gone away;
+ * and its secondary indexes hold every item, as DynamoDB's do.
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { DescribeTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { expect, it } from 'vitest';
+import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { startDynalite } from '../scripts/emulator/dynamo.js';
+import { nameKey } from '../shared/names.js';
+import { freshRateState } from '../shared/rate-limit.js';
+import type { ConnectionRecord } from '../shared/registry.js';
 import { createConnectionsTable, dynamoClient } from './support/dynalite.js';
 
 async function writesInFlight(endpoint: string) {
@@ -68,3 +74,55 @@ it('takes a request whose client left halfway through its body in its stride', a
   // A crash would have been reported before the thread exited, which stop() waits for.
   expect(crashes).toEqual([]);
 });
+
+/**
+ * Two connectionIds whose items dynalite on its own would file under one
+ * index entry: it tells items of the same index key apart by six hex digits
+ * of an md5 of their table key (db/index.js, hashPrefix), which a few
+ * thousand ids are enough to make collide.
+ */
+function connectionIdsDynaliteConfuses(): [string, string] {
+  const sixDigits = (connectionId: string) => createHash('md5').update('Outliers').update(`conn#${connectionId}`).digest('hex').slice(0, 6);
+  const seen = new Map<string, string>();
+  for (let serial = 0; ; serial++) {
+    const connectionId = `Kq${serial}xYzw=`;
+    const earlier = seen.get(sixDigits(connectionId));
+    if (earlier !== undefined) return [earlier, connectionId];
+    seen.set(sixDigits(connectionId), connectionId);
+  }
+}
+
+it('lists every member of a room, whatever their connectionIds hash to', async () => {
+  const dynalite = await startDynalite();
+  const client = dynamoClient(dynalite.endpoint);
+  try {
+    const { tableName } = await createConnectionsTable(client);
+    const registry = new DynamoDbRegistry({ client, tableName, ttlSeconds: 7200 });
+    const now = Date.now();
+    const member = (connectionId: string, clientId: string): ConnectionRecord => ({
+      connectionId, clientId, nameKey: nameKey(clientId), room: 'crowd', connectedAt: now, lastActiveAt: now, sourceIp: '', identity: {}, rate: freshRateState(now),
+    });
+    const [first, second] = connectionIdsDynaliteConfuses();
+    expect(await registry.add(member(first, 'ann'))).toBe(true);
+    expect(await registry.add(member(second, 'bob'))).toBe(true);
+
+    expect((await registry.listRoomIds('crowd')).sort()).toEqual([first, second].sort());
+    expect((await registry.listRoom('crowd')).map((record) => record.clientId).sort()).toEqual(['ann', 'bob']);
+    expect(await registry.countRoom('crowd')).toBe(2);
+    // One item per Query page: each page starts from the entry the last one ended on.
+    expect(await registry.countRoomAndList('crowd', 0)).toEqual({ count: 2 });
+
+    // Leaving, one way or the other, takes only the one that left.
+    await registry.moveToRoom(first, 'elsewhere');
+    expect(await registry.listRoomIds('crowd')).toEqual([second]);
+    expect(await registry.listRoomIds('elsewhere')).toEqual([first]);
+    await registry.moveToRoom(first, 'crowd');
+    await registry.remove(second);
+    expect(await registry.listRoomIds('crowd')).toEqual([first]);
+    expect((await registry.findByClientId('ann'))?.connectionId).toBe(first);
+  } finally {
+    client.destroy();
+    await dynalite.stop();
+  }
+});
+

@@ -11,7 +11,9 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 
-const dynalite = createRequire(import.meta.url)('dynalite');
+const require = createRequire(import.meta.url);
+const dynalite = require('dynalite');
+keySecondaryIndexesByWholeTableKey(require('dynalite/db/index.js'));
 const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
 // dynalite's request handler, which createServer registered before any listener of ours.
 const handleRequest = server.listeners('request')[0];
@@ -91,3 +93,67 @@ parentPort.on('message', async (message) => {
 });
 
 server.listen(0, '127.0.0.1', () => parentPort.postMessage({ type: 'listening', port: server.address().port }));
+
+/**
+ * dynalite keys an index entry by the index key and only the first six hex
+ * digits of a hash of the item's table key (db/index.js, createIndexKey and
+ * hashPrefix: "for now just first six chars"). Two items with the same index
+ * key whose table keys hash alike share one entry: the later write hides the
+ * other item from every Query of the index, and deleting either removes both.
+ * With 24 bits, a room of 1000 members on the byRoom index has such a pair about
+ * 3 times in 100 (a broadcast then reaches 999); DynamoDB has no such limit.
+ * Here the entry ends with the whole table key, so entries are as distinct as
+ * items. The actions call these through the module's exports, so replacing
+ * them there is enough; the database is in memory, so no old entries remain.
+ */
+function keySecondaryIndexesByWholeTableKey(db) {
+  db.createIndexKey = (item, table, keySchema) => db.createKey(item, table, keySchema) + db.createKey(item, table);
+  db.updateIndexes = (store, table, existingItem, item, done) => {
+    if (!existingItem && !item) return done();
+    const puts = [];
+    const deletes = [];
+    const tableKeys = table.KeySchema.map((key) => key.AttributeName);
+    for (const indexType of ['Local', 'Global']) {
+      for (const index of table[`${indexType}SecondaryIndexes`] ?? []) {
+        const indexDb = store.getIndexDb(indexType, table.TableName, index.IndexName);
+        const indexKeys = index.KeySchema.map((key) => key.AttributeName);
+        const indexed = (candidate) => candidate && indexKeys.every((name) => candidate[name] != null);
+        let key = null;
+        if (indexed(item)) {
+          const projected = index.Projection.ProjectionType === 'ALL' ? item : project(item, [...indexKeys, ...tableKeys, ...(index.Projection.NonKeyAttributes ?? [])]);
+          key = db.createIndexKey(projected, table, index.KeySchema);
+          puts.push((callback) => indexDb.put(key, projected, callback));
+        }
+        if (indexed(existingItem)) {
+          const existingKey = db.createIndexKey(existingItem, table, index.KeySchema);
+          if (existingKey !== key) deletes.push((callback) => indexDb.del(existingKey, callback));
+        }
+      }
+    }
+    // As dynalite does: the old entries go before the new ones are written.
+    inParallel(deletes, (error) => (error ? done(error) : inParallel(puts, done)));
+  };
+}
+
+function project(item, names) {
+  const projected = Object.create(null);
+  for (const name of names) projected[name] = item[name];
+  return projected;
+}
+
+/** Runs callback-style tasks together; `done` gets the first error, or nothing once all have finished. */
+function inParallel(tasks, done) {
+  let pending = tasks.length;
+  let failed = false;
+  if (pending === 0) return done();
+  for (const task of tasks) {
+    task((error) => {
+      if (failed) return;
+      if (error) {
+        failed = true;
+        return done(error);
+      }
+      if (--pending === 0) done();
+    });
+  }
+}
