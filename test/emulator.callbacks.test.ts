@@ -137,6 +137,11 @@ describe('the function\'s role', () => {
     expect(await attempt('remove')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: implicitly('dynamodb:DeleteItem') });
   });
 
+  it('resolves policy variables in a Resource and a Condition from the request, and a variable the request lacks matches nothing', async () => {
+    expect(await attempt('remove', emulator.stack.accountId)).toEqual({ type: 'done', call: 'remove' });
+    expect(await attempt('remove', 'someone-else')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: implicitly('dynamodb:DeleteItem') });
+  });
+
   it('applies a Deny whose condition on dynamodb:ReturnValues the request meets, and only then', async () => {
     expect(await attempt('update', 'ALL_OLD')).toMatchObject({ type: 'failed', name: 'AccessDeniedException', message: explicitly('dynamodb:UpdateItem') });
     expect(await attempt('update', 'UPDATED_NEW')).toEqual({ type: 'done', call: 'update' });

@@ -100,8 +100,67 @@ describe('numeric, date, Bool and ARN operators', () => {
     expect(holds(block, { 'aws:RequestedRegion': 'us-east-1', 'aws:PrincipalAccount': '2', 'aws:SecureTransport': 'true' })).toBe(false);
   });
 
-  it('refuses an operator it does not evaluate, by name', () => {
-    expect(() => parseConditions({ IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, String)).toThrow(UnsupportedConditionError);
-    expect(() => parseConditions({ IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, String)).toThrow(/IpAddress/);
+  it('refuses an operator IAM does not have, by name', () => {
+    expect(() => parseConditions({ StringEqualsAnyCase: { 'aws:RequestedRegion': 'us-east-1' } }, String)).toThrow(UnsupportedConditionError);
+    expect(() => parseConditions({ StringEqualsAnyCase: { 'aws:RequestedRegion': 'us-east-1' } }, String)).toThrow(/StringEqualsAnyCase/);
+  });
+});
+
+describe('IpAddress and BinaryEquals', () => {
+  it('matches an IPv4 or IPv6 address against CIDR ranges and single addresses, NotIpAddress as its negation', () => {
+    expect(holds({ IpAddress: { 'aws:SourceIp': ['192.0.2.0/24', '10.0.0.0/8'] } }, { 'aws:SourceIp': '10.20.30.40' })).toBe(true);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '192.0.2.0/24' } }, { 'aws:SourceIp': '192.0.3.1' })).toBe(false);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '203.0.113.7' } }, { 'aws:SourceIp': '203.0.113.7' })).toBe(true);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '2001:db8::/32' } }, { 'aws:SourceIp': '2001:db8:1::5' })).toBe(true);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '2001:db8::/32' } }, { 'aws:SourceIp': '2001:db9::5' })).toBe(false);
+    expect(holds({ NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, { 'aws:SourceIp': '192.0.2.1' })).toBe(true);
+    expect(holds({ NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, { 'aws:SourceIp': '10.1.1.1' })).toBe(false);
+  });
+
+  it('holds nothing for a malformed range or address, and reads a missing key as for any operator', () => {
+    expect(holds({ IpAddress: { 'aws:SourceIp': '10.0.0.0/33' } }, { 'aws:SourceIp': '10.0.0.1' })).toBe(false);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, { 'aws:SourceIp': 'localhost' })).toBe(false);
+    expect(holds({ IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, {})).toBe(false);
+    expect(holds({ NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' } }, {})).toBe(true);
+    expect(holds({ IpAddressIfExists: { 'aws:SourceIp': '10.0.0.0/8' } }, {})).toBe(true);
+  });
+
+  it('compares BinaryEquals by the bytes its base64 stands for', () => {
+    const bytes = Buffer.from([0, 1, 2, 250]).toString('base64');
+    expect(holds({ BinaryEquals: { 'test:Blob': bytes } }, { 'test:Blob': bytes })).toBe(true);
+    expect(holds({ BinaryEquals: { 'test:Blob': bytes } }, { 'test:Blob': Buffer.from([0, 1, 2, 251]).toString('base64') })).toBe(false);
+  });
+});
+
+describe('policy variables in condition values', () => {
+  const variables = (block: Record<string, Record<string, string | string[]>>, keys: Record<string, string | string[]>) => {
+    const context: RequestContext = new Map(Object.entries(keys).map(([key, value]) => [key.toLowerCase(), Array.isArray(value) ? value : [value]]));
+    return parseConditions(block, String, true).every((condition) => condition.test(context));
+  };
+
+  it('replaces a variable with the request\'s own value of its key, and only in a policy that has variables', () => {
+    const block = { StringLike: { 'dynamodb:LeadingKeys': '${aws:PrincipalAccount}-*' } };
+    expect(variables(block, { 'aws:PrincipalAccount': '123', 'dynamodb:LeadingKeys': '123-notes' })).toBe(true);
+    expect(variables(block, { 'aws:PrincipalAccount': '123', 'dynamodb:LeadingKeys': '456-notes' })).toBe(false);
+    expect(holds(block, { 'aws:PrincipalAccount': '123', 'dynamodb:LeadingKeys': '${aws:PrincipalAccount}-x' })).toBe(true);
+  });
+
+  it('leaves a value whose variable the request lacks matching nothing, unless the variable gives a default', () => {
+    expect(variables({ StringEquals: { 'dynamodb:LeadingKeys': '${aws:username}' } }, { 'dynamodb:LeadingKeys': '' })).toBe(false);
+    expect(variables({ StringNotEquals: { 'dynamodb:LeadingKeys': '${aws:username}' } }, { 'dynamodb:LeadingKeys': 'x' })).toBe(true);
+    expect(variables({ StringEquals: { 'dynamodb:LeadingKeys': "${aws:username, 'guest''s'}" } }, { 'dynamodb:LeadingKeys': "guest's" })).toBe(true);
+  });
+
+  it('treats what a variable brings in, and ${*}, ${?} and ${$}, as the characters themselves, never as wildcards', () => {
+    expect(variables({ StringLike: { 'test:Name': 'a${*}b' } }, { 'test:Name': 'a*b' })).toBe(true);
+    expect(variables({ StringLike: { 'test:Name': 'a${*}b' } }, { 'test:Name': 'axxb' })).toBe(false);
+    expect(variables({ StringLike: { 'test:Name': '${test:Pattern}' } }, { 'test:Pattern': 'a?', 'test:Name': 'ab' })).toBe(false);
+    expect(variables({ StringEquals: { 'test:Name': '${$}{x}' } }, { 'test:Name': '${x}' })).toBe(true);
+    expect(variables({ ArnLike: { 'aws:SourceArn': 'arn:aws:lambda:*:${aws:PrincipalAccount}:function:*' } }, { 'aws:PrincipalAccount': '123', 'aws:SourceArn': 'arn:aws:lambda:us-east-1:123:function:f' })).toBe(true);
+    expect(variables({ ArnLike: { 'aws:SourceArn': 'arn:aws:lambda:*:${aws:PrincipalAccount}:function:*' } }, { 'aws:PrincipalAccount': '123', 'aws:SourceArn': 'arn:aws:lambda:us-east-1:999:function:f' })).toBe(false);
+  });
+
+  it('resolves nothing from a multivalued key', () => {
+    expect(variables({ StringEquals: { 'test:Name': '${dynamodb:LeadingKeys}' } }, { 'dynamodb:LeadingKeys': ['a', 'b'], 'test:Name': 'a' })).toBe(false);
   });
 });

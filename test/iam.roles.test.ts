@@ -46,8 +46,8 @@ const template: Template = {
         Roles: [{ Ref: 'Classic' }],
         PolicyDocument: {
           Statement: [
-            { Effect: 'Allow', Action: 'dynamodb:DeleteItem', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } },
-            { Effect: 'Deny', Action: 'dynamodb:Scan', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } },
+            { Effect: 'Allow', Action: 'dynamodb:DeleteItem', Resource: '*', Condition: { StringEqualsAnyCase: { 'aws:RequestedRegion': 'us-east-1' } } },
+            { Effect: 'Deny', Action: 'dynamodb:Scan', Resource: '*', Condition: { StringEqualsAnyCase: { 'aws:RequestedRegion': 'us-east-1' } } },
           ],
         },
       },
@@ -80,6 +80,30 @@ const template: Template = {
       },
     },
     UnknownBoundaryFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['UnknownBoundary', 'Arn'] } } },
+    Variables: {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        Policies: [
+          {
+            PolicyName: 'current',
+            PolicyDocument: {
+              Version: '2012-10-17',
+              Statement: [
+                { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: { 'Fn::Sub': 'arn:aws:dynamodb:${AWS::Region}:${!aws:PrincipalAccount}:table/${Notes}' } },
+                { Effect: 'Allow', Action: 'dynamodb:Query', Resource: 'arn:aws:dynamodb:us-east-1:000000000000:table/${aws:username}' },
+                { Effect: 'Allow', Action: 'dynamodb:Scan', Resource: "arn:aws:dynamodb:us-east-1:000000000000:table/${aws:username, 'cloudsocket-Notes'}" },
+                { Effect: 'Allow', Action: 'dynamodb:DescribeTable', Resource: 'arn:aws:dynamodb:us-east-1:000000000000:table/${*}' },
+              ],
+            },
+          },
+          {
+            PolicyName: 'old',
+            PolicyDocument: { Version: '2008-10-17', Statement: [{ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: 'arn:aws:dynamodb:us-east-1:${aws:PrincipalAccount}:table/*' }] },
+          },
+        ],
+      },
+    },
+    VariablesFunction: { Type: 'AWS::Lambda::Function', Properties: { Handler: 'app.handler', Role: { 'Fn::GetAtt': ['Variables', 'Arn'] } } },
     BoundedSamFunction: {
       Type: 'AWS::Serverless::Function',
       Properties: { Handler: 'app.handler', PermissionsBoundary: { Ref: 'ReadsOnly' }, Policies: [{ DynamoDBCrudPolicy: { TableName: { Ref: 'Notes' } } }] },
@@ -118,11 +142,41 @@ describe('an AWS::IAM::Role', () => {
     const role = roleOf('ClassicFunction');
     expect(role.skipped).toEqual([
       expect.stringContaining('managed policy arn:aws:iam::aws:policy/SomethingNew'),
-      expect.stringContaining('condition operator IpAddress'),
+      expect.stringContaining('condition operator StringEqualsAnyCase'),
       expect.stringContaining('as a Deny it is applied without its Condition'),
     ]);
     expect(decide(role, 'dynamodb:DeleteItem', table('Notes'))).toBe('implicit_deny');
     expect(decide(role, 'dynamodb:Scan', table('Notes'))).toBe('explicit_deny');
+  });
+});
+
+describe('policy variables', () => {
+  const context = new Map([['aws:principalaccount', ['000000000000']]]);
+
+  it('are resolved in a Resource from the request, also when a Sub wrote them as ${!...}', () => {
+    const role = roleOf('VariablesFunction');
+    expect(role.conditional).toBe(true);
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'), context)).toBe('allowed');
+    expect(decide(role, 'dynamodb:GetItem', table('Notes'), new Map([['aws:principalaccount', ['111111111111']]]))).toBe('implicit_deny');
+  });
+
+  it('leave a Resource matching nothing when the request lacks their key, unless they give a default', () => {
+    const role = roleOf('VariablesFunction');
+    expect(decide(role, 'dynamodb:Query', table('Notes'), context)).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:Scan', table('Notes'), context)).toBe('allowed');
+    expect(decide(role, 'dynamodb:Scan', table('Notes'), new Map([...context, ['aws:username', ['alice']]]))).toBe('implicit_deny');
+  });
+
+  it('make ${*} a literal asterisk, not a wildcard', () => {
+    const role = roleOf('VariablesFunction');
+    expect(decide(role, 'dynamodb:DescribeTable', table('Notes'), context)).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:DescribeTable', 'arn:aws:dynamodb:us-east-1:000000000000:table/*', context)).toBe('allowed');
+  });
+
+  it('are text in a policy of an older Version', () => {
+    const role = roleOf('VariablesFunction');
+    expect(decide(role, 'dynamodb:PutItem', table('Notes'), context)).toBe('implicit_deny');
+    expect(decide(role, 'dynamodb:PutItem', 'arn:aws:dynamodb:us-east-1:${aws:PrincipalAccount}:table/x', context)).toBe('allowed');
   });
 });
 

@@ -4,7 +4,8 @@
  * policies: an explicit Deny wins, else an Allow must match, else the call is
  * implicitly denied. A statement matches on Action or NotAction, Resource or
  * NotResource (`*` and `?` wildcards, actions case-insensitively) and its
- * Condition block (iam-conditions.ts) over the request's context.
+ * Condition block (iam-conditions.ts) over the request's context, with the
+ * policy variables in both resolved from that context (iam-variables.ts).
  *
  * The policies are the role's inline ones, the AWS::IAM::Policy resources
  * attached to it, its ManagedPolicyArns (the template's own
@@ -26,6 +27,7 @@
 import type { TemplateResource } from '../aws-template.js';
 import { expandPolicyTemplate, isPolicyTemplate, managedPolicy, managedPolicyArn, type RawStatement } from './iam-catalog.js';
 import { parseConditions, UnsupportedConditionError, wildcardPattern, type Condition, type RequestContext } from './iam-conditions.js';
+import { expand, hasVariables, VARIABLES_VERSION } from './iam-variables.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
 
 export interface PolicyStatement {
@@ -33,9 +35,12 @@ export interface PolicyStatement {
   /** With `notActions`, the statement covers every action but these. */
   actions: RegExp[];
   notActions: boolean;
-  resources: RegExp[];
+  /** Each of the statement's Resource (or NotResource) entries, matched in the request's context (its policy variables). */
+  resources: Array<(resource: string, context: RequestContext) => boolean>;
   notResources: boolean;
   conditions: Condition[];
+  /** Its Resource or Condition holds policy variables: it decides by the request. */
+  variables: boolean;
 }
 
 export interface RolePolicy {
@@ -46,7 +51,7 @@ export interface RolePolicy {
   boundary?: PolicyStatement[];
   /** What allows nothing because the emulator cannot read it, for the log: unknown managed policies, templates, operators. */
   skipped: string[];
-  /** Some statement has a Condition: its decisions depend on the request, not only on action and resource. */
+  /** Some statement has a Condition or a policy variable: its decisions depend on the request, not only on action and resource. */
   conditional: boolean;
 }
 
@@ -123,7 +128,8 @@ class RoleReader {
     if (own) return this.document(own[1].Properties?.PolicyDocument, `${own[0]} (AWS::IAM::ManagedPolicy)`);
     const statements = managedPolicy(arn);
     if (!statements) return this.skip(`${at}: managed policy ${arn} (not in the emulator's table: it allows nothing here)`);
-    statements.forEach((statement, index) => this.statement(statement, `managed policy ${arn} statement ${index}`));
+    // AWS managed policies are all of the current version.
+    statements.forEach((statement, index) => this.statement(statement, `managed policy ${arn} statement ${index}`, true));
   }
 
   /** The managed policy `value` names becomes the role's permissions boundary, read as any managed policy is. */
@@ -137,26 +143,30 @@ class RoleReader {
       Object.entries((parameters ?? {}) as Record<string, unknown>).map(([key, value]) => [key, resolveValue(this.stack, value, `${this.where}: ${at}.${name}.${key}`)]),
     );
     try {
-      expandPolicyTemplate(name, given, this.stack).forEach((statement, index) => this.statement(statement, `${at} ${name} statement ${index}`));
+      // SAM writes its templates' policies at the current version.
+      expandPolicyTemplate(name, given, this.stack).forEach((statement, index) => this.statement(statement, `${at} ${name} statement ${index}`, true));
     } catch (error) {
       this.skip(`${at}: ${(error as Error).message}`);
     }
   }
 
   document(document: unknown, name: string): void {
-    const raw = (document as { Statement?: unknown } | undefined)?.Statement;
-    for (const [index, statement] of (Array.isArray(raw) ? raw : raw ? [raw] : []).entries()) this.statement(statement as RawStatement, `${name} statement ${index}`);
+    const { Statement: raw, Version: version } = (document ?? {}) as { Statement?: unknown; Version?: unknown };
+    const variables = version === VARIABLES_VERSION;
+    for (const [index, statement] of (Array.isArray(raw) ? raw : raw ? [raw] : []).entries()) this.statement(statement as RawStatement, `${name} statement ${index}`, variables);
   }
 
-  statement(entry: RawStatement, name: string): void {
+  /** With `variables` (its policy's Version is 2012-10-17), `${...}` in a Resource or Condition value is a policy variable. */
+  statement(entry: RawStatement, name: string, variables: boolean): void {
     const at = `${this.where}: ${name}`;
     const resolve = (value: unknown) => resolveValue(this.stack, value, at);
     const notActions = entry.NotAction !== undefined;
     const notResources = entry.NotResource !== undefined;
+    const resourceArns = listOf(notResources ? entry.NotResource : entry.Resource).map(resolve);
     let conditions: Condition[] = [];
     if (entry.Condition !== undefined) {
       try {
-        conditions = parseConditions(entry.Condition, resolve);
+        conditions = parseConditions(entry.Condition, resolve, variables);
       } catch (error) {
         if (!(error instanceof UnsupportedConditionError)) throw error;
         // An Allow left out allows nothing, which is safe; a Deny left out would allow more than AWS does, so it then denies always.
@@ -168,9 +178,10 @@ class RoleReader {
       effect: entry.Effect === 'Deny' ? 'Deny' : 'Allow',
       actions: listOf(notActions ? entry.NotAction : entry.Action).map((action) => wildcardPattern(resolve(action), 'i')),
       notActions,
-      resources: listOf(notResources ? entry.NotResource : entry.Resource).map((arn) => wildcardPattern(resolve(arn), '')),
+      resources: resourceArns.map((arn) => resourceMatcher(arn, variables)),
       notResources,
       conditions,
+      variables: variables && [...resourceArns, ...conditions.flatMap((condition) => condition.values)].some(hasVariables),
     });
   }
 
@@ -187,7 +198,7 @@ class RoleReader {
       statements: this.statements,
       ...(boundary ? { boundary: boundary.statements } : {}),
       skipped: [...this.skipped, ...(boundary?.skipped.map((what) => `permissions boundary: ${what}`) ?? [])],
-      conditional: statements.some((statement) => statement.conditions.length > 0),
+      conditional: statements.some((statement) => statement.conditions.length > 0 || statement.variables),
     };
   }
 }
@@ -210,7 +221,7 @@ function evaluate(statements: PolicyStatement[], action: string, resource: strin
   let allowed = false;
   for (const statement of statements) {
     if (statement.actions.some((pattern) => pattern.test(action)) === statement.notActions) continue;
-    if (statement.resources.some((pattern) => pattern.test(resource)) === statement.notResources) continue;
+    if (statement.resources.some((matches) => matches(resource, context)) === statement.notResources) continue;
     if (!statement.conditions.every((condition) => condition.test(context))) continue;
     if (statement.effect === 'Deny') return 'explicit_deny';
     allowed = true;
@@ -232,6 +243,18 @@ export function deniedMessage(principalArn: string, action: string, resource: st
 /** Whether a template resource is a SAM function that gets the role SAM makes. */
 export function getsSamRole(resource: TemplateResource): boolean {
   return resource.Type === 'AWS::Serverless::Function' && resource.Properties?.Role === undefined;
+}
+
+/** A Resource entry as a test of a call's resource; with policy variables, resolved from each call's context (no match when one cannot be). */
+function resourceMatcher(arn: string, variables: boolean): (resource: string, context: RequestContext) => boolean {
+  if (!variables || !hasVariables(arn)) {
+    const pattern = wildcardPattern(arn, '');
+    return (resource) => pattern.test(resource);
+  }
+  return (resource, context) => {
+    const expanded = expand(arn, context);
+    return expanded !== undefined && wildcardPattern(expanded, '').test(resource);
+  };
 }
 
 function listOf(value: unknown): unknown[] {

@@ -81,7 +81,9 @@ function resolveGetAtt(stack: LocalStack, arg: unknown, where: string): string {
 
 function resolveSub(stack: LocalStack, arg: unknown, where: string): string {
   const [text, variables] = typeof arg === 'string' ? [arg, {}] : (arg as [string, Record<string, unknown>]);
-  return text.replace(/\$\{([^}!][^}]*)\}/g, (_match, name: string) => {
+  return text.replace(/\$\{([^}]*)\}/g, (_match, name: string) => {
+    // `${!Literal}` is how a Sub writes `${Literal}` itself, e.g. an IAM policy variable.
+    if (name.startsWith('!')) return `\${${name.slice(1)}}`;
     if (name in variables) return resolveValue(stack, variables[name], where);
     return name.includes('.') && !name.startsWith('AWS::')
       ? resolveGetAtt(stack, name, where)
