@@ -141,6 +141,9 @@ export class TerminalChat {
     if (frame.type === 'welcome' || frame.type === 'resumed') {
       this.me = frame.clientId;
       this.welcomed = true;
+    } else if (frame.type === 'error' && this.unanswered.welcome > 0) {
+      // The join was refused: the connection is still where it was, welcomed there.
+      this.welcomed = true;
     }
     this.settleAnswer(frame);
     this.print(this.format.frame(frame, this.me));
@@ -158,7 +161,7 @@ export class TerminalChat {
   private onInputEnd(): void {
     this.lines = this.lines.then(async () => {
       if (this.finished) return;
-      if (!this.allAnswered()) await withinMs(new Promise<void>((resolve) => (this.answersWaiter = resolve)), DRAIN_TIMEOUT_MS);
+      await this.answers();
       if (!this.finished) this.quit();
     });
   }
@@ -194,7 +197,11 @@ export class TerminalChat {
         if (this.sent(client.privateMessage(command.to, command.text))) this.print(format.ownPrivate(command.to, command.text));
         return;
       case 'join':
-        return void this.sent(client.join(command.room), 'welcome');
+        // On API Gateway each frame is handled on its own, in any order: the lines before a join are
+        // answered before it goes, and the line after it waits for the new room's welcome, so each is said where it was meant.
+        await this.answers();
+        if (this.sent(client.join(command.room), 'welcome')) this.welcomed = false;
+        return;
       case 'users':
         return void this.sent(client.requestUsers(), 'users');
       case 'ping':
@@ -224,6 +231,11 @@ export class TerminalChat {
     const ownAnswer = frame.type !== 'chat' || frame.clientId === this.me;
     if (answered && ownAnswer && unanswered[answered] > 0) unanswered[answered] -= 1;
     if (this.allAnswered()) this.answersWaiter?.();
+  }
+
+  /** Resolves once every line sent so far has been answered, or after DRAIN_TIMEOUT_MS. */
+  private async answers(): Promise<void> {
+    if (!this.allAnswered()) await withinMs(new Promise<void>((resolve) => (this.answersWaiter = resolve)), DRAIN_TIMEOUT_MS);
   }
 
   private allAnswered(): boolean {

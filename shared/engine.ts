@@ -114,6 +114,14 @@ const NUMBERED_CANDIDATES = 8;
  */
 const OPENING_WINDOW_MS = 30_000;
 
+/**
+ * How long a frame waits for the one its connection sent before it. Frames
+ * of a connection are handled in order (a chat after a `join` goes to the new
+ * room), but a handler that hangs must not hold back the rest of its
+ * connection's frames forever: past this, the next one goes ahead.
+ */
+export const FRAME_ORDER_WAIT_MS = 10_000;
+
 /** `since` as a client may send it: a seq, digits only, within what a number holds exactly. */
 const SINCE_PATTERN = /^\d{1,15}$/;
 
@@ -158,6 +166,8 @@ export class Engine {
   private readonly state: StateStore;
   /** Connections that could not be reached within their opening window, with their admission time. */
   private readonly opening = new Map<string, number>();
+  /** Per connection with a frame under way, the end of its latest one: the next frame starts after it. */
+  private readonly inbox = new Map<string, Promise<void>>();
 
   constructor(options: EngineOptions) {
     this.app = options.app;
@@ -401,7 +411,8 @@ export class Engine {
   }
 
   /**
-   * Handles one text frame. Protocol errors go back to the sender as `error`
+   * Handles one text frame, after the frames its connection sent before it
+   * (each waited for at most FRAME_ORDER_WAIT_MS). Protocol errors go back to the sender as `error`
    * frames. Anything else (the registry unreachable, a handler's bug) is
    * logged, answered to the sender with `unavailable`, and rethrown for the
    * adapter (a Lambda answers 500; the CloudBase target keeps the connection).
@@ -411,6 +422,31 @@ export class Engine {
    * a burst.
    */
   async receive(connectionId: string, text: string, receivedAt?: number): Promise<void> {
+    const before = this.inbox.get(connectionId);
+    const handled = before ? this.after(before, connectionId).then(() => this.handleFrame(connectionId, text, receivedAt)) : this.handleFrame(connectionId, text, receivedAt);
+    const done = handled.then(ignore, ignore);
+    this.inbox.set(connectionId, done);
+    try {
+      await handled;
+    } finally {
+      if (this.inbox.get(connectionId) === done) this.inbox.delete(connectionId);
+    }
+  }
+
+  /** Resolves when `before` has, or after FRAME_ORDER_WAIT_MS if it has not by then. */
+  private after(before: Promise<void>, connectionId: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.logger.warn('frame_order_wait_exceeded', { connectionId, waitedMs: FRAME_ORDER_WAIT_MS });
+        resolve();
+      }, FRAME_ORDER_WAIT_MS);
+      timer.unref?.();
+    });
+    return Promise.race([before, waited]).finally(() => clearTimeout(timer));
+  }
+
+  private async handleFrame(connectionId: string, text: string, receivedAt?: number): Promise<void> {
     // Set once the frame reaches the app, so the log says whose code failed.
     let handlerOf: string | undefined;
     try {
@@ -881,3 +917,5 @@ function seqOf(data: string): number | undefined {
   const match = SEQ_SUFFIX.exec(data);
   return match ? Number(match[1]) : undefined;
 }
+
+function ignore(): void {}

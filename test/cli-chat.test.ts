@@ -175,6 +175,23 @@ describe.each(targets)('cloudsocket chat against $name', (target) => {
     await peer.close();
   });
 
+  it('sends a piped line that follows /join only once the new room has welcomed it, so it is said there', async () => {
+    const server = await start();
+    const attic = uniqueName('attic');
+    const { client: below } = await TestClient.join(server.url);
+    const { client: above } = await TestClient.join(withQuery(server.url, { room: attic }));
+    const erin = uniqueName('erin');
+    const cli = chat([server.url, erin]);
+    cli.write('downstairs');
+    cli.write(`/join ${attic}`);
+    cli.write('upstairs');
+    cli.endInput();
+    expect(await above.next('chat', 15_000)).toMatchObject({ clientId: erin, message: 'upstairs', room: attic });
+    expect(await exitCode(cli)).toBe(0);
+    expect(below.all('chat').map((frame) => frame.message)).not.toContain('upstairs');
+    await Promise.all([below.close(), above.close()]);
+  });
+
   it('leaves cleanly on Ctrl+C (SIGINT) with exit code 0', async () => {
     const server = await start();
     const { client: peer } = await TestClient.join(server.url);
