@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { App, HandshakeRequest } from '../../shared/app.js';
 import type { Backplane } from '../../shared/backplane.js';
-import { Engine, type Greeting } from '../../shared/engine.js';
+import { Engine, type Admission, type Greeting } from '../../shared/engine.js';
 import { CloseCode } from '../../shared/errors.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { MemoryRegistry } from '../../shared/memory-registry.js';
@@ -52,6 +52,8 @@ export function createCloudbaseServer(options: CloudbaseServerOptions): Cloudbas
 /** How long shutdown waits for clients to answer the 1012 close before cutting them off. */
 const SHUTDOWN_GRACE_MS = 2000;
 
+type Accept = (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void;
+
 export class CloudbaseServer {
   readonly registry: ConnectionRegistry;
   readonly engine: Engine;
@@ -68,6 +70,8 @@ export class CloudbaseServer {
   private shuttingDown: Promise<void> | undefined;
   /** Disconnects still telling rooms (maybe on other instances) that someone left; shutdown waits for them. */
   private readonly leaving = new Set<Promise<void>>();
+  /** Handshakes still waiting for their admission, each answered 503 if shutdown comes first. */
+  private readonly handshakes = new Set<() => void>();
 
   constructor(private readonly options: CloudbaseServerOptions) {
     const settings = withOverrides(readCloudbaseSettings(process.env), options.settings);
@@ -96,8 +100,7 @@ export class CloudbaseServer {
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       WebSocket: connectionSocketClass(this.engine, logger, (connectionId, code) => this.onSocketClosed(connectionId, code)),
-      verifyClient: (info: { req: IncomingMessage }, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void) =>
-        void this.verify(info.req, accept),
+      verifyClient: (info: { req: IncomingMessage }, accept: Accept) => void this.verify(info.req, accept),
     });
     this.http = createServer((req, res) => this.serveHttp(req, res));
     // Made once, outside the upgrade handler: a listener created there would share its closure
@@ -146,6 +149,11 @@ export class CloudbaseServer {
     return this.transport.sockets.size;
   }
 
+  /** Handshakes waiting for their admission (an app's `authenticate`, the registry). */
+  get pendingHandshakes(): number {
+    return this.handshakes.size;
+  }
+
   /** Tells every client to come back later (1012) and stops. Resolves when all sockets are closed. */
   shutdown(): Promise<void> {
     this.shuttingDown ??= this.closeEverything();
@@ -155,6 +163,7 @@ export class CloudbaseServer {
   private async closeEverything(): Promise<void> {
     this.logger.info('shutdown', { connections: this.transport.sockets.size });
     for (const timer of this.timers) clearInterval(timer);
+    for (const refuse of [...this.handshakes]) refuse();
     // The listener stays open while the clients drain, so a newcomer hears 503 `shutting_down`
     // and /healthz says `shutting_down`, instead of finding nothing on the port.
     const sockets = [...this.transport.sockets.values()];
@@ -170,15 +179,27 @@ export class CloudbaseServer {
     await httpClosed;
   }
 
-  private async verify(req: IncomingMessage, accept: (ok: boolean, status?: number, body?: string, headers?: Record<string, string>) => void): Promise<void> {
+  private async verify(req: IncomingMessage, accept: Accept): Promise<void> {
     if (this.shuttingDown) return accept(false, 503, jsonBody('shutting_down', 'server is restarting'), JSON_HEADERS);
     const request = handshakeFrom(req);
     if (request === undefined) {
       const { status, code, message } = new InvalidRequestTargetError();
       return accept(false, status, jsonBody(code, message), JSON_HEADERS);
     }
+    const admitting = this.engine.admit(request);
+    const admission = await this.withinHandshakeTime(admitting);
+    if (admission === 'timed_out') {
+      // Answered as API Gateway answers a handshake whose $connect function timed out.
+      this.logger.error('handshake_timed_out', { connectionId: request.connectionId, afterMs: this.settings.handshakeTimeoutMs });
+      this.forgetLateAdmission(admitting, request.connectionId);
+      return accept(false, 500, jsonBody('internal_error', 'internal server error'), JSON_HEADERS);
+    }
+    if (admission === 'shutting_down') {
+      this.forgetLateAdmission(admitting, request.connectionId);
+      return accept(false, 503, jsonBody('shutting_down', 'server is restarting'), JSON_HEADERS);
+    }
     try {
-      const admission = await this.engine.admit(request);
+      if (admission instanceof Error) throw admission;
       if (!admission.ok) {
         const { status, code, message } = admission.error;
         return accept(false, status, jsonBody(code, message), JSON_HEADERS);
@@ -197,6 +218,31 @@ export class CloudbaseServer {
       this.logger.error('handshake_failed', { connectionId: request.connectionId, error });
       accept(false, 500, jsonBody('internal_error', 'internal server error'), JSON_HEADERS);
     }
+  }
+
+  /** An admission that comes after its handshake was refused: its entry must not squat the name. */
+  private forgetLateAdmission(admitting: Promise<Admission>, connectionId: string): void {
+    admitting.then(
+      async (late) => {
+        if (late.ok) await this.registry.remove(connectionId);
+      },
+      () => undefined,
+    ).catch((error: unknown) => this.logger.error('late_admission_not_forgotten', { connectionId, error }));
+  }
+
+  /** The admission, its failure, or why the handshake could not wait for it: an app's `authenticate` may never settle. */
+  private withinHandshakeTime(admitting: Promise<Admission>): Promise<Admission | Error | 'timed_out' | 'shutting_down'> {
+    return new Promise((resolve) => {
+      const settle = (outcome: Admission | Error | 'timed_out' | 'shutting_down') => {
+        clearTimeout(timer);
+        this.handshakes.delete(refuse);
+        resolve(outcome);
+      };
+      const refuse = () => settle('shutting_down');
+      const timer = setTimeout(() => settle('timed_out'), this.settings.handshakeTimeoutMs);
+      this.handshakes.add(refuse);
+      admitting.then(settle, (error: unknown) => settle(error instanceof Error ? error : new Error(String(error))));
+    });
   }
 
   private onOpen(ws: ConnectionSocket, req: IncomingMessage): void {

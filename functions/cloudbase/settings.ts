@@ -18,6 +18,8 @@ export interface CloudbaseSettings {
   redisPrefix: string;
   /** INSTANCE_HEARTBEAT: an instance that has not renewed its liveness key for this long is dead, its users gone. */
   instanceHeartbeatMs: number;
+  /** HANDSHAKE_TIMEOUT: how long a handshake waits for `authenticate` before it is answered 500, as a timed-out `$connect` is on AWS. */
+  handshakeTimeoutMs: number;
   core: CoreSettings;
 }
 
@@ -34,6 +36,8 @@ export function readCloudbaseSettings(env: Env): CloudbaseSettings {
     redisUrl: readRedisUrl(env.REDIS_URL),
     redisPrefix: env.REDIS_PREFIX || 'cloudsocket:',
     instanceHeartbeatMs: readSeconds(env, 'INSTANCE_HEARTBEAT', 10) * 1000,
+    // The template's $connect function has Timeout: 10.
+    handshakeTimeoutMs: readSeconds(env, 'HANDSHAKE_TIMEOUT', 10) * 1000,
     core: readCoreSettings(env),
   };
 }
