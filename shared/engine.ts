@@ -20,6 +20,7 @@ import {
   ForbiddenOriginError,
   HandshakeError,
   InvalidClientIdError,
+  InvalidIdentityError,
   InvalidMessageError,
   InvalidRoomError,
   InvalidRoomHandshakeError,
@@ -121,6 +122,30 @@ const OPENING_WINDOW_MS = 30_000;
  * connection's frames forever: past this, the next one goes ahead.
  */
 export const FRAME_ORDER_WAIT_MS = 10_000;
+
+/**
+ * An identity is stored with its connection on every target, and on AWS
+ * its bytes are part of every write of the connection's item (one write unit per KiB).
+ */
+export const MAX_IDENTITY_BYTES = 4096;
+
+/**
+ * `identity` as every registry holds it: its JSON, read back, so a Date is a
+ * string and an undefined field absent on CloudBase as on AWS.
+ */
+function storableIdentity(identity: unknown): JsonObject {
+  if (identity === undefined) return {};
+  if (identity === null || typeof identity !== 'object' || Array.isArray(identity)) throw new InvalidIdentityError('that is not an object');
+  let json: string;
+  try {
+    json = JSON.stringify(identity);
+  } catch (error) {
+    throw new InvalidIdentityError(`that is not JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > MAX_IDENTITY_BYTES) throw new InvalidIdentityError(`of ${bytes} bytes of JSON (at most ${MAX_IDENTITY_BYTES})`);
+  return JSON.parse(json) as JsonObject;
+}
 
 /** `since` as a client may send it: a seq, digits only, within what a number holds exactly. */
 const SINCE_PATTERN = /^\d{1,15}$/;
@@ -227,7 +252,7 @@ export class Engine {
       if (this.app.authenticate) {
         const decision = await this.app.authenticate(request);
         if (!decision.allow) throw new UnauthorizedError(decision.reason);
-        identity = decision.identity ?? {};
+        identity = storableIdentity(decision.identity);
         if (decision.clientId !== undefined) {
           clientId = authenticatedId = normalizeName(decision.clientId);
           if (!isValidName(clientId)) throw new InvalidClientIdError();

@@ -134,6 +134,17 @@ export class StateOutOfRangeError extends ProtocolError {
 }
 
 /**
+ * An `authenticate` hook admitted with an identity no registry can store:
+ * not a JSON object, or too large. The app's mistake, so the client is
+ * answered as for a hook that throws (500 `internal_error`); this names it in the log.
+ */
+export class InvalidIdentityError extends CloudsocketError {
+  constructor(why: string) {
+    super('invalid_identity', `authenticate returned an identity ${why}`);
+  }
+}
+
+/**
  * A refused WebSocket handshake. Where the platform can refuse (both of ours
  * can), the client sees the HTTP status and a JSON body `{code, message}`.
  */
