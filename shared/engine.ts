@@ -20,6 +20,7 @@ import {
   ForbiddenOriginError,
   HandshakeError,
   InvalidClientIdError,
+  InvalidCloseError,
   InvalidIdentityError,
   InvalidMessageError,
   InvalidRoomError,
@@ -145,6 +146,23 @@ function storableIdentity(identity: unknown): JsonObject {
   const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > MAX_IDENTITY_BYTES) throw new InvalidIdentityError(`of ${bytes} bytes of JSON (at most ${MAX_IDENTITY_BYTES})`);
   return JSON.parse(json) as JsonObject;
+}
+
+/** A close frame's reason is at most 123 bytes (RFC 6455 5.5: 125 of payload, 2 of them the code). */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * The codes a server may close with (RFC 6455 7.4: 1000-1003 and 1007-1014
+ * defined, 1004-1006 never sent; 3000-4999 for libraries and apps), and a
+ * reason that fits the frame: checked alike on every target, since CloudBase's
+ * socket would refuse what API Gateway's DeleteConnection never sees.
+ */
+function checkClose(code: unknown, reason: unknown): void {
+  const defined = typeof code === 'number' && Number.isInteger(code) && ((code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999));
+  if (!defined) throw new InvalidCloseError(`${String(code)} is not a close code a server may send (1000-1003, 1007-1014, 3000-4999)`);
+  if (typeof reason !== 'string') throw new InvalidCloseError('the reason must be a string');
+  const bytes = Buffer.byteLength(reason, 'utf8');
+  if (bytes > MAX_CLOSE_REASON_BYTES) throw new InvalidCloseError(`the reason is ${bytes} bytes of UTF-8 (at most ${MAX_CLOSE_REASON_BYTES})`);
 }
 
 /** `since` as a client may send it: a seq, digits only, within what a number holds exactly. */
@@ -654,7 +672,10 @@ export class Engine {
       },
       joinRoom: (room) => engine.joinRoom(record, room),
       listRoom: (room) => engine.registry.listRoom(room),
-      close: (code, reason) => engine.close(record, code, reason),
+      close: async (code, reason) => {
+        checkClose(code, reason);
+        await engine.close(record, code, reason);
+      },
       get state() {
         return roomStateOf(engine.state, record.room);
       },

@@ -134,6 +134,17 @@ export class StateOutOfRangeError extends ProtocolError {
 }
 
 /**
+ * `ctx.close` with a code a server may not send, or a reason over the 123
+ * bytes a close frame holds: the app's mistake, refused before either target
+ * acts (as any error a handler lets through, the sender is told `unavailable`).
+ */
+export class InvalidCloseError extends CloudsocketError {
+  constructor(why: string) {
+    super('invalid_close', `ctx.close: ${why}`);
+  }
+}
+
+/**
  * An `authenticate` hook admitted with an identity no registry can store:
  * not a JSON object, or too large. The app's mistake, so the client is
  * answered as for a hook that throws (500 `internal_error`); this names it in the log.
