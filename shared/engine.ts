@@ -662,7 +662,11 @@ export class Engine {
       connection: record,
       now: new Date(this.clock()),
       reply: (frame) => engine.send(record, frame).then(() => undefined),
-      broadcast: (room, frame, options) => engine.broadcast(room, frame, options, options?.except === record.connectionId ? record.nameKey : undefined),
+      broadcast: async (room, frame, options) => {
+        // As for ctx.joinRoom and ctx.roomState: a room no client could be in is the app's mistake, not an empty room.
+        if (!isValidName(room)) throw new InvalidRoomError();
+        return engine.broadcast(room, frame, options, options?.except === record.connectionId ? record.nameKey : undefined);
+      },
       sendToClient: async (clientId, frame) => {
         const target = await engine.registry.findByClientId(normalizeName(clientId));
         if (!target) return false;

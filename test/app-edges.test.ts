@@ -5,7 +5,9 @@
  *   MAX_IDENTITY_BYTES: 500 `internal_error`, as a throwing hook; a JSON one
  *   is kept as its JSON reads back, so a route sees the same on both;
  * - `ctx.close` with a code a server may not send or a reason over 123 bytes:
- *   the handler's error (the sender is told `unavailable` and stays connected).
+ *   the handler's error (the sender is told `unavailable` and stays connected);
+ * - `ctx.broadcast` to a room name outside the alphabet: `invalid_room`, as
+ *   `ctx.joinRoom` and `ctx.roomState` answer.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +62,15 @@ describe.each(['CloudBase', 'the AWS emulator'])('on %s', (name) => {
     client.send({ type: 'bye', code, reason });
     expect(await client.next('error', 15_000)).toMatchObject({ code: 'unavailable' });
     expect(client.socketOpen()).toBe(true);
+    await client.close();
+  });
+
+  it.each([['a space', 'bad room!'], ['nothing', ''], ['a number', 123]])('refuses ctx.broadcast to a room name with %s with invalid_room', async (_label, room) => {
+    const { client } = await TestClient.join(withQuery(target().url, { clientId: uniqueName('s') }));
+    client.send({ type: 'shout', room });
+    expect(await client.next('error', 15_000)).toMatchObject({ code: 'invalid_room' });
+    client.send({ type: 'shout', room: 'lobby' });
+    expect(await client.next('shouted', 15_000)).toMatchObject({ count: 1 });
     await client.close();
   });
 
