@@ -72,9 +72,9 @@ const inHandler = new AsyncLocalStorage<Set<string>>();
 type Send = (this: { config: { serviceId?: string } }, command: object, ...rest: unknown[]) => Promise<unknown>;
 const clientBase = Object.getPrototypeOf(DynamoDBClient.prototype) as { send: Send };
 const originalSend = clientBase.send;
-// Posts and deletes go out without the SDK client, through the transport's own signed requests.
+// Posts, GetConnection and deletes go out without the SDK client, through the transport's own signed requests.
 const signedTransport = SignedManagementTransport.prototype;
-const { send: originalPost, close: originalDelete } = signedTransport;
+const { send: originalPost, close: originalDelete, isOpen: originalGet } = signedTransport;
 
 let emulator: RunningEmulator;
 let registry: DynamoDbRegistry;
@@ -116,11 +116,15 @@ beforeAll(async () => {
     inHandler.getStore()?.add('ApiGatewayManagementApi DeleteConnection');
     return originalDelete.apply(this, args);
   };
+  signedTransport.isOpen = function (...args) {
+    inHandler.getStore()?.add('ApiGatewayManagementApi GetConnection');
+    return originalGet.apply(this, args);
+  };
 });
 
 afterAll(async () => {
   clientBase.send = originalSend;
-  Object.assign(signedTransport, { send: originalPost, close: originalDelete });
+  Object.assign(signedTransport, { send: originalPost, close: originalDelete, isOpen: originalGet });
   await Promise.all(open.map((client) => client.close().catch(() => undefined)));
   await emulator?.stop();
 });

@@ -1,5 +1,5 @@
 /**
- * The AWS handlers' transport: PostToConnection and DeleteConnection as
+ * The AWS handlers' transport: PostToConnection, GetConnection and DeleteConnection as
  * signed HTTP requests on keep-alive sockets, without the SDK client. Against
  * the emulator's @connections API (which checks SigV4), and against a
  * scripted HTTP server for the answers the emulator is not made to give on
@@ -52,6 +52,12 @@ describe('the signed transport against the emulator', () => {
     expect(await transport.send(connectionId, '{"type":"notice","text":"signed"}')).toBe('sent');
     expect(await client.next('notice')).toEqual({ type: 'notice', text: 'signed' });
     expect(await transport.send('NotAConnection0=', '{"type":"notice"}')).toBe('gone');
+  });
+
+  it('asks GetConnection whether a connection is open: true for a member, false for one that is not there', async () => {
+    const { connectionId } = await member();
+    expect(await transport.isOpen(connectionId)).toBe(true);
+    expect(await transport.isOpen('NotAConnection0=')).toBe(false);
   });
 
   it('throws PayloadTooLargeException, as the SDK names it, for more than API Gateway takes', async () => {

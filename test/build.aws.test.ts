@@ -76,14 +76,17 @@ describe('dist/aws/lambda.zip', () => {
     });
   }
 
-  it("carries only what each handler uses: the Lambda client in $connect's alone, the management client in the welcome's alone, and no credential chain beyond the environment", async () => {
+  it("carries only what each handler uses: the Lambda client in $connect's alone, no management API client at all, and no credential chain beyond the environment", async () => {
     const text = (name: string) => readFile(join(unpacked, `${name}.mjs`), 'utf8');
     // keepNames keeps class names as strings, so a bundled class shows.
     expect(await text('connect')).toContain('"InvokeCommand"');
     for (const name of ['message', 'disconnect', 'welcome']) expect(await text(name), name).not.toContain('"InvokeCommand"');
-    // Only the welcome asks API Gateway about a connection through the SDK; the others post through SignedManagementTransport.
-    expect(await text('welcome')).toContain('"ApiGatewayManagementApiClient"');
-    for (const name of ['connect', 'message', 'disconnect']) expect(await text(name), name).not.toContain('"ApiGatewayManagementApiClient"');
+    // Every @connections call (posts, the welcome's GetConnection, deletes) goes through SignedManagementTransport.
+    for (const name of AWS_HANDLERS) {
+      const bundle = await text(name);
+      expect(bundle, name).not.toContain('"ApiGatewayManagementApiClient"');
+      if (name !== 'connect') expect(bundle, name).toContain('"SignedManagementTransport"');
+    }
     for (const name of AWS_HANDLERS) {
       const bundle = await text(name);
       expect(bundle, name).toContain('MissingEnvironmentCredentialsError');

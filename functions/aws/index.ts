@@ -3,12 +3,11 @@
  * into the four Lambda handlers the template wires up; each built handler
  * file exports one of them as `handler`.
  */
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { App } from '../../shared/app.js';
 import { createConnectHandler, type ConnectHandler } from './connect.js';
 import { createDisconnectHandler, type DisconnectHandler } from './disconnect.js';
 import { createMessageHandler, type MessageHandler } from './message.js';
-import { lazyRuntime, SDK_LOGGER, type AwsHandlerOptions, type ManagementClientFactory } from './runtime.js';
+import { lazyRuntime, type AwsHandlerOptions } from './runtime.js';
 import { createWelcomeHandler, type WelcomeHandler } from './welcome.js';
 
 export interface AwsHandlers {
@@ -22,11 +21,8 @@ export interface AwsHandlers {
   welcome: WelcomeHandler;
 }
 
-/** Only the welcome uses the SDK's management client (GetConnection); the others post through SignedManagementTransport. */
-const managementClient: ManagementClientFactory = (endpoint) => new ApiGatewayManagementApiClient({ logger: SDK_LOGGER, ...(endpoint ? { endpoint } : {}) });
-
 export function createAwsHandlers(app: App, options: AwsHandlerOptions = {}): AwsHandlers {
-  const runtime = lazyRuntime(app, options, managementClient);
+  const runtime = lazyRuntime(app, options);
   return {
     connect: createConnectHandler(runtime),
     message: createMessageHandler(runtime),
@@ -37,14 +33,13 @@ export function createAwsHandlers(app: App, options: AwsHandlerOptions = {}): Aw
 
 /*
  * One handler alone, for a file that exports only it: a bundler then leaves
- * out what the others use (`$connect`'s Lambda client, the welcome's
- * management client). Each has a runtime of its own, as each is its own
+ * out what the others use (`$connect`'s Lambda client). Each has a runtime of its own, as each is its own
  * Lambda function anyway.
  */
 export const connectHandler = (app: App, options: AwsHandlerOptions = {}): ConnectHandler => createConnectHandler(lazyRuntime(app, options));
 export const messageHandler = (app: App, options: AwsHandlerOptions = {}): MessageHandler => createMessageHandler(lazyRuntime(app, options));
 export const disconnectHandler = (app: App, options: AwsHandlerOptions = {}): DisconnectHandler => createDisconnectHandler(lazyRuntime(app, options));
-export const welcomeHandler = (app: App, options: AwsHandlerOptions = {}): WelcomeHandler => createWelcomeHandler(lazyRuntime(app, options, managementClient));
+export const welcomeHandler = (app: App, options: AwsHandlerOptions = {}): WelcomeHandler => createWelcomeHandler(lazyRuntime(app, options));
 
 export type { AwsHandlerOptions } from './runtime.js';
 export type { AwsSettings, AwsSettingsOverrides } from './settings.js';

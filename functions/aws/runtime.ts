@@ -4,7 +4,6 @@
  * for the container's life. Built lazily so a bad setting becomes a logged
  * 500, not a failed cold start.
  */
-import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { App } from '../../shared/app.js';
 import { Engine } from '../../shared/engine.js';
@@ -51,30 +50,18 @@ export interface Runtime {
   logger: Logger;
   registry: ConnectionRegistry;
   state: StateStore;
-  managementClient(address: StageAddress): ApiGatewayManagementApiClient;
+  /** GetConnection at the stage `address` names: whether API Gateway has the connection open. */
+  connectionOpen(address: StageAddress, connectionId: string): Promise<boolean>;
   engine(address: StageAddress): Engine;
 }
 
-/**
- * Makes the SDK's management client (`endpoint` undefined: the SDK's own
- * endpoint variables). Handed in by the handlers that ask for one (the
- * welcome's GetConnection), so that a bundle of the others, which post
- * through SignedManagementTransport, carries no management client at all.
- */
-export type ManagementClientFactory = (endpoint: string | undefined) => ApiGatewayManagementApiClient;
-
-/** Thrown if a handler made without a ManagementClientFactory asks for the management client: a wiring mistake of this package. */
-const noManagementClient: ManagementClientFactory = () => {
-  throw new ConfigError('this handler was built without the management API client');
-};
-
 /** The runtime of one app, made on the first invocation that needs it. */
-export function lazyRuntime(app: App, options: AwsHandlerOptions, newManagementClient: ManagementClientFactory = noManagementClient): () => Runtime {
+export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime {
   let shared: Runtime | undefined;
-  return () => (shared ??= createRuntime(app, options, process.env, newManagementClient));
+  return () => (shared ??= createRuntime(app, options, process.env));
 }
 
-function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv, newManagementClient: ManagementClientFactory): Runtime {
+function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
   const settings = withOverrides(readAwsSettings(env), options.settings);
   const logger = options.logger ?? createLogger(settings.logLevel);
   let dynamo: DynamoDBClient | undefined;
@@ -83,17 +70,18 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient());
   const log = options.log ?? roomLogFor(settings, dynamoClient);
   const state = options.state ?? dynamoDbState(settings, dynamoClient);
-  const clients = new Map<string, ApiGatewayManagementApiClient>();
+  const transports = new Map<string, SignedManagementTransport>();
   const engines = new Map<string, Engine>();
 
-  const managementClient = (address: StageAddress): ApiGatewayManagementApiClient => {
-    const endpoint = managementEndpoint(env, address);
-    let client = clients.get(endpoint ?? '');
-    if (!client) {
-      client = newManagementClient(endpoint);
-      clients.set(endpoint ?? '', client);
+  // Posts, GetConnection and DeleteConnection go out without the SDK client (see signed-management-transport.ts).
+  const transportOf = (address: StageAddress): SignedManagementTransport => {
+    const key = managementEndpoint(env, address) ?? '';
+    let transport = transports.get(key);
+    if (!transport) {
+      transport = new SignedManagementTransport({ endpoint: managementUrl(env, address), region: regionOf(env), maxSockets: settings.core.fanoutConcurrency });
+      transports.set(key, transport);
     }
-    return client;
+    return transport;
   };
 
   return {
@@ -101,14 +89,12 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
     logger,
     registry,
     state,
-    managementClient,
+    connectionOpen: (address, connectionId) => transportOf(address).isOpen(connectionId),
     engine(address) {
       const key = managementEndpoint(env, address) ?? '';
       let engine = engines.get(key);
       if (!engine) {
-        // Posts go out without the SDK client (see signed-management-transport.ts); the client stays for GetConnection.
-        const transport = new SignedManagementTransport({ endpoint: managementUrl(env, address), region: regionOf(env), maxSockets: settings.core.fanoutConcurrency });
-        engine = new Engine({ app, registry, log, state, transport, settings: settings.core, logger });
+        engine = new Engine({ app, registry, log, state, transport: transportOf(address), settings: settings.core, logger });
         engines.set(key, engine);
       }
       return engine;

@@ -1,6 +1,6 @@
 /**
  * The @connections API without the SDK client around it: each
- * PostToConnection is one HTTP request on a keep-alive socket, signed by the
+ * PostToConnection (and GetConnection, DeleteConnection) is one HTTP request on a keep-alive socket, signed by the
  * SDK's own SigV4 signer (@smithy/signature-v4, what the client itself signs
  * with). Through the client, its middleware stack costs several times the
  * signing per call, which at a fan-out of 1000 members is most of the
@@ -75,6 +75,9 @@ function bytesOf(data: SourceData): string | Buffer {
   return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
 }
 
+/** PostToConnection, GetConnection, DeleteConnection. */
+type ManagementMethod = 'POST' | 'GET' | 'DELETE';
+
 interface Answer {
   status: number;
   errorType?: string;
@@ -108,6 +111,14 @@ export class SignedManagementTransport implements Transport {
     return 'sent';
   }
 
+  /** GetConnection: whether API Gateway has the connection open (410: it has not, or no longer). */
+  async isOpen(connectionId: string): Promise<boolean> {
+    const answer = await this.call('GET', connectionId);
+    if (answer.status === 410) return false;
+    if (answer.status >= 300) throw errorOf(answer);
+    return true;
+  }
+
   /** DeleteConnection; API Gateway picks the close frame itself (no code or reason). */
   async close(connectionId: string, _code: number, _reason: string): Promise<void> {
     const answer = await this.call('DELETE', connectionId);
@@ -119,7 +130,7 @@ export class SignedManagementTransport implements Transport {
     this.agent.destroy();
   }
 
-  private async call(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
+  private async call(method: ManagementMethod, connectionId: string, body?: string): Promise<Answer> {
     for (let attempt = 1; ; attempt++) {
       let answer: Answer | undefined;
       let failure: unknown;
@@ -139,7 +150,7 @@ export class SignedManagementTransport implements Transport {
     }
   }
 
-  private async once(method: 'POST' | 'DELETE', connectionId: string, body?: string): Promise<Answer> {
+  private async once(method: ManagementMethod, connectionId: string, body?: string): Promise<Answer> {
     const payload = body === undefined ? undefined : this.payloadOf(body);
     const path = `${this.basePath}/@connections/${encodeLabel(connectionId)}`;
     const headers: Record<string, string> = { host: this.url.host };

@@ -9,10 +9,8 @@
  * once instead of spending its retries on a client that has gone.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { GetConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Greeting } from '../../shared/engine.js';
 import type { LambdaContext, WebSocketResult, WelcomePayload } from './events.js';
-import { isGone } from './management-transport.js';
 import { guarded, type Runtime } from './runtime.js';
 
 export type WelcomeHandler = (payload: WelcomePayload, context?: LambdaContext) => Promise<WebSocketResult>;
@@ -32,7 +30,7 @@ export const createWelcomeHandler = (runtime: () => Runtime): WelcomeHandler => 
     }
     const stillRegistered = async () => (await rt.registry.get(connectionId)) !== undefined;
     const queuedAt = typeof payload.queuedAt === 'number' && Number.isFinite(payload.queuedAt) ? payload.queuedAt : Date.now();
-    if (!(await confirmConnection(rt.managementClient(payload), connectionId, queuedAt + OPENING_MS, stillRegistered))) {
+    if (!(await confirmConnection(() => rt.connectionOpen(payload, connectionId), queuedAt + OPENING_MS, stillRegistered))) {
       // Never opened, or already closed: its $disconnect (or the TTL) forgets it.
       rt.logger.info('welcome_unconfirmed', { connectionId });
       return { statusCode: 410, body: 'connection not open' };
@@ -56,23 +54,13 @@ function greetingFrom(value: unknown): Greeting {
   return greeting;
 }
 
-async function confirmConnection(
-  client: ApiGatewayManagementApiClient,
-  connectionId: string,
-  openingUntil: number,
-  stillRegistered: () => Promise<boolean>,
-): Promise<boolean> {
+async function confirmConnection(isOpen: () => Promise<boolean>, openingUntil: number, stillRegistered: () => Promise<boolean>): Promise<boolean> {
   for (const wait of CONFIRM_DELAYS_MS) {
     if (wait > 0) {
       if (Date.now() > openingUntil || !(await stillRegistered())) return false;
       await delay(wait);
     }
-    try {
-      await client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
-      return true;
-    } catch (error) {
-      if (!isGone(error)) throw error;
-    }
+    if (await isOpen()) return true;
   }
   return false;
 }
