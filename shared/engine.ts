@@ -466,7 +466,9 @@ export class Engine {
    */
   async receive(connectionId: string, text: string, receivedAt?: number): Promise<void> {
     const before = this.inbox.get(connectionId);
-    const handled = before ? this.after(before, connectionId).then(() => this.handleFrame(connectionId, text, receivedAt)) : this.handleFrame(connectionId, text, receivedAt);
+    // A frame that waits for the one before still counts for the rate limit from when it came.
+    const arrivedAt = before ? (receivedAt ?? this.clock()) : receivedAt;
+    const handled = before ? this.after(before, connectionId).then(() => this.handleFrame(connectionId, text, arrivedAt)) : this.handleFrame(connectionId, text, receivedAt);
     const done = handled.then(ignore, ignore);
     this.inbox.set(connectionId, done);
     try {
