@@ -2,16 +2,13 @@
  * `cloudsocket build` replaces only folders it made: the real CLI in a child
  * process, writing into temporary folders that also hold a user's own files.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BUILD_MARKER } from '../scripts/build-errors.js';
+import { runCliIn } from './support/cli-in-folder.js';
 
-const run = promisify(execFile);
-const cli = resolve('bin/cloudsocket.js');
 let root: string;
 
 beforeEach(async () => {
@@ -20,13 +17,7 @@ beforeEach(async () => {
 
 afterEach(() => rm(root, { recursive: true, force: true }));
 
-async function build(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { CLOUDSOCKET_DIST_DIR: _dist, ...env } = process.env;
-  return run(process.execPath, [cli, 'build', ...args], { cwd, env }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const build = (cwd: string, ...args: string[]) => runCliIn(cwd, ['build', ...args]);
 
 const refusal = (folder: string) =>
   `cloudsocket: build: ${folder} was not made by cloudsocket build (it has no ${BUILD_MARKER} file), so build will not replace it; ` +

@@ -6,12 +6,12 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCliIn } from './support/cli-in-folder.js';
 
 const run = promisify(execFile);
-const cli = resolve('bin/cloudsocket.js');
 let cwd: string;
 
 beforeEach(async () => {
@@ -20,12 +20,7 @@ beforeEach(async () => {
 
 afterEach(() => rm(cwd, { recursive: true, force: true }));
 
-async function init(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, [cli, 'init', ...args], { cwd }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const init = (...args: string[]) => runCliIn(cwd, ['init', ...args]);
 
 describe('init refuses a name it cannot scaffold into', () => {
   it('an existing file: one line, exit 2, the file untouched', async () => {
