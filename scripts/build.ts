@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import yazl from 'yazl';
 import { cloudbasercFor, awsTemplateFor } from './infra.js';
 import { builtInModule, packageRoot, selfResolvePlugin } from './package-root.js';
+import { BUILD_MARKER, OutputFolderNotOursError } from './build-errors.js';
 import { loadPage } from './page.js';
 import { resolveProject, type Project } from './project.js';
 
@@ -214,8 +215,7 @@ export function awsBundleOptions(project: Project, define?: Record<string, strin
 export async function buildCloudbase(outDir?: string, project: Project = builtInProject(outDir)): Promise<CloudbaseArtifact> {
   const out = outDir ?? project.outDir;
   const directory = join(out, 'cloudbase');
-  await rm(directory, { recursive: true, force: true });
-  await mkdir(directory, { recursive: true });
+  await replaceOwnFolder(directory, 'cloudbase');
 
   const result = await esbuild({
     ...BUNDLE_DEFAULTS,
@@ -263,8 +263,7 @@ export interface AwsArtifact {
 export async function buildAws(outDir?: string, project: Project = builtInProject(outDir)): Promise<AwsArtifact> {
   const out = outDir ?? project.outDir;
   const directory = join(out, 'aws');
-  await rm(directory, { recursive: true, force: true });
-  await mkdir(directory, { recursive: true });
+  await replaceOwnFolder(directory, 'aws');
   // No code splitting: each function loads one file, and the zip holds exactly the handlers.
   const result = await esbuild({ ...awsBundleOptions(project, await resumeSecretDefine(out)), outdir: directory });
   const template = join(directory, 'template.yaml');
@@ -278,6 +277,48 @@ export async function buildAws(outDir?: string, project: Project = builtInProjec
     ]),
   );
   return { directory, zip, template, inputs: sourceInputs(project, result.metafile) };
+}
+
+const OUTPUT_FOLDERS = ['cloudbase', 'aws'] as const;
+type OutputFolder = (typeof OUTPUT_FOLDERS)[number];
+
+/**
+ * What builds before the marker (BUILD_MARKER) left in each folder, file for
+ * file. A folder that holds exactly these, and for CloudBase our own
+ * scf_bootstrap, is taken for build's own; anything more and it is not.
+ */
+const UNMARKED_OUTPUT: Record<OutputFolder, string[]> = {
+  cloudbase: ['scf_bootstrap', 'index.mjs', 'index.mjs.map'],
+  aws: [...AWS_HANDLERS.flatMap((name) => [`${name}.mjs`, `${name}.mjs.map`]), 'lambda.zip', 'template.yaml'],
+};
+const OWN_BOOTSTRAP_COMMENT = '\n# Starts the cloudsocket CloudBase HTTP function.';
+
+/** Refuses `directory` unless it is missing or was made by build. */
+async function refuseForeignFolder(directory: string, kind: OutputFolder): Promise<void> {
+  const found = await stat(directory).catch(() => undefined);
+  if (found === undefined) return;
+  if (!found.isDirectory() || !(await isOwnFolder(directory, kind))) throw new OutputFolderNotOursError(directory);
+}
+
+async function isOwnFolder(directory: string, kind: OutputFolder): Promise<boolean> {
+  const entries = await readdir(directory);
+  // An empty folder holds nothing to lose.
+  if (entries.length === 0 || entries.includes(BUILD_MARKER)) return true;
+  const expected = UNMARKED_OUTPUT[kind];
+  // The page folder is there only when the project has a page, and then holds the page alone.
+  const page = kind === 'cloudbase' && entries.includes('public');
+  if (page && (await readdir(join(directory, 'public')).catch(() => [])).join() !== 'index.html') return false;
+  const others = entries.filter((name) => !(page && name === 'public'));
+  if (others.length !== expected.length || !expected.every((name) => others.includes(name))) return false;
+  return kind !== 'cloudbase' || (await readFile(join(directory, 'scf_bootstrap'), 'utf8')).includes(OWN_BOOTSTRAP_COMMENT);
+}
+
+/** Empties `directory` for a new build, when it is build's own to empty, and marks it so. */
+async function replaceOwnFolder(directory: string, kind: OutputFolder): Promise<void> {
+  await refuseForeignFolder(directory, kind);
+  await rm(directory, { recursive: true, force: true });
+  await mkdir(directory, { recursive: true });
+  await writeFile(join(directory, BUILD_MARKER), 'Made by `cloudsocket build`, which deletes and rewrites this folder on every build.\n');
 }
 
 /** The project's own files among a bundle's inputs (packages excluded): what a watcher watches. */
@@ -310,6 +351,8 @@ export interface BuildResult {
 }
 
 export async function buildAll(project: Project, log: (line: string) => void = () => {}): Promise<BuildResult> {
+  // Both before either is replaced: a refused aws/ must not leave cloudbase/ rebuilt alone.
+  for (const kind of OUTPUT_FOLDERS) await refuseForeignFolder(join(project.outDir, kind), kind);
   const cloudbase = await buildCloudbase(project.outDir, project);
   log(`built ${relative(process.cwd(), cloudbase.zip) || cloudbase.zip} (${(await stat(cloudbase.zip)).size} bytes)`);
   const aws = await buildAws(project.outDir, project);

@@ -5,6 +5,7 @@
  * terminal with escape sequences inside a chat message.
  */
 import { SESSION_REPLACED_CLOSE_CODE, type ChatFrame, type ConnectionState, type ResumeOutcome } from '../clients/reconnecting-client.js';
+import { describeRefusal, type HandshakeRefusal } from './refusal-socket.js';
 
 type Paint = (text: string) => string;
 
@@ -96,8 +97,15 @@ export class ChatFormatter {
   }
 
   /** The line for a change of connection state, or undefined when the welcome that follows says enough. */
-  state(state: ConnectionState, url: string): string | undefined {
+  /** `refusal`: the server answered this connection's handshake with an HTTP error instead of a WebSocket. */
+  state(state: ConnectionState, url: string, refusal?: HandshakeRefusal): string | undefined {
     const { paint } = this;
+    if (refusal && state.status === 'reconnecting') {
+      return this.error(`the server refused the connection (${safeText(describeRefusal(refusal))}); reconnecting in ${(state.delayMs / 1000).toFixed(1)} s, attempt ${state.attempt} of ${state.maxAttempts}`);
+    }
+    if (refusal?.final && state.status === 'closed') {
+      return this.error(`the server refused the connection (${safeText(describeRefusal(refusal))}); not retrying, as a ${refusal.status} stays until the credentials change`);
+    }
     switch (state.status) {
       case 'connecting':
         return state.attempt === 0 ? this.system(`connecting to ${url}`) : this.system(`reconnecting to ${url} (attempt ${state.attempt})`);

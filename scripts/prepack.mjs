@@ -24,5 +24,6 @@ const ASSETS = [
     .filter((name) => name.endsWith('.mjs'))
     .map((name) => `scripts/emulator/${name}`),
   'scripts/init/templates',
+  'scripts/exit-with-parent.cjs',
 ];
 for (const asset of ASSETS) cpSync(join(root, asset), join(lib, asset), { recursive: true });

@@ -5,8 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CloudsocketError } from '../shared/errors.js';
@@ -37,12 +39,35 @@ export class FunctionStartTimeoutError extends CloudsocketError {
   }
 }
 
+/** The folder holds no scf_bootstrap: nothing was built there. */
+export class FunctionNotBuiltError extends CloudsocketError {
+  constructor(file: string) {
+    super('function_not_built', `${file} is missing; run \`cloudsocket build\` first`);
+  }
+}
+
+/** The process could not be started at all (no bash, a folder that vanished, ...). */
+export class FunctionSpawnError extends CloudsocketError {
+  constructor(directory: string, cause: NodeJS.ErrnoException) {
+    super('function_spawn_failed', `could not run bash scf_bootstrap in ${directory}: ${cause.code ?? cause.message}${cause.code === 'ENOENT' ? ' (is bash on PATH?)' : ''}`);
+  }
+}
+
 /** functions/cloudbase/server.ts echoes it on /healthz, so readiness cannot be another process that holds the port. */
 const INSTANCE_ID_VARIABLE = 'CLOUDSOCKET_INSTANCE_ID';
 
 /** Enough of the end of stderr to show why a process died, without keeping all it ever wrote. */
 const STDERR_TAIL_CHARS = 4096;
 const STDERR_TAIL_LINES = 20;
+
+/**
+ * The function's end of a pipe only this process holds, and the preload that
+ * stops the function when it reads end-of-file: so a runner killed with
+ * SIGKILL leaves no function behind on the port. Local runs only; the built
+ * artifact knows nothing of it.
+ */
+const PARENT_PIPE_FD = 3;
+const PARENT_WATCH = fileURLToPath(new URL('./exit-with-parent.cjs', import.meta.url));
 
 export interface RunningArtifact {
   child: ChildProcess;
@@ -70,12 +95,26 @@ export interface RunOptions {
 
 export async function runArtifact(directory: string, options: RunOptions): Promise<RunningArtifact> {
   const port = options.port === 0 ? await freePort() : options.port;
+  const bootstrap = join(directory, 'scf_bootstrap');
+  if (!existsSync(bootstrap)) throw new FunctionNotBuiltError(bootstrap);
   const instance = randomUUID();
-  const child = spawn('bash', [join(directory, 'scf_bootstrap')], {
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env, PORT: String(port), [INSTANCE_ID_VARIABLE]: instance };
+  const child = spawn('bash', [bootstrap], {
     cwd: directory,
-    env: { ...process.env, ...options.env, PORT: String(port), [INSTANCE_ID_VARIABLE]: instance },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...env, NODE_OPTIONS: withPreload(env.NODE_OPTIONS, PARENT_WATCH), CLOUDSOCKET_PARENT_PIPE_FD: String(PARENT_PIPE_FD) },
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
+  let spawnError: NodeJS.ErrnoException | undefined;
+  const spawned = new Promise<void>((resolve) => {
+    child.once('spawn', resolve);
+    // Kept for the child's life: a later failure (to signal it, say) must not crash the runner.
+    child.on('error', (error) => {
+      spawnError ??= error;
+      resolve();
+    });
+  });
+  await spawned;
+  if (spawnError) throw new FunctionSpawnError(directory, spawnError);
   const lines: string[] = [];
   const lineWaiters = new Set<(line: string) => void>();
   let stderr = '';
@@ -134,6 +173,12 @@ export async function runArtifact(directory: string, options: RunOptions): Promi
       return exited;
     },
   };
+}
+
+/** NODE_OPTIONS with `--require FILE` added: a value with spaces goes in double quotes, a backslash escapes (nodejs/node#24065). */
+function withPreload(nodeOptions: string | undefined, file: string): string {
+  const quoted = `"${file.replace(/[\\"]/g, (character) => `\\${character}`)}"`;
+  return [nodeOptions, `--require ${quoted}`].filter(Boolean).join(' ');
 }
 
 /** A port nobody listens on right now (the OS picks it). */

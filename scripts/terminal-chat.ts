@@ -5,12 +5,12 @@
  * line and leaves once stdin ends and the server has answered.
  */
 import { createInterface, type Interface } from 'node:readline';
-import WebSocket from 'ws';
 import { CHAT_COMMANDS_HELP, parseChatInput, type ChatInput } from '../clients/chat-input.js';
 import { ReconnectingClient, SESSION_REPLACED_CLOSE_CODE, type ChatFrame, type ConnectionState } from '../clients/reconnecting-client.js';
 import { CloudsocketError } from '../shared/errors.js';
 import { isValidName } from '../shared/protocol.js';
 import { ChatFormatter, describeClose, palette, safeText } from './chat-format.js';
+import { refusalReportingWebSocket, type HandshakeRefusal } from './refusal-socket.js';
 
 export interface TerminalChatOptions {
   url: string;
@@ -78,6 +78,8 @@ export class TerminalChat {
   private delivered = 0;
   /** Lines after a /quit are left out on purpose, so they are not owed. */
   private quitRead = false;
+  /** The current connection's handshake was answered with an HTTP error. */
+  private refusal: HandshakeRefusal | undefined;
   private endedBecause = 'the session was stopped first';
   private exitWith: (code: number) => void = () => {};
   private readonly exited = new Promise<number>((resolve) => (this.exitWith = resolve));
@@ -86,7 +88,7 @@ export class TerminalChat {
     this.format = new ChatFormatter(palette(options.colour));
     this.client = new ReconnectingClient({
       url: options.url,
-      WebSocket,
+      WebSocket: refusalReportingWebSocket((refusal) => (this.refusal = refusal)),
       clientId: options.clientId,
       room: options.room,
       reconnectDelayMs: options.reconnectDelayMs,
@@ -129,7 +131,8 @@ export class TerminalChat {
 
   private onState(state: ConnectionState): void {
     if (state.status !== 'open') this.welcomed = false;
-    if (!this.quitting) this.print(this.format.state(state, this.options.url));
+    if (state.status === 'connecting' || state.status === 'open') this.refusal = undefined;
+    if (!this.quitting) this.print(this.format.state(state, this.options.url, this.refusal));
     if (state.status === 'closed' && !this.quitting) {
       this.endedBecause = `the connection ended (${describeClose(state.code, state.reason)}) first`;
     }

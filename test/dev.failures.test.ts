@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll, builtInProject } from '../scripts/build.js';
-import { freePort, runArtifact } from '../scripts/run-artifact.js';
+import { freePort, portIsTaken, runArtifact } from '../scripts/run-artifact.js';
 import { TestClient, withTimeout } from './support/client.js';
 
 const NOTICE_DISABLED = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
@@ -154,6 +154,53 @@ describe('a target that dies while dev runs', () => {
     process.kill(await cloudbasePid(dev), 'SIGKILL');
     expect(await ended(dev)).toBe(1);
     expect(dev.stderr()).toBe('cloudsocket: dev: the CloudBase target was killed by SIGKILL while dev was running (nothing on stderr)\n');
+  });
+});
+
+describe('a dev without a build to run', () => {
+  it('names the missing CloudBase file and what to run, in one line, exit 1', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'cloudsocket-dev-unbuilt-'));
+    cleanups.push(() => rm(empty, { recursive: true, force: true }));
+    const dev = runDev(['--no-build', '--target', 'cloudbase', '--port', '0'], { CLOUDSOCKET_DIST_DIR: empty });
+    expect(await ended(dev)).toBe(1);
+    expect(dev.stderr()).toBe(`cloudsocket: ${join(empty, 'cloudbase/scf_bootstrap')} is missing; run \`cloudsocket build\` first\n`);
+    expect(dev.stdout).toEqual([]);
+  });
+});
+
+/** Resolves once process `pid` is gone; /proc is the only word on a process that is not our child. */
+async function processGone(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await readFile(`/proc/${pid}/stat`, 'utf8').then((stat) => !/^\d+ \(.*\) Z/.test(stat), () => false))) {
+    if (Date.now() > deadline) throw new Error(`process ${pid} still runs ${timeoutMs} ms later`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('a dev that dies without cleaning up', () => {
+  it('takes the CloudBase function with it when killed with SIGKILL: clients get 1012, the port is free', async () => {
+    const port = await freePort();
+    const dev = runDev(['--target', 'cloudbase', '--port', String(port), '--no-build']);
+    await dev.line((line) => line.startsWith('cloudsocket CloudBase target'), 'the CloudBase URL');
+    const functionPid = await cloudbasePid(dev);
+    const { client } = await TestClient.join(`ws://127.0.0.1:${port}/?clientId=orphan_a`);
+
+    dev.child.kill('SIGKILL');
+    expect((await client.waitClosed(10_000)).code).toBe(1012);
+    await processGone(functionPid, 10_000);
+    expect(await portIsTaken(port, '0.0.0.0')).toBe(false);
+  });
+
+  it('stops on SIGHUP as on SIGTERM: the function closes its clients with 1012 and dev exits 0', async () => {
+    const dev = runDev(['--target', 'cloudbase', '--port', '0', '--no-build']);
+    const url = await dev.line((line) => line.startsWith('cloudsocket CloudBase target'), 'the CloudBase URL').then((line) => line.split(/\s+/)[3]!);
+    const functionPid = await cloudbasePid(dev);
+    const { client } = await TestClient.join(`${url}?clientId=hangup_a`);
+
+    dev.child.kill('SIGHUP');
+    expect((await client.waitClosed(10_000)).code).toBe(1012);
+    expect(await ended(dev)).toBe(0);
+    await processGone(functionPid, 10_000);
   });
 });
 

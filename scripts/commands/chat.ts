@@ -21,6 +21,11 @@ resumes the session: the same clientId in the same room, the messages missed
 meanwhile printed once and in order, then a "resumed" line. Ctrl+C leaves
 cleanly (exit 0).
 
+A handshake the server refuses with an HTTP answer is printed with its status
+and body. A 401 or 403 (a missing or wrong token) is not retried: sending the
+same credentials again cannot change it. Any other refusal (a 5xx) and an
+unreachable server are retried as a dropped connection.
+
 When stdin is not a terminal, lines are read one by one, each sent once the
 connection is up, so the client can be scripted. After stdin ends it waits
 (at most 5 s) until the server has answered what was sent (the echo of each
@@ -38,10 +43,10 @@ Options:
   -h, --help                show this help
 
 Exit codes: 0 after /quit, Ctrl+C, the end of stdin or a normal close by the
-server; 1 when reconnecting gave up, the server closed for policy (1008),
-another connection resumed this session (4001), or stdin is not a terminal
-and some of its lines could not be sent (one line on stderr says how many);
-2 for bad arguments.
+server; 1 when reconnecting gave up, the server refused the handshake with
+401 or 403, the server closed for policy (1008), another connection resumed
+this session (4001), or stdin is not a terminal and some of its lines could
+not be sent (one line on stderr says how many); 2 for bad arguments.
 
 Examples:
   cloudsocket chat ws://127.0.0.1:9000/ alice

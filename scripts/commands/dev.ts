@@ -53,7 +53,9 @@ Builds dist/ when sources changed, then starts, side by side:
   aws        the emulated API Gateway WebSocket API, Lambda and DynamoDB,
              running the built dist/aws handlers as read
              from infra/aws/template.yaml                  ws://127.0.0.1:3001/dev
-Ctrl+C closes every client (1012 on CloudBase, 1001 on AWS) and stops both.
+Ctrl+C closes every client (1012 on CloudBase, 1001 on AWS) and stops both;
+so do SIGTERM and SIGHUP. Killed outright (SIGKILL), dev takes the CloudBase
+function with it: the function stops itself when dev is gone.
 A port another process holds stops dev before anything starts; a target that
 dies while running stops the other. Either exits with code 1 and says why.
 
@@ -265,9 +267,11 @@ set, replaces the embedded DynamoDB (dynalite).`,
 
     // Before the URLs are printed: whoever reads them may signal at once. Ctrl+C reaches the CloudBase
     // child directly (same process group); it is forwarded anyway, for `kill -INT`.
+    // A closed terminal (SIGHUP) stops dev as SIGTERM does; the function is told SIGTERM, the signal it handles.
     const signalled = new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
+      process.once('SIGHUP', () => resolve('SIGTERM'));
     });
 
     console.log('');

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { parseFlags, UsageError, type Command } from '../cli-args.js';
 import { packageRoot } from '../package-root.js';
@@ -39,8 +39,13 @@ Options:
     if (positionals.length !== 1) throw new UsageError('init: name one folder to create, e.g. cloudsocket init my-app (see cloudsocket init --help)');
     const template = (values.template ?? 'counter') as Template;
     if (!TEMPLATES.includes(template)) throw new UsageError(`init: --template must be one of ${TEMPLATES.join(', ')}, got ${JSON.stringify(values.template)}`);
-    const target = resolve(positionals[0]!);
-    if (existsSync(target) && (await readdir(target)).length > 0) throw new UsageError(`init: ${positionals[0]} is not empty; name a new folder`);
+    const folder = positionals[0]!;
+    // An empty name would resolve to the working directory, which is not a new folder.
+    if (folder.trim() === '') throw new UsageError('init: the folder name is empty; name a new folder, e.g. cloudsocket init my-app');
+    const target = resolve(folder);
+    const existing = await stat(target).catch(() => undefined);
+    if (existing && !existing.isDirectory()) throw new UsageError(`init: ${folder} is a file, not a folder; name a new folder`);
+    if (existing && (await readdir(target)).length > 0) throw new UsageError(`init: ${folder} is not empty; name a new folder`);
 
     const ours = JSON.parse(readFileSync(join(packageRoot, existsSync(join(packageRoot, 'package.json')) ? '' : '..', 'package.json'), 'utf8')) as PackageJson;
     const name = packageName(basename(target));
@@ -64,7 +69,7 @@ Options:
     const shown = relative(process.cwd(), target) || '.';
     console.log(`created ${shown} (${template} template)`);
     console.log('');
-    console.log(`  cd ${shown}`);
+    console.log(`  cd ${shellQuoted(shown)}`);
     console.log('  npm install');
     console.log('  npm test      # both targets, as they ship');
     console.log('  npm start     # run it locally');
@@ -75,6 +80,11 @@ Options:
 interface PackageJson {
   version: string;
   devDependencies?: Record<string, string>;
+}
+
+/** The folder as a shell takes it from a pasted line: quoted when it holds anything but safe characters. */
+function shellQuoted(path: string): string {
+  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
 }
 
 function packageName(folder: string): string {

@@ -1,0 +1,16 @@
+/** Errors of `cloudsocket build` about where it writes. */
+import { CloudsocketError } from '../shared/errors.js';
+
+/** Written into each folder build makes: build deletes a folder only when it holds this file. */
+export const BUILD_MARKER = '.cloudsocket-build';
+
+/** An output folder build would replace holds something build did not make. */
+export class OutputFolderNotOursError extends CloudsocketError {
+  constructor(readonly directory: string) {
+    super(
+      'output_folder_not_ours',
+      `build: ${directory} was not made by cloudsocket build (it has no ${BUILD_MARKER} file), so build will not replace it; ` +
+        'write the build elsewhere with --out DIR or outDir in cloudsocket.config.ts (or CLOUDSOCKET_DIST_DIR), or move that folder away',
+    );
+  }
+}
