@@ -14,3 +14,14 @@ export class OutputFolderNotOursError extends CloudsocketError {
     );
   }
 }
+
+/** A file build writes beside its folders (cloudbaserc.json, cloudbase.zip) is there, and no folder of build's says it made it. */
+export class OutputFileNotOursError extends CloudsocketError {
+  constructor(readonly file: string) {
+    super(
+      'output_file_not_ours',
+      `build: ${file} is there but no earlier cloudsocket build wrote it (there is no cloudbase/ folder of build's beside it), so build will not overwrite it; ` +
+        'write the build elsewhere with --out DIR or outDir in cloudsocket.config.ts (or CLOUDSOCKET_DIST_DIR), or move that file away',
+    );
+  }
+}

@@ -13,7 +13,7 @@ import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 
 import yazl from 'yazl';
 import { cloudbasercFor, awsTemplateFor } from './infra.js';
 import { builtInModule, packageRoot, selfResolvePlugin } from './package-root.js';
-import { BUILD_MARKER, OutputFolderNotOursError } from './build-errors.js';
+import { BUILD_MARKER, OutputFileNotOursError, OutputFolderNotOursError } from './build-errors.js';
 import { loadPage } from './page.js';
 import { resolveProject, type Project } from './project.js';
 
@@ -215,6 +215,7 @@ export function awsBundleOptions(project: Project, define?: Record<string, strin
 export async function buildCloudbase(outDir?: string, project: Project = builtInProject(outDir)): Promise<CloudbaseArtifact> {
   const out = outDir ?? project.outDir;
   const directory = join(out, 'cloudbase');
+  await refuseForeignFiles(directory, cloudbaseSideFiles(out));
   await replaceOwnFolder(directory, 'cloudbase');
 
   const result = await esbuild({
@@ -313,6 +314,21 @@ async function isOwnFolder(directory: string, kind: OutputFolder): Promise<boole
   return kind !== 'cloudbase' || (await readFile(join(directory, 'scf_bootstrap'), 'utf8')).includes(OWN_BOOTSTRAP_COMMENT);
 }
 
+/** What the CloudBase build writes beside its folder. */
+function cloudbaseSideFiles(out: string): string[] {
+  return [join(out, 'cloudbaserc.json'), join(out, 'cloudbase.zip')];
+}
+
+/**
+ * The files written beside `folder` belong to the build that made it; with no
+ * such folder yet, any of them already there is someone else's (a project's
+ * own cloudbaserc.json, when the output folder is the project itself).
+ */
+async function refuseForeignFiles(folder: string, files: string[]): Promise<void> {
+  if (await stat(folder).catch(() => undefined)) return;
+  for (const file of files) if (await stat(file).catch(() => undefined)) throw new OutputFileNotOursError(file);
+}
+
 /** Empties `directory` for a new build, when it is build's own to empty, and marks it so. */
 async function replaceOwnFolder(directory: string, kind: OutputFolder): Promise<void> {
   await refuseForeignFolder(directory, kind);
@@ -353,6 +369,7 @@ export interface BuildResult {
 export async function buildAll(project: Project, log: (line: string) => void = () => {}): Promise<BuildResult> {
   // Both before either is replaced: a refused aws/ must not leave cloudbase/ rebuilt alone.
   for (const kind of OUTPUT_FOLDERS) await refuseForeignFolder(join(project.outDir, kind), kind);
+  await refuseForeignFiles(join(project.outDir, 'cloudbase'), cloudbaseSideFiles(project.outDir));
   const cloudbase = await buildCloudbase(project.outDir, project);
   log(`built ${relative(process.cwd(), cloudbase.zip) || cloudbase.zip} (${(await stat(cloudbase.zip)).size} bytes)`);
   const aws = await buildAws(project.outDir, project);

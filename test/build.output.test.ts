@@ -46,6 +46,18 @@ describe("a folder build did not make", () => {
     expect((await readdir(root)).sort()).toEqual(['cloudbase', 'project']);
   });
 
+  it("`build --out .` keeps the project's own cloudbaserc.json and writes nothing", async () => {
+    await writeFile(join(root, 'cloudbaserc.json'), '{"envId":"mine"}\n');
+    const result = await build(root, '--out', '.');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `cloudsocket: build: ${join(root, 'cloudbaserc.json')} is there but no earlier cloudsocket build wrote it (there is no cloudbase/ folder of build's beside it), so build will not overwrite it; ` +
+        'write the build elsewhere with --out DIR or outDir in cloudsocket.config.ts (or CLOUDSOCKET_DIST_DIR), or move that file away\n',
+    );
+    expect(await readFile(join(root, 'cloudbaserc.json'), 'utf8')).toBe('{"envId":"mine"}\n');
+    expect((await readdir(root)).sort()).toEqual(['cloudbaserc.json']);
+  });
+
   it('a file named aws where the folder would go is refused too', async () => {
     await mkdir(join(root, 'out'));
     await writeFile(join(root, 'out/aws'), 'mine\n');
