@@ -26,8 +26,20 @@ export const CHAT_COMMANDS_HELP = [
 
 const NO_ARGUMENT_COMMANDS = new Set(['help', 'ping', 'status', 'users', 'clear', 'quit'] as const);
 
+/**
+ * The largest frame API Gateway takes (32 KiB; a larger one closes the
+ * connection with 1009, and the line would be lost with it). The chat's own
+ * limit on content is far below; the server answers that one itself.
+ */
+export const MAX_LINE_BYTES = 32 * 1024;
+
+const encoder = new TextEncoder();
+
 export function parseChatInput(line: string): ChatInput {
   if (line.trim() === '') return { kind: 'empty' };
+  // Room for the frame's JSON around the text.
+  const bytes = encoder.encode(line).length;
+  if (bytes > MAX_LINE_BYTES - 256) return { kind: 'invalid', message: `not sent: a line of ${bytes} bytes is more than one frame carries (${MAX_LINE_BYTES - 256} at most)` };
   if (line.startsWith('//')) return { kind: 'chat', text: line.slice(1) };
   if (!line.startsWith('/')) return { kind: 'chat', text: line };
 

@@ -192,6 +192,21 @@ describe.each(targets)('cloudsocket chat against $name', (target) => {
     await Promise.all([below.close(), above.close()]);
   });
 
+  it('does not send a line too long for one frame (which would close the connection with 1009), says so, and sends the next', async () => {
+    const server = await start();
+    const { client: peer } = await TestClient.join(server.url);
+    const fay = uniqueName('fay');
+    const cli = chat([server.url, fay]);
+    cli.write('x'.repeat(40 * 1024));
+    cli.write('short one');
+    cli.endInput();
+    expect(await cli.line(/not sent: a line of 40960 bytes is more than one frame carries/)).toBeTruthy();
+    expect(await peer.next('chat', 15_000)).toMatchObject({ clientId: fay, message: 'short one' });
+    expect(await exitCode(cli)).toBe(0);
+    expect(peer.all('chat')).toHaveLength(1);
+    await peer.close();
+  });
+
   it('leaves cleanly on Ctrl+C (SIGINT) with exit code 0', async () => {
     const server = await start();
     const { client: peer } = await TestClient.join(server.url);
