@@ -66,10 +66,11 @@ describe.each(['CloudBase', 'the AWS emulator'])('on %s', (name) => {
   });
 
   it.each([['a space', 'bad room!'], ['nothing', ''], ['a number', 123]])('refuses ctx.broadcast to a room name with %s with invalid_room', async (_label, room) => {
-    const { client } = await TestClient.join(withQuery(target().url, { clientId: uniqueName('s') }));
+    const own = uniqueName('room');
+    const { client } = await TestClient.join(withQuery(target().url, { clientId: uniqueName('s'), room: own }));
     client.send({ type: 'shout', room });
     expect(await client.next('error', 15_000)).toMatchObject({ code: 'invalid_room' });
-    client.send({ type: 'shout', room: 'lobby' });
+    client.send({ type: 'shout', room: own });
     expect(await client.next('shouted', 15_000)).toMatchObject({ count: 1 });
     await client.close();
   });
