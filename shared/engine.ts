@@ -166,7 +166,7 @@ function checkClose(code: unknown, reason: unknown): void {
 }
 
 /** `since` as a client may send it: a seq, digits only, within what a number holds exactly. */
-const SINCE_PATTERN = /^\d{1,15}$/;
+const SINCE_PATTERN = /^\d{1,16}$/;
 
 /** A frame numbered by its room's log: its seq, and the text every recipient gets. */
 interface Logged {
@@ -949,7 +949,8 @@ function resumeRequestFrom(query: Readonly<Record<string, string>>): { token: st
   const token = query.resume;
   if (token === undefined || token === '') return undefined;
   const since = query.since ?? '';
-  if (!SINCE_PATTERN.test(since)) throw new InvalidSinceError();
+  // Sixteen digits: a Redis log numbers frames from the clock (ms × 1000) while Redis is away, and those are sixteen.
+  if (!SINCE_PATTERN.test(since) || !Number.isSafeInteger(Number(since))) throw new InvalidSinceError();
   return { token, since: Number(since) };
 }
 

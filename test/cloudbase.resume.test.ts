@@ -260,9 +260,20 @@ for (const target of targets) {
       const server = running();
       const alice = await joined(server.url, { room: uniqueName('room') });
       const { resume } = alice.resumeQuery();
-      for (const since of ['', '-1', '1.5', 'latest']) {
+      for (const since of ['', '-1', '1.5', 'latest', '9007199254740992', '12345678901234567']) {
         await expect(TestClient.connect(withQuery(server.url, { resume, since }))).rejects.toThrow(/HTTP 400/);
       }
+    });
+
+    it('takes a sixteen-digit since, as a Redis log numbers frames while Redis is away (ms × 1000)', async () => {
+      const server = running();
+      const aliceId = uniqueName('alice');
+      const alice = await joined(server.url, { room: uniqueName('room'), clientId: aliceId });
+      const { resume } = alice.resumeQuery();
+      // Further than the room's log has gone: answered under the same clientId, not a refused handshake.
+      const back = await connected(server.url, { resume, since: '1796169450966000' });
+      expect(await back.next()).toMatchObject({ type: 'resume_failed' });
+      expect(await back.next()).toMatchObject({ type: 'welcome', clientId: aliceId });
     });
 
     describe('with a log of 3 frames', () => {

@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 
-/** Keys whose values are credentials or shared secrets, wherever they appear. */
-const SECRET_KEY = /(secret|token|password|passwd|credential|private)/i;
+/** Keys whose values are credentials or shared secrets, wherever they appear (`API_KEY` too, not S3's `Key`). */
+const SECRET_KEY = /(secret|token|password|passwd|credential|private|[_-]key$|apikey|accesskey)/i;
+/** The password in a URL's userinfo (`redis://:pw@host`, `https://user:pw@host`), whatever key holds the URL. */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]+@/gi;
 
 export function maskSecret(value: string): string {
   if (value.length === 0) return value;
@@ -25,7 +27,7 @@ function redact(value: unknown, key: string | undefined, seen: WeakSet<object>):
     if (key !== undefined && SECRET_KEY.test(key)) return maskSecret(value);
     // Templates and base64 payloads would drown the plan; their digest identifies them.
     if (value.length > 200) return describeBytes(value, key);
-    return value;
+    return value.replace(URL_PASSWORD, '$1****@');
   }
   if (value instanceof Uint8Array) return describeBytes(value, key);
   if (Array.isArray(value)) {
