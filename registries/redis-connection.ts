@@ -22,6 +22,9 @@ export class RegistryUnavailableError extends HandshakeError {
   }
 }
 
+/** The longest wait between two attempts to reconnect: every instance is back within about this of Redis. */
+export const RECONNECT_DELAY_CAP_MS = 2000;
+
 /** How long a command may wait for Redis before it counts as an outage. */
 const COMMAND_TIMEOUT_MS = 1000;
 const CONNECT_TIMEOUT_MS = 5000;
@@ -36,7 +39,7 @@ export async function connectRedis(url: string, name: string): Promise<Redis> {
     commandTimeout: COMMAND_TIMEOUT_MS,
     connectTimeout: CONNECT_TIMEOUT_MS,
     // Before the first success a failure is final (the function exits); after it, retry with a capped backoff.
-    retryStrategy: (attempt) => (ready ? Math.min(attempt * 100, 2000) : null),
+    retryStrategy: (attempt) => (ready ? Math.min(attempt * 100, RECONNECT_DELAY_CAP_MS) : null),
   });
   // Without a listener an 'error' event would throw; outages are reported by the callers that notice them.
   let cause: Error | undefined;

@@ -27,7 +27,7 @@ import type { RoomMember } from '../shared/backplane.js';
 import { consumeToken, type RateLimit } from '../shared/rate-limit.js';
 import { nameKey } from '../shared/names.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from '../shared/registry.js';
-import { isOutage, RegistryUnavailableError } from './redis-connection.js';
+import { isOutage, RECONNECT_DELAY_CAP_MS, RegistryUnavailableError } from './redis-connection.js';
 
 /** Reads a hash's flat [field, value, ...] reply into a table. */
 const READ_HASH = `
@@ -185,6 +185,12 @@ export class RedisRegistry implements ConnectionRegistry {
   /** Own connections that left while Redis was away, to be removed there when it is back. */
   private readonly leftWhileAway = new Set<string>();
   private away = false;
+  /**
+   * Until then, after an outage, no handshake is admitted: a Redis that came
+   * back empty holds none of the names live connections have, and the other
+   * instances write theirs back only when they too have reconnected.
+   */
+  private settlingUntil = 0;
 
   constructor(options: RedisRegistryOptions) {
     this.client = options.client;
@@ -195,6 +201,11 @@ export class RedisRegistry implements ConnectionRegistry {
       if (!(name in this.client)) this.client.defineCommand(name, { numberOfKeys: 0, lua });
     }
     this.scripts = this.client as unknown as Scripted;
+    // A connection lost is an outage even if no command of this instance noticed: Redis may come back empty.
+    this.client.on('close', () => {
+      if (!this.away) this.logger.warn('redis_unreachable', { error: 'connection to Redis closed' });
+      this.away = true;
+    });
     this.client.on('ready', () => {
       if (this.away) void this.restore();
     });
@@ -206,6 +217,7 @@ export class RedisRegistry implements ConnectionRegistry {
   }
 
   async add(record: ConnectionRecord): Promise<boolean> {
+    this.refuseWhileSettling();
     let added: unknown;
     try {
       added = await this.scripts.csAdd(...this.addArguments(record, 'add'));
@@ -220,6 +232,7 @@ export class RedisRegistry implements ConnectionRegistry {
   }
 
   async replace(record: ConnectionRecord, staleConnectionId: string): Promise<ConnectionRecord | undefined> {
+    this.refuseWhileSettling();
     let reply: unknown;
     try {
       reply = await this.scripts.csReplace(...this.addArguments(record, 'add'), staleConnectionId);
@@ -350,6 +363,8 @@ export class RedisRegistry implements ConnectionRegistry {
    * this instance's entries missing.
    */
   async restore(): Promise<void> {
+    // Long enough for every other instance to reconnect (capped backoff) and write its own back.
+    this.settlingUntil = Date.now() + 2 * RECONNECT_DELAY_CAP_MS;
     try {
       for (const connectionId of this.leftWhileAway) {
         await this.scripts.csRemove(this.prefix, connectionId);
@@ -365,6 +380,10 @@ export class RedisRegistry implements ConnectionRegistry {
       // Still away after all; the next 'ready' tries again.
       this.noteOutage(error);
     }
+  }
+
+  private refuseWhileSettling(): void {
+    if (Date.now() < this.settlingUntil) throw new RegistryUnavailableError();
   }
 
   private addArguments(record: ConnectionRecord, mode: 'add' | 'restore'): Array<string | number> {

@@ -185,6 +185,37 @@ describe('instance failures', () => {
     }
   });
 
+  it('gives no live clientId to a newcomer on another instance after Redis comes back empty', async () => {
+    const outage = await startRedisServer();
+    try {
+      const [a, b] = await startInstances(2, outage.url);
+      const names = Array.from({ length: 5 }, (_, i) => uniqueName(`victim${i}`));
+      for (const name of names) await join(a!, name);
+      await outage.stop('SIGKILL');
+      await outage.restart();
+      // As soon as the other instance admits anyone again, it must know every live name.
+      const taken: string[] = [];
+      for (const name of names) {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const attempt = await TestClient.join(`${b!.url}?clientId=${name}`, { timeoutMs: 10_000 }).catch((error: Error) => error);
+          if (!(attempt instanceof Error)) {
+            clients.push(attempt.client);
+            taken.push(attempt.welcome.clientId as string);
+            break;
+          }
+          // 503 registry_unavailable while Redis is away or the instances write their names back.
+          expect(attempt.message).toMatch(/503/);
+          if (Date.now() > deadline) throw attempt;
+          await delay(100);
+        }
+      }
+      expect(taken).toEqual(names.map((name) => `${name}-2`));
+    } finally {
+      await outage.stop();
+    }
+  });
+
   it('exits 1 with one line naming REDIS_URL when Redis cannot be reached at start', async () => {
     const closedPort = await freePort();
     const failure = await startArtifactServer({ REDIS_URL: `redis://:secret@127.0.0.1:${closedPort}` }).catch((error: unknown) => error);
