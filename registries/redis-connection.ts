@@ -51,8 +51,24 @@ export async function connectRedis(url: string, name: string): Promise<Redis> {
     // connect() rejects with "Connection is closed."; the socket's own error says why.
     throw new RedisUnavailableError(url, (cause ?? (error as Error)).message);
   }
+  // ioredis selects the URL's database on connecting but goes on in database 0 when that fails (`/99` of a Redis with 16).
+  const database = databaseOf(url);
+  if (database !== undefined) {
+    try {
+      await client.select(database);
+    } catch (error) {
+      client.disconnect();
+      throw new RedisUnavailableError(url, `database ${database} cannot be selected: ${(error as Error).message}`);
+    }
+  }
   ready = true;
   return client;
+}
+
+/** The database a `redis://host:port/N` URL names, if it names one. */
+function databaseOf(url: string): number | undefined {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  return path === '' ? undefined : Number(path);
 }
 
 const corkedConnections = new WeakSet<object>();

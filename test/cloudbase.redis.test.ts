@@ -225,4 +225,12 @@ describe('instance failures', () => {
     expect(stderrTail.split('\n')).toEqual([expect.stringMatching(/^cloudsocket: cannot reach Redis at REDIS_URL=redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*ECONNREFUSED/)]);
     expect(stderrTail).not.toContain('secret');
   });
+
+  it('exits 1 with one line naming REDIS_URL when its database does not exist, rather than using database 0', async () => {
+    const failure = await startArtifactServer({ REDIS_URL: `${redis.url}/99` }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(FunctionExitedError);
+    const { status, stderrTail } = failure as FunctionExitedError;
+    expect(status.code).toBe(1);
+    expect(stderrTail.split('\n')).toEqual([expect.stringMatching(/^cloudsocket: cannot reach Redis at REDIS_URL=redis:\/\/127\.0\.0\.1:\d+\/99: database 99 cannot be selected: .*DB index is out of range/)]);
+  });
 });
