@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../scripts/run-artifact.js';
@@ -76,6 +77,40 @@ describe('cloudsocket dev --instances', () => {
 
     child.kill('SIGINT');
     expect((await a.client.waitClosed(10_000)).code).toBe(1012);
+    expect(await withTimeout(exited, 15_000, 'dev to exit')).toBe(0);
+  });
+
+  it('with --redis: starts its redis-server again when it dies, says so, and the room spans the instances again', async () => {
+    const { child, lines, url, exited } = await dev(['--instances', '2', '--redis', '--no-build']);
+    const port = Number(/^started redis-server on 127\.0\.0\.1:(\d+)/.exec(lines.find((line) => line.startsWith('started redis-server'))!)![1]);
+    const errors: string[] = [];
+    const back = new Promise<void>((resolve) =>
+      createInterface({ input: child.stderr! }).on('line', (line) => {
+        errors.push(line);
+        if (line.includes('redis-server is back')) resolve();
+      }),
+    );
+    // The server dies as a crash would leave it: gone, its keys with it.
+    const socket = connect(port, '127.0.0.1', () => socket.end('SHUTDOWN NOSAVE\r\n'));
+    socket.on('error', () => undefined);
+    await withTimeout(back, 20_000, 'redis-server to be started again');
+    expect(errors[0]).toBe(`cloudsocket: dev: the redis-server of --redis exited with code 0; starting it again, empty, on port ${port}`);
+    // The instances reconnect and admit again once they have written their names back.
+    const joinSoon = async (clientId: string) => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const attempt = await TestClient.join(`${url}?clientId=${clientId}`).catch((error: Error) => error);
+        if (!(attempt instanceof Error)) return attempt;
+        if (Date.now() > deadline) throw attempt;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
+    const a = await joinSoon('ann');
+    const b = await joinSoon('ben');
+    expect(b.welcome.onlineCount).toBe(2);
+    a.client.send({ type: 'chat', content: 'over the new Redis' });
+    expect((await b.client.next('chat')).message).toBe('over the new Redis');
+    child.kill('SIGINT');
     expect(await withTimeout(exited, 15_000, 'dev to exit')).toBe(0);
   });
 

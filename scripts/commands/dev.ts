@@ -99,7 +99,8 @@ Options:
                  with --instances only
   --redis        start Debian's redis-server on a free port and give every
                  instance its REDIS_URL, so rooms span instances (without Redis
-                 they cannot); with --instances only
+                 they cannot; if it dies, dev says so and starts it again,
+                 empty); with --instances only
   --no-build     run dist/ as it is
   --template PATH  run an existing app's CloudFormation or SAM template and its
                  code (CodeUri folders, else the template's folder) on the
@@ -203,9 +204,11 @@ set, replaces the embedded DynamoDB (dynalite).`,
     }
 
     let redis: LocalRedis | undefined;
+    let keepRedis = true;
     if (values.redis) {
       redis = await startRedisServer();
       console.log(`started redis-server on 127.0.0.1:${redis.port} for the instances (--redis); it keeps nothing on disk`);
+      keepRunning(redis, () => keepRedis);
     }
     // What the generated cloudbaserc.json gives the function in the cloud; the shell's own values win locally.
     const cloudbaseEnv = (current: Project) =>
@@ -261,6 +264,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
       if (runsAws) aws = await startAws(project);
     } catch (error) {
       await cloudbase?.stop();
+      keepRedis = false;
       await redis?.stop();
       throw error;
     }
@@ -347,15 +351,36 @@ set, replaces the embedded DynamoDB (dynalite).`,
     if (typeof reason !== 'string') {
       await aws?.stop();
       await cloudbase?.stop('SIGKILL');
+      keepRedis = false;
       await redis?.stop();
       throw new FunctionExitedError('dev: the CloudBase target', reason, cloudbase!.stderrTail(), 'while dev was running');
     }
     printCost();
     const [code] = await Promise.all([cloudbase ? cloudbase.stop(reason) : Promise.resolve(0), aws?.stop()]);
+    keepRedis = false;
     await redis?.stop();
     return code ?? 0;
   },
 };
+
+/**
+ * The redis-server of --redis, started again (empty, on its port) when it dies
+ * while dev runs, and said so: without it the instances share no rooms and
+ * admit no one (503 registry_unavailable).
+ */
+function keepRunning(redis: LocalRedis, wanted: () => boolean): void {
+  redis.child.once('exit', (code, signal) => {
+    if (!wanted()) return;
+    console.error(`cloudsocket: dev: the redis-server of --redis ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; starting it again, empty, on port ${redis.port}`);
+    redis.restart().then(
+      () => {
+        console.error('cloudsocket: dev: redis-server is back; the instances reconnect and write their connections back');
+        keepRunning(redis, wanted);
+      },
+      (error: unknown) => console.error(`cloudsocket: dev: redis-server could not be started again: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  });
+}
 
 /** The sources of the last build, as the build recorded them. */
 async function readInputs(distDir: string): Promise<string[]> {
