@@ -2,7 +2,7 @@
  * Templates written the way SAM users write them: Globals, CodeUri folders,
  * SimpleTable, several tables, the stage named by the template itself.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,5 +55,24 @@ describe('a SAM template', () => {
     const { Count } = await dynamoClient(emulator.dynamoEndpoint).send(new ScanCommand({ TableName: 'cloudsocket-Sessions' }));
     expect(Count).toBe(1);
     await client.close();
+  });
+
+  it.each([
+    ['a container image', { PackageType: 'Image', ImageUri: 'repo:tag' }, 'OnConnect: PackageType Image (a container image) is not run by the emulator'],
+    ['code in the template', { InlineCode: 'exports.connect = async () => ({})', Handler: 'index.connect' }, 'OnConnect: code written into the template (InlineCode, Code.ZipFile) is not run by the emulator'],
+    ['code in S3', { CodeUri: 's3://bucket/code.zip' }, 'OnConnect.CodeUri s3://bucket/code.zip: code in S3 is not fetched by the emulator'],
+    ['a TypeScript handler', { Handler: 'app.connect', CodeUri: 'ts' }, 'is TypeScript, which Lambda\'s Node.js runtime does not run'],
+    ['an intrinsic it does not resolve', { Environment: { Variables: { ZONE: { 'Fn::Select': [0, { 'Fn::GetAZs': '' }] } } } }, 'OnConnect.Environment.Variables.ZONE: Fn::Select from {"Fn::GetAZs":""} is not resolved locally'],
+    ['no Handler', { Handler: undefined }, 'OnConnect: no Handler (file.export) is given'],
+  ])('names what it cannot run in a function: %s', async (_label, properties, message) => {
+    const template = await loadTemplate(join(fixture, 'template.yaml'));
+    const folder = await mkdtemp(join(tmpdir(), 'cloudsocket-sam-bad-'));
+    folders.push(folder);
+    await cp(fixture, folder, { recursive: true });
+    await mkdir(join(folder, 'ts'));
+    await writeFile(join(folder, 'ts/app.ts'), 'export const connect = async () => ({ statusCode: 200 });\n');
+    const onConnect = template.Resources.OnConnect!;
+    onConnect.Properties = { ...onConnect.Properties, ...properties };
+    expect(() => readStack({ template, distDir: folder, templateDir: folder, stage: 'prod', region: 'us-east-1' })).toThrow(message);
   });
 });

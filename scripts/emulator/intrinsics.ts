@@ -29,8 +29,12 @@ const PSEUDO_PARAMETERS = (stack: LocalStack): Record<string, string> => ({
   'AWS::NoValue': '',
 });
 
+/** The intrinsic functions the emulator resolves, for the message about one it does not. */
+const RESOLVED = 'Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select of a list';
+
 export function resolveValue(stack: LocalStack, value: unknown, where: string): string {
   if (typeof value === 'string') return value;
+  if (value === undefined || value === null) throw new TemplateError(`${where}: no value is given`);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (value && typeof value === 'object' && !Array.isArray(value)) {
     const entries = Object.entries(value);
@@ -49,9 +53,11 @@ export function resolveValue(stack: LocalStack, value: unknown, where: string): 
         }
         case 'Fn::Select': {
           const [index, list] = arg as [unknown, unknown];
-          const items = Array.isArray(list) ? list : [];
-          return resolveValue(stack, items[Number(resolveValue(stack, index, where))], where);
+          if (!Array.isArray(list)) throw new TemplateError(`${where}: Fn::Select from ${JSON.stringify(list)} is not resolved locally (the emulator resolves ${RESOLVED})`);
+          return resolveValue(stack, list[Number(resolveValue(stack, index, where))], where);
         }
+        default:
+          if (fn === 'Ref' || fn.startsWith('Fn::')) throw new TemplateError(`${where}: ${fn} is not resolved locally (the emulator resolves ${RESOLVED})`);
       }
     }
   }

@@ -186,6 +186,14 @@ function codeFolder(resource: Resource, templateDir: string, distDir: string): s
 
 function readFunction(stack: LocalStack, logicalId: string, resource: Resource, distDir: string): FunctionSpec {
   const properties = resource.Properties ?? {};
+  // What the emulator cannot run is named, rather than reported as a missing Handler or file.
+  if (properties.PackageType === 'Image') throw new TemplateError(`${logicalId}: PackageType Image (a container image) is not run by the emulator; it runs .zip functions (Handler and Runtime)`);
+  if (properties.InlineCode !== undefined || (properties.Code as { ZipFile?: unknown } | undefined)?.ZipFile !== undefined) {
+    throw new TemplateError(`${logicalId}: code written into the template (InlineCode, Code.ZipFile) is not run by the emulator; put it in a folder and point CodeUri at it`);
+  }
+  const codeUri = properties.CodeUri;
+  if (typeof codeUri === 'string' && codeUri.startsWith('s3://')) throw new TemplateError(`${logicalId}.CodeUri ${codeUri}: code in S3 is not fetched by the emulator; point CodeUri at a local folder`);
+  if (properties.Handler === undefined) throw new TemplateError(`${logicalId}: no Handler (file.export) is given`);
   const handler = resolveValue(stack, properties.Handler, `${logicalId}.Handler`);
   const dot = handler.lastIndexOf('.');
   if (dot <= 0) throw new TemplateError(`${logicalId}.Handler "${handler}" must look like file.export`);
@@ -193,6 +201,9 @@ function readFunction(stack: LocalStack, logicalId: string, resource: Resource, 
   // Lambda's Node.js runtime looks for these extensions in this order.
   const candidates = ['.js', '.mjs', '.cjs'].map((ext) => join(distDir, base + ext));
   const file = candidates.find((candidate) => existsSync(candidate));
+  if (!file && existsSync(join(distDir, `${base}.ts`))) {
+    throw new TemplateError(`${logicalId}.Handler "${handler}": ${join(distDir, `${base}.ts`)} is TypeScript, which Lambda's Node.js runtime does not run; compile it to .js or .mjs first`);
+  }
   if (!file) throw new HandlerNotBuiltError(candidates[1]!);
 
   const variables = ((properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}) as Record<string, unknown>;
