@@ -119,7 +119,7 @@ export async function startFleet(options: FleetOptions): Promise<RunningFleet> {
     if (index === undefined) {
       const body = JSON.stringify({
         code: 'no_instance_available',
-        message: `all ${members.length} instances serve ${options.concurrency} connection(s) each; CloudBase would start another (raise --instances or --concurrency)`,
+        message: noInstanceMessage(alive.filter(Boolean).length, members.length, options.concurrency),
       });
       socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return;
@@ -197,4 +197,11 @@ function listen(server: Server, port: number, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Why no instance takes a connection: all of the live ones are full (and how many are left alive). */
+export function noInstanceMessage(live: number, started: number, concurrency: number): string {
+  const lost = started - live;
+  const which = lost === 0 ? `all ${started} instances serve` : `the ${live} live instance(s) of ${started} (${lost} ended) serve`;
+  return `${which} ${concurrency} connection(s) each; CloudBase would start another (raise --instances or --concurrency)`;
 }
