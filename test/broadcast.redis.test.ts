@@ -206,12 +206,13 @@ describe('RedisRoomLog.appendToAll', () => {
       expect(a.backplane.dropped).toBe(1);
       expect((await a.log.appendToAll!('lobby', (n) => chat('away again', n), now, { ownCount: 2 })).seq).toBe(now * 1000 + 1);
 
-      // Back empty, as a Redis without persistence comes back.
+      // Back empty, as a Redis without persistence comes back: the instance writes its two members back first.
       await outage.restart();
       await once(a.client, 'ready');
+      await expect.poll(() => a.registry.isAway, { timeout: 5000 }).toBe(false);
       const lifted = (now + CLOCK_SKEW_MS) * 1000 + 1;
-      expect(await a.log.appendToAll!('lobby', (n) => chat('back', n), now, { ownCount: 2 })).toMatchObject({ seq: lifted, data: withSeq(chat('back', 0), lifted) });
-      expect(await a.log.read('lobby', lifted - 1, now)).toEqual({ ok: true, latest: lifted, entries: [{ seq: lifted, data: chat('back', 0), at: now }] });
+      expect(await a.log.appendToAll!('lobby', (n) => chat('back', n), now, { ownCount: 2 })).toMatchObject({ seq: lifted, data: withSeq(chat('back', 2), lifted) });
+      expect(await a.log.read('lobby', lifted - 1, now)).toEqual({ ok: true, latest: lifted, entries: [{ seq: lifted, data: chat('back', 2), at: now }] });
     } finally {
       await outage.stop();
     }
