@@ -93,9 +93,10 @@ function compile(operator: string, key: string, values: string[], variables: boo
   if (!comparator) throw new UnsupportedConditionError(`condition operator ${operator} is not evaluated by the emulator`);
   const { compare, negated } = comparator;
   const fixed = values.map((value) => (variables && hasVariables(value) ? undefined : fixedText(value)));
+  const allFixed = fixed.every((value) => value !== undefined) ? (fixed as PolicyText[]) : undefined;
   // A value whose variable cannot be resolved is no value: it matches nothing.
   const policyValues = (context: RequestContext) =>
-    values.map((value, index) => fixed[index] ?? expand(value, context)).filter((value): value is PolicyText => value !== undefined);
+    allFixed ?? values.map((value, index) => fixed[index] ?? expand(value, context)).filter((value): value is PolicyText => value !== undefined);
 
   return (context) => {
     const resolved = policyValues(context);
