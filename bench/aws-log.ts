@@ -6,9 +6,11 @@
  * writer appends chat frames to one room; then the last 20 entries and the
  * last maxEntries are read back as a resume would.
  *
- * The layout registries/dynamodb-room-log.ts uses runs at several chunk
- * sizes, beside the two layouts it was chosen over, written here only to be
- * measured:
+ * The layout registries/dynamodb-room-log.ts uses (a ring of slots) runs at
+ * several slot sizes, beside the two layouts it was chosen over, written here
+ * only to be measured. The ring holds ROOM_LOG_SLOTS slots, so the smallest
+ * size measured is the one whose ring still holds ROOM_LOG_SIZE of these
+ * frames:
  *   one item        every entry in the room's one item: one UpdateItem numbers
  *                   and list_appends (and REMOVEs the oldest past maxEntries);
  *                   a replay is one GetItem.
@@ -100,7 +102,7 @@ export async function runAwsLog(plan: AwsLogPlan): Promise<AwsLogRun[]> {
     const runs: AwsLogRun[] = [];
     const layouts: Array<[string, (tableName: string) => RoomLog]> = [
       ...plan.chunkSizesKiB.map((kib): [string, (tableName: string) => RoomLog] => [
-        `head + chunks, ${kib} KiB`,
+        `ring of slots, ${kib} KiB`,
         (tableName) => new DynamoDbRoomLog({ client, tableName, limits, chunkBytes: kib * 1024 }),
       ]),
       ['one item', (tableName) => new OneItemLog(client, tableName, limits)],

@@ -1,10 +1,10 @@
 /**
  * The room log on the AWS target through the emulator (the built handlers,
  * the @connections API, dynalite), counted where the requests arrive: what a
- * chat message costs over a run long enough for the log's head to be copied
- * into chunks now and then, and what a resume costs, from its handshake to
- * its `resumed`: after a few frames (replayed from the head) and after many
- * (from the chunks too). The client is cut with DeleteConnection, as the
+ * chat message costs over a run long enough for the log to start new slots
+ * now and then, and what a resume costs, from its handshake to its
+ * `resumed`: after a few frames (from the open slot) and after many (across
+ * slots). The client is cut with DeleteConnection, as the
  * server would, and comes back with its token and the last seq it saw.
  *
  * Ten senders take turns, so none of them nears the rate limit.
@@ -35,8 +35,8 @@ export interface AwsResumeRun {
   messages: number;
   /** Per chat message over the whole run: mean, and by operation. */
   perMessage: RequestTally;
-  /** Messages whose log append copied the head into a chunk (one PutItem each). */
-  chunkCopies: number;
+  /** Messages whose log append started the log's next slot (a PutItem instead of an UpdateItem). */
+  slotsStarted: number;
   /** A resume after 2 missed chats, and after all `messages`: the whole handshake to `resumed`. */
   shortResume: RequestTally & { replayed: number };
   longResume: RequestTally & { replayed: number };
@@ -94,7 +94,7 @@ export async function runAwsResume(options: AwsResumeOptions): Promise<AwsResume
     await chat(options.messages);
     await quiet(counter);
     const counts = counter.snapshot();
-    return { messages: options.messages, perMessage: tally(counts, options.messages), chunkCopies: counts.dynamo.PutItem ?? 0, shortResume, longResume };
+    return { messages: options.messages, perMessage: tally(counts, options.messages), slotsStarted: counts.dynamo.PutItem ?? 0, shortResume, longResume };
   } finally {
     counter.stop();
     for (const client of clients) client.socket.terminate();

@@ -19,7 +19,7 @@ export interface BenchPlan {
   idleHoldMs: number;
   /** resumeMessages: chats a resuming client misses in the long resume, and chats counted after it. */
   aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number; resumeMessages: number };
-  /** Appends to one room's log per layout; more than ROOM_LOG_SIZE, so a full replay reaches back into old chunks. */
+  /** Appends to one room's log per layout; more than ROOM_LOG_SIZE, so the ring has gone round before the full replay. */
   awsLog: AwsLogPlan;
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
   hostile: { cloudbase: HostilePlan; aws: HostilePlan };
@@ -44,7 +44,7 @@ export const FULL_PLAN: BenchPlan = {
   idleRounds: 3,
   idleHoldMs: 60_000,
   aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7, resumeMessages: 200 },
-  awsLog: { appends: 3000, chunkSizesKiB: [2, 4, 8, 16] },
+  awsLog: { appends: 3000, chunkSizesKiB: [8, 16, 32] },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
     cloudbase: { garbage: 2500, targets: 2500, framing: 2500, json: 2500 },
@@ -65,14 +65,14 @@ export const QUICK_PLAN: BenchPlan = {
   idleRounds: 1,
   idleHoldMs: 10_000,
   aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3, resumeMessages: 60 },
-  awsLog: { appends: 1200, chunkSizesKiB: [4, 8] },
+  awsLog: { appends: 1200, chunkSizesKiB: [8, 16] },
   hostile: {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },
     aws: { garbage: 300, targets: 300, framing: 100, json: 300 },
   },
   awsChurn: { joiners: 200, broadcasts: 3, churners: 300, churnSeconds: 10, settleSeconds: 30 },
   notes: [
-    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000) held 10 s (not 60 s), AWS rooms of 10 and 100 (not 1000) and resumes across 60 chats (not 200), the room log with 1,200 appends at 4 and 8 KiB chunks (not 3,000 at 2 to 16 KiB), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
+    'quick mode: broadcast rooms of 100 and 300 (not 1000) for 2.5 s each, one round (not the median of three), 5,000 idle connections (not 10,000) held 10 s (not 60 s), AWS rooms of 10 and 100 (not 1000) and resumes across 60 chats (not 200), the room log with 1,200 appends in slots of 8 and 16 KiB (not 3,000 in slots of 8 to 32 KiB), aws-churn with 200 joiners and 300 churners in 10 s (not 1,000 and 3,000 in 30 s); run `npm run bench` for the full figures',
     'quick mode is noisy: with one short round, a ratio is one sample, and p99 ratios have moved from 1.25× to 1.80× between quick runs of the same code; the full run gives the median of three rounds and the range between them',
   ],
 };

@@ -129,7 +129,7 @@ export function formatReport(report: BenchReport): string {
       table(
         ['what', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes'],
         [
-          [`per chat message, over ${resume.messages} (${resume.chunkCopies} chunk copies)`, resume.perMessage.dynamoRequests, operations(resume.perMessage), resume.perMessage.managementCalls, resume.perMessage.lambdaInvokes],
+          [`per chat message, over ${resume.messages} (${resume.slotsStarted} starting a slot)`, resume.perMessage.dynamoRequests, operations(resume.perMessage), resume.perMessage.managementCalls, resume.perMessage.lambdaInvokes],
           [`a resume after 2 chats (${resume.shortResume.replayed} replayed)`, resume.shortResume.dynamoRequests, operations(resume.shortResume), resume.shortResume.managementCalls, resume.shortResume.lambdaInvokes],
           [`a resume after ${resume.messages} chats (${resume.longResume.replayed} replayed)`, resume.longResume.dynamoRequests, operations(resume.longResume), resume.longResume.managementCalls, resume.longResume.lambdaInvokes],
         ],

@@ -39,13 +39,20 @@ export async function conditionally(write: Promise<unknown>): Promise<boolean> {
 const BATCH_KEYS = 100;
 
 /** The items of `keys` that exist, in no particular order; BatchGetItem may leave keys unprocessed, which are asked for again. */
-export async function batchGetItems(client: DynamoDBClient, tableName: string, keys: readonly Item[], consistentRead: boolean): Promise<Item[]> {
+export async function batchGetItems(
+  client: DynamoDBClient,
+  tableName: string,
+  keys: readonly Item[],
+  consistentRead: boolean,
+  projection?: { expression: string; names: Record<string, string> },
+): Promise<Item[]> {
+  const read = projection ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names } : {};
   const found: Item[] = [];
   for (let offset = 0; offset < keys.length; offset += BATCH_KEYS) {
     let pending: Item[] = keys.slice(offset, offset + BATCH_KEYS);
     while (pending.length > 0) {
       const { Responses, UnprocessedKeys } = await client.send(
-        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: consistentRead } } }),
+        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: consistentRead, ...read } } }),
       );
       found.push(...(Responses?.[tableName] ?? []));
       pending = (UnprocessedKeys?.[tableName]?.Keys ?? []) as Item[];

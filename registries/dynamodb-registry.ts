@@ -14,7 +14,11 @@
  *                        neither `room` nor `clientId`, so the indexes never
  *                        see it. One claim is enough, as equal clientIds have
  *                        equal keys; for most names the key is the clientId.
- * The indexes project only INDEX_ATTRIBUTES, which change rarely: every frame
+ *   log#{room}#{index}   a slot of the room's log (dynamodb-room-log.ts). It
+ *                        carries `room`, so a room Query meets it beside the
+ *                        members: the log is told what it saw (roomLog), and
+ *                        no member list or count includes it.
+ * The indexes project only *_INDEX_ATTRIBUTES, which change rarely: every frame
  * writes `lastActiveAt`, `tat` and `strikes` (touch), and were those in an
  * index, each touch would write the index too (3 write units, not 1). So a
  * Query on an index reads ids (and expiry), and full records come from the
@@ -33,9 +37,11 @@
  *   listRoomIds    1 Query on byRoom per 1 MB page.
  *   listRoom       the same, then 1 BatchGetItem per 100 members.
  *   countRoom      1 Query (Select COUNT) per 1 MB page.
- *   countRoomAndList  a room of at most listUpTo: 1 Query; a larger one: 2
- *                  (the first listUpTo + 1 items, then a COUNT of the rest) the
- *                  first time, then 1 (a COUNT) while it stays larger.
+ *   countRoomAndList  a room of at most listUpTo: 1 Query; a larger one: 1
+ *                  when that Query (listUpTo + 1 + ROOM_LOG_SLOTS items, the
+ *                  log's slots among them) reads it whole, else 2 (then a COUNT
+ *                  of the rest) the first time, then 1 (a COUNT) while it
+ *                  stays larger.
  *   moveToRoom     1 UpdateItem.
  *   touch          1 UpdateItem when the bucket has room to spare (tat <= now);
  *                  inside a burst, 1 more UpdateItem (plus 1 GetItem where the
@@ -72,12 +78,23 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 /** How the registry's own items' keys begin; the room log and room state share the table under other prefixes. */
 export const CONNECTION_KEY_PREFIX = 'conn#';
 export const CLAIM_KEY_PREFIX = 'client#';
+/** The room log's slots (registries/dynamodb-room-log.ts): they carry `room`, so byRoom lists them beside the members. */
+export const LOG_KEY_PREFIX = 'log#';
+/** Slots a room's log has at most: a room Query reads that many items more than the room's members, at most. */
+export const ROOM_LOG_SLOTS = 40;
+/** What the log learns from a room Query: the slot items it found, with the attributes the index projects. */
+export interface RoomLogSightings {
+  sawSlots(room: string, items: readonly Item[]): void;
+}
 /**
- * The non-key attributes both indexes project (the template's INCLUDE lists;
- * test/template.test.ts holds the two together): the id a Query returns, and
- * the expiry its filter reads.
+ * The non-key attributes the indexes project (the template's INCLUDE lists;
+ * test/template.test.ts holds them together): the id a Query returns and the
+ * expiry its filter reads; byRoom also where a room's log stands (its
+ * slots' `first`, `seq` and `bytes`), so a broadcast learns that from the
+ * Query it makes anyway.
  */
-export const INDEX_ATTRIBUTES = ['connectionId', TTL_ATTRIBUTE] as const;
+export const CLIENT_ID_INDEX_ATTRIBUTES = ['connectionId', TTL_ATTRIBUTE] as const;
+export const ROOM_INDEX_ATTRIBUTES = [...CLIENT_ID_INDEX_ATTRIBUTES, 'first', 'seq', 'bytes'] as const;
 
 /** API Gateway closes every connection after 2 hours, so no entry needs to outlive that. */
 export const DEFAULT_CONNECTION_TTL_SECONDS = 7200;
@@ -89,6 +106,8 @@ export interface DynamoDbRegistryOptions {
   ttlSeconds: number;
   /** Epoch ms; decides what has expired. */
   clock?: () => number;
+  /** The room log in the same table, told what each room Query saw of its slots. */
+  roomLog?: RoomLogSightings;
 }
 
 /** A conditional write lost to concurrent writers more times than is plausible. */
@@ -108,6 +127,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
   private readonly ttlSeconds: number;
+  private readonly roomLog: RoomLogSightings | undefined;
   private readonly clock: () => number;
   /**
    * Rooms the last census found larger than what presence lists: theirs
@@ -122,6 +142,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     this.tableName = options.tableName;
     this.ttlSeconds = options.ttlSeconds;
     this.clock = options.clock ?? Date.now;
+    this.roomLog = options.roomLog;
   }
 
   /**
@@ -218,8 +239,20 @@ export class DynamoDbRegistry implements ConnectionRegistry {
 
   /** Only the ids, all a broadcast needs, and all the index holds besides the expiry. */
   async listRoomIds(room: string): Promise<string[]> {
-    const items = await this.queryLive(roomIdsQuery(room));
-    return items.map((item) => str(item.connectionId));
+    return this.membersOf(room, await this.queryLive(roomIdsQuery(room)), true);
+  }
+
+  /** The member ids among a room Query's items; the log's slots among them go to the log (`complete`: the whole room was read). */
+  private membersOf(room: string, items: readonly Item[], complete: boolean): string[] {
+    const ids: string[] = [];
+    const slots: Item[] = [];
+    for (const item of items) {
+      if (item.connectionId) ids.push(str(item.connectionId));
+      else if (str(item[PARTITION_KEY]).startsWith(LOG_KEY_PREFIX)) slots.push(item);
+    }
+    // A part of the room without slots says nothing of the log; the whole room without them says it has none.
+    if (this.roomLog && (complete || slots.length > 0)) this.roomLog.sawSlots(room, slots);
+    return ids;
   }
 
   async countRoom(room: string): Promise<number> {
@@ -239,19 +272,22 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       this.largeRooms.delete(room);
     }
     const ids: string[] = [];
+    const items: Item[] = [];
     let startKey: Item | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({
           ...this.liveOnly(roomIdsQuery(room)),
-          // Items examined, before the filter: every page but the last stops there.
-          Limit: listUpTo + 1 - ids.length,
+          // Items examined, before the filter: every page but the last stops there. The log's slots may be among them.
+          Limit: listUpTo + 1 - ids.length + ROOM_LOG_SLOTS,
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const item of page.Items ?? []) ids.push(str(item.connectionId));
+      items.push(...(page.Items ?? []));
+      for (const item of page.Items ?? []) if (item.connectionId) ids.push(str(item.connectionId));
       startKey = page.LastEvaluatedKey;
     } while (startKey && ids.length <= listUpTo);
+    this.membersOf(room, items, !startKey);
     if (ids.length <= listUpTo) return { count: ids.length, connectionIds: ids };
     if (this.largeRooms.size >= MAX_LARGE_ROOMS) this.largeRooms.clear();
     this.largeRooms.add(room);
@@ -262,7 +298,17 @@ export class DynamoDbRegistry implements ConnectionRegistry {
   private async countLive(room: string, startKey: Item | undefined): Promise<number> {
     let count = 0;
     do {
-      const page = await this.client.send(new QueryCommand({ ...this.liveOnly(roomQuery(room)), Select: 'COUNT', ExclusiveStartKey: startKey }));
+      const query = this.liveOnly(roomQuery(room));
+      const page = await this.client.send(
+        new QueryCommand({
+          ...query,
+          // Members only: the log's slots are in the index too.
+          FilterExpression: `${query.FilterExpression} AND attribute_exists(#connectionId)`,
+          ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#connectionId': 'connectionId' },
+          Select: 'COUNT',
+          ExclusiveStartKey: startKey,
+        }),
+      );
       count += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
@@ -521,7 +567,12 @@ function roomQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
 
 function roomIdsQuery(room: string): Omit<QueryCommandInput, 'TableName'> {
   const query = roomQuery(room);
-  return { ...query, ProjectionExpression: '#connectionId', ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#connectionId': 'connectionId' } };
+  return {
+    ...query,
+    // And, of the log's slots among the items, what the log needs (see membersOf).
+    ProjectionExpression: '#connectionId, #pk, #first, #seq, #bytes',
+    ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#connectionId': 'connectionId', '#pk': PARTITION_KEY, '#first': 'first', '#seq': 'seq', '#bytes': 'bytes' },
+  };
 }
 
 function connectionKey(connectionId: string): Item {

@@ -1,325 +1,317 @@
 /**
  * The room log (shared/room-log.ts) of the AWS target, in the registry's
- * table (registries/dynamodb-registry.ts). Its items have neither `room` nor
- * `clientId`, so the registry's indexes never see them, and nothing Scans.
+ * table (registries/dynamodb-registry.ts): a ring of ROOM_LOG_SLOTS items per
+ * room, each holding a run of consecutive entries.
  *
  * Items (partition key `pk`):
- *   log#{room}          the head: `seq` (the room's latest), `first` (the seq of
- *                       recent[0]), `recent` (the newest entries, a list),
- *                       `bytes` (their size as counted here), `chunks` (the
- *                       `first` of every chunk item still within maxEntries,
- *                       oldest first), `expiresAt`.
- *   log#{room}#{first}  a chunk: `entries` (a list; entry i has seq first + i),
- *                       `first`, `expiresAt`.
+ *   log#{room}#{index}  a slot, index 0 .. slots - 1: `first` (the seq of
+ *                       entries[0]), `seq` (the seq of its last entry),
+ *                       `bytes` (its entries' size as counted here),
+ *                       `entries` (a list; entry i has seq first + i), `room`,
+ *                       `expiresAt` (a day after its last write).
  * An entry is a map: d = the frame, a = epoch ms, t = the one member it is for,
  * x = the one member it is not for.
  *
- * One UpdateItem appends: it adds one to `seq` and list_appends the entry to
- * `recent` together, atomically, so the entry's seq is `first` plus its
- * position and needs no second write. Keeping every entry in that one item
- * would make a replay a single GetItem, but a write costs a write unit per KB
- * of the whole item (the larger of before and after): with 1000 chat frames
- * of ~200 bytes in it, every message costs ~180 write units instead of ~5
- * (bench/aws-log.ts), and ReturnValues sends the item back each time. So
- * the head stays small: the writer whose append takes `recent` past chunkBytes (or CHUNK_ENTRIES
- * entries) copies it into a chunk item (a PutItem) and cuts the copied
- * entries from the head (an UpdateItem conditional on `first`, so of racing
- * writers one cuts; a chunk is overwritten only by a longer copy of
- * itself), again while others' appends keep the head at its bound. Appends
- * go on meanwhile up to twice the bound; past that they are refused, and a
- * refused writer waits about as long as a copy takes, then copies itself:
- * a writer that died before its copy costs the next one a wait. An entry
- * over MAX_ENTRY_BYTES is kept as a stub (numbered, no frame): a replay
- * across it is a gap. So the head never nears the 400 KB item limit.
+ * Appends go to the slot with the highest `first` (the open slot) while it
+ * holds less than chunkBytes (and fewer than CHUNK_ENTRIES entries). One
+ * UpdateItem adds one to its `seq` and list_appends the entry together,
+ * conditional on the slot still being open with the same `first`, so the
+ * entry's seq is that `seq` and needs no second write. The append that finds
+ * the open slot full starts the next slot round the ring (a PutItem with
+ * `first` one past the full slot's `seq`, conditional on that slot holding
+ * older entries or none): it overwrites the oldest run, so nothing is ever
+ * copied, and a slot, once full, never changes until it is reused. A
+ * writer's view that is out of date makes its condition fail; it goes on
+ * from that slot as it is now (DynamoDB returns it with the failure).
  *
- * The bound by count: `chunks` forgets a chunk once the entries after it are
- * at least maxEntries. By age: a read treats an entry older than maxAgeMs as
- * gone, and a chunk's expiresAt is its last entry's time plus maxAgeMs, so
- * TTL deletes it once none of it could be replayed. The head expires a day
- * after its last append, longer than any connection or resume token; a seq
- * past a restarted head's is read as a gap, never as "nothing new".
+ * Which slot is open, the writer learns without a request of its own: slots
+ * carry `room`, so the byRoom index lists them beside the room's members, and
+ * the registry hands what its room Query saw to `sawSlots` (the index
+ * projects `first`, `seq` and `bytes`). A chat message lists its room anyway
+ * to fan out, so its append is its only write to the log. That costs every
+ * room Query up to ROOM_LOG_SLOTS small extra items, and each append one
+ * index write. Indexes are eventually consistent: on AWS, a writer whose
+ * Query ran before another's rotation reached the index pays the failed
+ * append and a read.
+ *
+ * Bounds: by count, a read reaches back at most maxEntries; by age, a read
+ * treats an entry older than maxAgeMs as gone; by size, the ring holds
+ * `slots` runs of about chunkBytes (320 KiB of frames at the defaults), so
+ * large frames keep fewer than maxEntries. A slot expires a day after its last
+ * write, longer than any connection or resume token; a room quiet that long
+ * numbers from 1 again, and a seq past the room's latest is read as a gap,
+ * never as "nothing new". An entry over MAX_ENTRY_BYTES is kept as a stub
+ * (numbered, no frame): a replay across it is a gap. A slot stays under
+ * chunkBytes plus one entry, far from the 400 KB item limit.
  *
  * Requests per operation:
- *   append  1 UpdateItem (ReturnValues ALL_NEW: the head, under 2 × chunkBytes
- *           and one entry).
- *           The append that fills the head: + 1 PutItem (the chunk) + 1
- *           UpdateItem (the cut), once every ~chunkBytes of frames (about 30
- *           chat messages at the default 8 KiB). Refused by a full head: + 1
- *           UpdateItem after the wait; refused again, + 1 GetItem where the
- *           store cannot return the item with the failure (dynalite), the
- *           copy, and the append again.
- *   latest  1 GetItem (consistent).
- *   read    1 GetItem (consistent) when `after` is within the head; else
- *           + 1 BatchGetItem (consistent) per 100 chunks.
+ *   append  1 UpdateItem (ReturnValues UPDATED_NEW: the open slot), or 1
+ *           PutItem when it starts the next slot. Without a current view of
+ *           the room's slots (no room Query, read or own write within
+ *           VIEW_CURRENT_MS: a `private` frame into another room, a room
+ *           counted, not listed), + 1 BatchGetItem first. Each failed
+ *           condition: the write again, + 1 GetItem where the store cannot
+ *           return the item with the failure (dynalite).
+ *   latest  1 BatchGetItem (consistent; `first` and `seq` of every slot).
+ *   read    1 BatchGetItem (consistent; every slot).
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { CloudsocketError } from '../shared/errors.js';
-import { silentLogger, type Logger } from '../shared/log.js';
 import type { LogEntry, LogEntryInput, LogRead, RoomLog, RoomLogLimits } from '../shared/room-log.js';
-import { batchGetItems, conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
-import { PARTITION_KEY, TTL_ATTRIBUTE } from './dynamodb-registry.js';
+import { batchGetItems, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
+import { LOG_KEY_PREFIX, PARTITION_KEY, ROOM_LOG_SLOTS, TTL_ATTRIBUTE, type RoomLogSightings } from './dynamodb-registry.js';
 
-/** Bytes of entries the head gathers before they move to a chunk. */
+/** Bytes of entries a slot gathers before the next one is started. */
 export const DEFAULT_CHUNK_BYTES = 8 * 1024;
-/** Entries the head gathers before they move to a chunk, however small; also keeps the cut's REMOVE list short. */
+/** Entries a slot gathers at most, however small. */
 export const CHUNK_ENTRIES = 100;
 /** A larger frame is logged as a stub; API Gateway posts nothing over 128 KiB anyway. */
 export const MAX_ENTRY_BYTES = 200 * 1024;
-/** How long a head outlives its last append. */
-export const HEAD_TTL_SECONDS = 24 * 60 * 60;
-/** Chunks a head names at most, so its list stays a few KB even when every chunk is one large frame. */
-const MAX_CHUNKS = 4000;
+/** How long a slot outlives its last write. */
+export const SLOT_TTL_SECONDS = 24 * 60 * 60;
 /** Attribute names and the map around each entry, rounded up: DynamoDB counts fewer. */
 const ENTRY_OVERHEAD_BYTES = 32;
-/** Chunk items outlive their last entry's age by this much, for clocks that disagree a little. */
-const CHUNK_TTL_MARGIN_SECONDS = 60;
-/** Refusals of one append by a full head before giving up: each is followed by a copy. */
-const MAX_APPEND_ATTEMPTS = 10;
-/** About how long a copy takes (a PutItem and an UpdateItem): a refused append waits that long once before copying itself. */
-const REFUSED_WAIT_MS = 20;
+/** Failed conditions of one append before giving up: each means another writer moved on first. */
+const MAX_APPEND_ATTEMPTS = 20;
+/** Rooms whose slots a container remembers; past that the memory starts over, which costs each room one read. */
+const MAX_VIEWED_ROOMS = 1000;
+/**
+ * How long a view counts as current after a room Query, a read or an own
+ * write confirmed it. A current view is at most a slot or two behind, which
+ * failed conditions walk forward; an older one is read again first.
+ */
+const VIEW_CURRENT_MS = 1000;
 
 export interface DynamoDbRoomLogOptions {
   client: DynamoDBClient;
   /** The registry's table. */
   tableName: string;
   limits: RoomLogLimits;
-  /** See DEFAULT_CHUNK_BYTES; at most 64 KiB, so the head stays far from the item limit. */
+  /** See DEFAULT_CHUNK_BYTES; at most 64 KiB, so a slot stays far from the item limit. */
   chunkBytes?: number;
-  logger?: Logger;
+  /** The ring's size, 2 to ROOM_LOG_SLOTS (the default; the registry reads that many extra items per room Query at most). */
+  slots?: number;
   /** Epoch ms; decides expiry. */
   clock?: () => number;
 }
 
-/** An append refused by a full head more often than copies could be made. */
+/** An append whose conditions failed more often than racing writers explain. */
 export class RoomLogContentionError extends CloudsocketError {
   constructor(room: string) {
     super('room_log_contention', `the log of room ${room} is being written concurrently; gave up`);
   }
 }
 
-interface Head {
-  seq: number;
+/** A slot as a writer last saw it. */
+interface SlotState {
+  index: number;
   first: number;
-  /** As stored, so a copy writes exactly what was appended. */
-  recent: AttributeValue[];
-  chunks: number[];
+  seq: number;
+  bytes: number;
 }
 
-export class DynamoDbRoomLog implements RoomLog {
+/** A room's live slots by index, as last seen, and when that was confirmed. Only a guess: conditions decide. */
+interface View {
+  slots: Map<number, SlotState>;
+  confirmedAt: number;
+}
+
+export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
   private readonly limits: RoomLogLimits;
   private readonly chunkBytes: number;
-  private readonly logger: Logger;
+  private readonly slots: number;
   private readonly clock: () => number;
+  private readonly views = new Map<string, View>();
 
   constructor(options: DynamoDbRoomLogOptions) {
     if (!(options.limits.maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1');
     if (!(options.limits.maxAgeMs > 0)) throw new RangeError('maxAgeMs must be more than 0');
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     if (!(chunkBytes >= 1024 && chunkBytes <= 64 * 1024)) throw new RangeError('chunkBytes must be 1 KiB to 64 KiB');
+    const slots = options.slots ?? ROOM_LOG_SLOTS;
+    if (!(Number.isInteger(slots) && slots >= 2 && slots <= ROOM_LOG_SLOTS)) throw new RangeError(`slots must be 2 to ${ROOM_LOG_SLOTS}`);
     this.client = options.client;
     this.tableName = options.tableName;
     this.limits = options.limits;
     this.chunkBytes = chunkBytes;
-    this.logger = options.logger ?? silentLogger;
+    this.slots = slots;
     this.clock = options.clock ?? Date.now;
+  }
+
+  /** What the registry's Query of `room` on the byRoom index found of this log (its slot items, projected). */
+  sawSlots(room: string, items: readonly Item[]): void {
+    const view = this.viewOf(room);
+    for (const item of items) this.note(view, item);
+    view.confirmedAt = this.clock();
   }
 
   async append(room: string, input: LogEntryInput): Promise<number> {
     const entry = encodeEntry(input);
+    const size = sizeOf([entry]);
+    const known = this.views.get(room);
+    const view = known && this.clock() - known.confirmedAt <= VIEW_CURRENT_MS ? known : await this.readView(room);
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
-      let head: Head;
+      const open = openSlotOf(view);
+      const appending = open !== undefined && !this.isFull(open);
+      const index = appending ? open.index : open ? (open.index + 1) % this.slots : 0;
       try {
-        head = await this.appendToHead(room, entry);
+        const seq = appending ? await this.appendTo(room, view, open, entry, size) : await this.startSlot(room, view, index, open, entry, size);
+        view.confirmedAt = this.clock();
+        return seq;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        // Full: the writer that filled it is most likely copying it now. Give it a moment first; then copy it here.
-        if (attempt === 0) {
-          await new Promise((resolve) => setTimeout(resolve, REFUSED_WAIT_MS * (0.5 + Math.random())));
-          continue;
-        }
-        const old = error.Item ?? (await this.getHead(room));
-        await this.moveToChunk(room, old && toHead(old));
-        continue;
+        // Another writer moved on first: go on from that slot as it is now. DynamoDB hands it back; other stores cost a read.
+        this.settle(view, index, error.Item ?? (await this.getSlot(room, index)));
       }
-      if (this.filledBy(head, entry)) {
-        // The entry is stored; a failed copy is made by whoever finds the head full.
-        await this.moveToChunk(room, head).catch((error: unknown) => this.logger.warn('room_log_copy_failed', { room, error }));
-      }
-      return head.seq;
     }
     throw new RoomLogContentionError(room);
   }
 
   async read(room: string, after: number, now: number): Promise<LogRead> {
-    const item = await this.getHead(room);
-    const head = item ? toHead(item) : { seq: 0, first: 1, recent: [], chunks: [] };
-    const latest = head.seq;
+    const slots = (await this.readSlots(room, false)).sort((a, b) => num(a.first) - num(b.first));
+    const latest = slots.reduce((highest, item) => Math.max(highest, num(item.seq)), 0);
     const gap: LogRead = { ok: false, latest };
-    // Past the room's latest: the head was lost (expired) and numbering started again.
+    // Past the room's latest: its slots expired and numbering started again.
     if (!(Number.isSafeInteger(after) && after >= 0) || after > latest) return gap;
     if (after === latest) return { ok: true, entries: [], latest };
 
     const from = after + 1;
+    if (from <= latest - this.limits.maxEntries) return gap;
     const entries: LogEntry[] = [];
-    if (from < head.first) {
-      const older = await this.readChunks(room, head, from);
-      if (!older) return gap;
-      entries.push(...older);
+    for (const item of slots) {
+      const first = num(item.first);
+      const stored = item.entries?.L ?? [];
+      for (let offset = Math.max(0, from - first); offset < stored.length; offset++) {
+        const seq = first + offset;
+        // A run that overlaps the one before is a slot started over while this read was under way.
+        if (seq !== (entries.at(-1)?.seq ?? from - 1) + 1) return gap;
+        entries.push(decodeEntry(stored[offset]!, seq));
+      }
     }
-    head.recent.forEach((value, index) => {
-      if (head.first + index >= from) entries.push(decodeEntry(value, head.first + index));
-    });
     const firstEntry = entries[0];
-    if (!firstEntry || firstEntry.seq !== from || firstEntry.at < now - this.limits.maxAgeMs) return gap;
+    if (!firstEntry || firstEntry.seq !== from || entries.at(-1)!.seq !== latest || firstEntry.at < now - this.limits.maxAgeMs) return gap;
     // A stub has no frame to replay (a frame is never empty: it is a JSON object's text).
     if (entries.some((entry) => entry.data === '')) return gap;
     return { ok: true, entries, latest };
   }
 
   async latest(room: string): Promise<number> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: headKey(room), ConsistentRead: true, ProjectionExpression: '#seq', ExpressionAttributeNames: { '#seq': 'seq' } }),
-    );
-    return num(Item?.seq);
+    const slots = await this.readSlots(room, true);
+    return slots.reduce((highest, item) => Math.max(highest, num(item.seq)), 0);
   }
 
-  /** Whether this append is the one that took the head to its bound: of the writers past it, only that one copies. */
-  private filledBy(head: Head, entry: AttributeValue): boolean {
-    const after = sizeOf(head.recent);
-    const before = after - sizeOf([entry]);
-    return (before < this.chunkBytes && after >= this.chunkBytes) || head.recent.length === CHUNK_ENTRIES;
+  private isFull(slot: SlotState): boolean {
+    return slot.bytes >= this.chunkBytes || slot.seq - slot.first + 1 >= CHUNK_ENTRIES;
   }
 
-  private async appendToHead(room: string, entry: AttributeValue): Promise<Head> {
-    const bytes = sizeOf([entry]);
+  /** Appends to the open slot, as long as it is still open and still holds the run that starts at `first`. */
+  private async appendTo(room: string, view: View, open: SlotState, entry: AttributeValue, size: number): Promise<number> {
     const { Attributes } = await this.client.send(
       new UpdateItemCommand({
         TableName: this.tableName,
-        Key: headKey(room),
-        UpdateExpression:
-          'SET #seq = if_not_exists(#seq, :zero) + :one, #first = if_not_exists(#first, :one), ' +
-          '#recent = list_append(if_not_exists(#recent, :none), :entry), #bytes = if_not_exists(#bytes, :zero) + :size, #expiresAt = :expiresAt',
-        // Twice the bound: room for appends while a copy is under way. An empty head takes any entry.
-        ConditionExpression: 'attribute_not_exists(#recent) OR size(#recent) = :zero OR (#bytes <= :spare AND size(#recent) < :maxEntries)',
-        ExpressionAttributeNames: { '#seq': 'seq', '#first': 'first', '#recent': 'recent', '#bytes': 'bytes', '#expiresAt': TTL_ATTRIBUTE },
+        Key: slotKey(room, open.index),
+        UpdateExpression: 'SET #seq = #seq + :one, #entries = list_append(#entries, :entry), #bytes = #bytes + :size, #expiresAt = :expiresAt',
+        ConditionExpression: '#first = :first AND #bytes < :chunkBytes AND #seq < :lastSeq AND #expiresAt > :now',
+        ExpressionAttributeNames: { '#seq': 'seq', '#first': 'first', '#entries': 'entries', '#bytes': 'bytes', '#expiresAt': TTL_ATTRIBUTE },
         ExpressionAttributeValues: {
-          ':zero': n(0),
           ':one': n(1),
-          ':none': { L: [] },
           ':entry': { L: [entry] },
-          ':size': n(bytes),
-          ':spare': n(2 * this.chunkBytes - bytes),
-          ':maxEntries': n(2 * CHUNK_ENTRIES),
-          ':expiresAt': n(this.nowSeconds() + HEAD_TTL_SECONDS),
+          ':size': n(size),
+          ':first': n(open.first),
+          ':chunkBytes': n(this.chunkBytes),
+          ':lastSeq': n(open.first + CHUNK_ENTRIES - 1),
+          ':expiresAt': n(this.nowSeconds() + SLOT_TTL_SECONDS),
+          ':now': n(this.nowSeconds()),
         },
-        ReturnValues: 'ALL_NEW',
+        ReturnValues: 'UPDATED_NEW',
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       }),
     );
-    return toHead(Attributes!);
+    const seq = num(Attributes?.seq);
+    mergeSlot(view, { index: open.index, first: open.first, seq, bytes: num(Attributes?.bytes) });
+    return seq;
   }
 
   /**
-   * Copies the head's entries into the chunk item that starts at its `first`,
-   * then cuts them from the head, as long as the head it leaves is still at
-   * its bound (others appended meanwhile): one writer drains it, and appends
-   * are refused only when they outpace it. The cut is conditional on
-   * `first`: when writers race, one cuts and the others find `first` moved on.
+   * Starts slot `index`, the one after the full one (or slot 0 in a room with
+   * none), with this entry. It may be overwritten only while it holds an older
+   * run than the one it is to start (or an expired one): of writers racing to
+   * start it, one does and the others find it taken.
    */
-  private async moveToChunk(room: string, head: Head | undefined): Promise<void> {
-    for (let round = 0; head && round < MAX_APPEND_ATTEMPTS; round++) {
-      if (head.recent.length === 0) return;
-      await this.copyToChunk(room, head);
-      head = await this.cut(room, head);
-      if (head && !this.atBound(head)) return;
-    }
-  }
-
-  private async copyToChunk(room: string, head: Head): Promise<void> {
-    const count = head.recent.length;
-    const lastAt = num(head.recent[count - 1]!.M!.a);
-    await conditionally(
-      this.client.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: {
-            ...chunkKey(room, head.first),
-            first: n(head.first),
-            entries: { L: head.recent },
-            [TTL_ATTRIBUTE]: n(Math.ceil((lastAt + this.limits.maxAgeMs) / 1000) + CHUNK_TTL_MARGIN_SECONDS),
-          },
-          // A racing writer's copy may hold more of the same entries; an expired one is a previous life of the room.
-          ConditionExpression: 'attribute_not_exists(#pk) OR size(#entries) < :count OR #expiresAt <= :now',
-          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#entries': 'entries', '#expiresAt': TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ':count': n(count), ':now': n(this.nowSeconds()) },
-        }),
-      ),
+  private async startSlot(room: string, view: View, index: number, full: SlotState | undefined, entry: AttributeValue, size: number): Promise<number> {
+    const first = full ? full.seq + 1 : 1;
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: {
+          ...slotKey(room, index),
+          room: s(room),
+          first: n(first),
+          seq: n(first),
+          bytes: n(size),
+          entries: { L: [entry] },
+          [TTL_ATTRIBUTE]: n(this.nowSeconds() + SLOT_TTL_SECONDS),
+        },
+        ConditionExpression: 'attribute_not_exists(#pk) OR #first < :first OR #expiresAt <= :now',
+        ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#first': 'first', '#expiresAt': TTL_ATTRIBUTE },
+        ExpressionAttributeValues: { ':first': n(first), ':now': n(this.nowSeconds()) },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
     );
+    mergeSlot(view, { index, first, seq: first, bytes: size });
+    return first;
   }
 
-  /** Removes the copied entries from the head; the head after the cut, or undefined when another writer cut first. */
-  private async cut(room: string, head: Head): Promise<Head | undefined> {
-    const count = head.recent.length;
-    const next = head.first + count;
-    const chunks = [...head.chunks, head.first];
-    while (chunks.length > MAX_CHUNKS || (chunks.length > 1 && next - chunks[1]! >= this.limits.maxEntries)) chunks.shift();
-    // Highest index first: the indexes then name the same elements however the store applies them.
-    const removed = Array.from({ length: count }, (_, i) => `#recent[${count - 1 - i}]`).join(', ');
-    try {
-      const { Attributes } = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: headKey(room),
-          UpdateExpression: `SET #first = :next, #bytes = #bytes - :size, #chunks = :chunks REMOVE ${removed}`,
-          ConditionExpression: '#first = :first',
-          ExpressionAttributeNames: { '#first': 'first', '#bytes': 'bytes', '#chunks': 'chunks', '#recent': 'recent' },
-          ExpressionAttributeValues: { ':next': n(next), ':size': n(sizeOf(head.recent)), ':chunks': { L: chunks.map(n) }, ':first': n(head.first) },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toHead(Attributes!);
-    } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw error;
-    }
+  /** The room's live slots as they are now, and the writer's view made from them. */
+  private async readView(room: string): Promise<View> {
+    const items = await this.readSlots(room, true);
+    this.views.delete(room);
+    const view = this.viewOf(room);
+    for (const item of items) this.note(view, item);
+    view.confirmedAt = this.clock();
+    return view;
   }
 
-  private atBound(head: Head): boolean {
-    return sizeOf(head.recent) >= this.chunkBytes || head.recent.length >= CHUNK_ENTRIES;
-  }
-
-  /** The entries from `from` up to the head's `first`, or undefined when the chunks no longer reach back that far. */
-  private async readChunks(room: string, head: Head, from: number): Promise<LogEntry[] | undefined> {
-    let start = -1;
-    head.chunks.forEach((first, index) => {
-      if (first <= from) start = index;
-    });
-    if (start < 0) return undefined;
-    const firsts = head.chunks.slice(start);
-    const items = await this.batchGet(firsts.map((first) => chunkKey(room, first)));
-    const entries: LogEntry[] = [];
-    for (const [index, first] of firsts.entries()) {
-      const item = items.get(first);
-      const end = firsts[index + 1] ?? head.first;
-      const stored = item?.entries?.L ?? [];
-      if (stored.length < end - first) return undefined;
-      for (let seq = Math.max(first, from); seq < end; seq++) entries.push(decodeEntry(stored[seq - first]!, seq));
-    }
-    return entries;
-  }
-
-  /** Chunk items by their `first`. */
-  private async batchGet(keys: Item[]): Promise<Map<number, Item>> {
-    const items = await batchGetItems(this.client, this.tableName, keys, true);
-    return new Map(items.map((item) => [num(item.first), item]));
-  }
-
-  private async getHead(room: string): Promise<Item | undefined> {
-    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: headKey(room), ConsistentRead: true }));
+  private async getSlot(room: string, index: number): Promise<Item | undefined> {
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: slotKey(room, index), ConsistentRead: true }));
     return Item;
+  }
+
+  /** What a failed condition found in slot `index`: the slot as it is, or none (deleted, or expired). */
+  private settle(view: View, index: number, item: Item | undefined): void {
+    if (item && num(item[TTL_ATTRIBUTE]) > this.nowSeconds()) view.slots.set(index, { index, first: num(item.first), seq: num(item.seq), bytes: num(item.bytes) });
+    else view.slots.delete(index);
+  }
+
+  /** Every live slot of the room (consistent reads); `briefly`: without their entries. */
+  private async readSlots(room: string, briefly: boolean): Promise<Item[]> {
+    const keys = Array.from({ length: this.slots }, (_, index) => slotKey(room, index));
+    const projection = briefly
+      ? { expression: '#pk, #first, #seq, #bytes, #expiresAt', names: { '#pk': PARTITION_KEY, '#first': 'first', '#seq': 'seq', '#bytes': 'bytes', '#expiresAt': TTL_ATTRIBUTE } }
+      : undefined;
+    const items = await batchGetItems(this.client, this.tableName, keys, true, projection);
+    const now = this.nowSeconds();
+    return items.filter((item) => num(item[TTL_ATTRIBUTE]) > now);
+  }
+
+  private viewOf(room: string): View {
+    let view = this.views.get(room);
+    if (!view) {
+      if (this.views.size >= MAX_VIEWED_ROOMS) this.views.clear();
+      view = { slots: new Map(), confirmedAt: -Infinity };
+      this.views.set(room, view);
+    }
+    return view;
+  }
+
+  private note(view: View, item: Item): void {
+    const key = str(item[PARTITION_KEY]);
+    const index = Number(key.slice(key.lastIndexOf('#') + 1));
+    if (!key.startsWith(LOG_KEY_PREFIX) || !(Number.isInteger(index) && index >= 0 && index < this.slots)) return;
+    mergeSlot(view, { index, first: num(item.first), seq: num(item.seq), bytes: num(item.bytes) });
   }
 
   private nowSeconds(): number {
@@ -327,21 +319,21 @@ export class DynamoDbRoomLog implements RoomLog {
   }
 }
 
-function headKey(room: string): Item {
-  return { [PARTITION_KEY]: s(`log#${room}`) };
+/** A slot's newer state wins: a later run (higher `first`), or more of the same run. */
+function mergeSlot(view: View, slot: SlotState): void {
+  const known = view.slots.get(slot.index);
+  if (!known || slot.first > known.first || (slot.first === known.first && slot.seq > known.seq)) view.slots.set(slot.index, slot);
 }
 
-function chunkKey(room: string, first: number): Item {
-  return { [PARTITION_KEY]: s(`log#${room}#${first}`) };
+/** The slot holding the newest run: the one appends go to. */
+function openSlotOf(view: View): SlotState | undefined {
+  let open: SlotState | undefined;
+  for (const slot of view.slots.values()) if (!open || slot.first > open.first) open = slot;
+  return open;
 }
 
-function toHead(item: Item): Head {
-  return {
-    seq: num(item.seq),
-    first: num(item.first),
-    recent: item.recent?.L ?? [],
-    chunks: (item.chunks?.L ?? []).map(num),
-  };
+export function slotKey(room: string, index: number): Item {
+  return { [PARTITION_KEY]: s(`${LOG_KEY_PREFIX}${room}#${index}`) };
 }
 
 function encodeEntry(input: LogEntryInput): AttributeValue {
@@ -360,7 +352,7 @@ function decodeEntry(value: AttributeValue, seq: number): LogEntry {
   return entry;
 }
 
-/** What an entry counts against chunkBytes: its strings' UTF-8 bytes and a fixed overhead, the same on append and cut. */
+/** What an entry counts against chunkBytes: its strings' UTF-8 bytes and a fixed overhead. */
 function entryBytes(fields: Item): number {
   return Buffer.byteLength(str(fields.d)) + Buffer.byteLength(str(fields.t)) + Buffer.byteLength(str(fields.x)) + ENTRY_OVERHEAD_BYTES;
 }

@@ -125,7 +125,7 @@ it('touches a connection for one table write unit and none of either index, wher
   for (const touch of touches) expect(touch).toEqual({ requests: 1, writes: 1, tableUnits: 1, indexUnits: 0, indexUnitsIfAll: 2 });
 });
 
-it('writes a chat message in a room of 3 with two writes that reach no index, where projecting ALL cost two index units more', async () => {
+it("writes a chat message in a room of 3 with two writes, of which only the log's slot reaches an index, and that for one unit where projecting ALL cost one per KB of the slot", async () => {
   const members = await room(3);
   // The emulator's events are the wire's, typed loosely; the handler takes them as API Gateway sends them.
   const handler = createAwsHandlers(createChatApp()).message as unknown as (event: unknown) => Promise<WebSocketResult>;
@@ -139,9 +139,11 @@ it('writes a chat message in a room of 3 with two writes that reach no index, wh
     );
     for (const member of members) expect((await member.client.next('chat')).message).toBe(`hello ${i}`);
   }
-  // The touch (one UpdateItem of the connection, 1 unit) and the append to the room's log (one UpdateItem of its head,
-  // in no index, a unit per KB the head holds): only the touch ever reached an index.
-  for (const message of messages) expect(message).toMatchObject({ writes: 2, indexUnits: 0, indexUnitsIfAll: 2 });
+  // The touch (one UpdateItem of the connection, 1 unit, in no index) and the append to the room's log (a write of its
+  // open slot, a unit per KB the slot holds, and one unit of byRoom, which tells the next writer where the log stands).
+  for (const message of messages) expect(message).toMatchObject({ writes: 2, indexUnits: 1 });
+  // Projecting ALL: the touch's two indexes, and the slot's whole item in byRoom.
+  for (const message of messages) expect(message.indexUnitsIfAll).toBeGreaterThanOrEqual(3);
   for (const message of messages) expect(message.tableUnits).toBeGreaterThanOrEqual(2);
   // And the room listed from byRoom: three requests in all.
   for (const message of messages) expect(message.requests).toBe(3);

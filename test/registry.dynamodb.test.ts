@@ -1,6 +1,6 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CLIENT_ID_INDEX, DynamoDbRegistry, ROOM_INDEX, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import { CLIENT_ID_INDEX, DynamoDbRegistry, ROOM_INDEX, ROOM_LOG_SLOTS, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
 import { loadTemplate } from '../scripts/aws-template.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState, type RateLimit } from '../shared/rate-limit.js';
@@ -113,7 +113,12 @@ describe('DynamoDbRegistry specifics', () => {
     expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
     await registry.add(record('bob'));
     await registry.add(record('carol'));
-    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand', 'QueryCommand']);
+    // Larger than listUpTo, but read whole by the one Query, whose Limit leaves room for the log's slots.
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
+    expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
+    for (let i = 0; i < ROOM_LOG_SLOTS; i++) await registry.add(record(`guest${i}`));
+    const crowded = new DynamoDbRegistry({ client, tableName, ttlSeconds: TTL_SECONDS, clock: () => now });
+    expect(await requestsOf(() => crowded.countRoomAndList('lobby', 1))).toEqual(['QueryCommand', 'QueryCommand']);
     // Known to be large now: counted outright.
     expect(await requestsOf(() => registry.countRoomAndList('lobby', 1))).toEqual(['QueryCommand']);
     expect(await requestsOf(() => registry.moveToRoom(alice.connectionId, 'kitchen'))).toEqual(['UpdateItemCommand']);

@@ -1,7 +1,8 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CHUNK_ENTRIES, DynamoDbRoomLog, HEAD_TTL_SECONDS, MAX_ENTRY_BYTES } from '../registries/dynamodb-room-log.js';
-import { TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import { CHUNK_ENTRIES, DynamoDbRoomLog, MAX_ENTRY_BYTES, SLOT_TTL_SECONDS } from '../registries/dynamodb-room-log.js';
+import { DynamoDbRegistry, TTL_ATTRIBUTE } from '../registries/dynamodb-registry.js';
+import type { ConnectionRecord } from '../shared/registry.js';
 import type { RoomLogLimits } from '../shared/room-log.js';
 import { roomLogSuite } from './room-log-suite.js';
 import { createConnectionsTable, dynamoClient, startDynalite, type RunningDynalite } from './support/dynalite.js';
@@ -65,102 +66,164 @@ describe('DynamoDbRoomLog', () => {
     return [...sent];
   };
 
-  /** Appends until the head moves its entries to a chunk; returns the seq that did it. */
-  const appendUntilMoved = async (room: string, text: string): Promise<number> => {
-    for (let i = 0; i < 2 * CHUNK_ENTRIES; i++) {
-      const requests = await requestsOf(() => log.append(room, { data: frame(`${text} ${i}`, 200), at: now }));
-      if (requests.length > 1) return log.latest(room);
-    }
-    throw new Error('the head never moved its entries');
+  /** Another container's log and registry over the same table, the log told what the registry's room Queries see. */
+  const container = (options: { slots?: number } = {}) => {
+    const containerSent: string[] = [];
+    const containerClient = dynamoClient(dynalite.endpoint, containerSent);
+    const containerLog = new DynamoDbRoomLog({ client: containerClient, tableName, limits: LIMITS, chunkBytes: CHUNK_BYTES, clock: () => now, ...options });
+    const registry = new DynamoDbRegistry({ client: containerClient, tableName, ttlSeconds: 7200, clock: () => now, roomLog: containerLog });
+    const requestsOf = async (action: () => Promise<unknown>): Promise<string[]> => {
+      containerSent.length = 0;
+      await action();
+      return [...containerSent];
+    };
+    return { log: containerLog, registry, requestsOf };
   };
 
-  it('appends with one UpdateItem, and the writer that fills the head moves it to a chunk with two more', async () => {
-    expect(await requestsOf(() => log.append('lobby', { data: frame('first'), at: now }))).toEqual(['UpdateItemCommand']);
+  const member = (connectionId: string, room: string): ConnectionRecord => ({
+    connectionId,
+    clientId: connectionId,
+    nameKey: connectionId,
+    room,
+    connectedAt: now,
+    lastActiveAt: now,
+    sourceIp: '127.0.0.1',
+    identity: {},
+    rate: { tat: 0, strikes: 0 },
+  });
+
+  it('starts a room with a read of its slots and a PutItem, then appends with one UpdateItem and starts each next slot with one PutItem', async () => {
+    expect(await requestsOf(() => log.append('lobby', { data: frame('first'), at: now }))).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
     const appends: string[][] = [];
     for (let i = 0; i < 30; i++) appends.push(await requestsOf(() => log.append('lobby', { data: frame(`m${i}`, 200), at: now })));
-    const moves = appends.filter((requests) => requests.length > 1);
-    expect(moves.length).toBeGreaterThan(0);
-    for (const requests of moves) expect(requests).toEqual(['UpdateItemCommand', 'PutItemCommand', 'UpdateItemCommand']);
-    expect(appends.filter((requests) => requests.length === 1).every((requests) => requests[0] === 'UpdateItemCommand')).toBe(true);
-    expect(await requestsOf(() => log.latest('lobby'))).toEqual(['GetItemCommand']);
+    const starts = appends.filter((requests) => requests[0] === 'PutItemCommand');
+    expect(starts.length).toBeGreaterThan(1);
+    for (const requests of appends) expect(requests.length).toBe(1);
+    expect(appends.filter((requests) => requests[0] !== 'PutItemCommand').every((requests) => requests[0] === 'UpdateItemCommand')).toBe(true);
+    expect(await requestsOf(() => log.latest('lobby'))).toEqual(['BatchGetItemCommand']);
+    expect(await log.latest('lobby')).toBe(31);
   });
 
-  it('replays from the head with one GetItem, and from older chunks with one BatchGetItem more', async () => {
-    const moved = await appendUntilMoved('lobby', 'a');
-    for (let i = 0; i < 3; i++) await log.append('lobby', { data: frame(`after ${i}`), at: now });
-    const latest = await log.latest('lobby');
-
-    sent.length = 0;
-    let read = await log.read('lobby', latest - 2, now);
-    expect(sent).toEqual(['GetItemCommand']);
-    expect(read.ok && read.entries.map((entry) => entry.seq)).toEqual([latest - 1, latest]);
-
-    sent.length = 0;
-    read = await log.read('lobby', 0, now);
-    expect(sent).toEqual(['GetItemCommand', 'BatchGetItemCommand']);
-    expect(read).toMatchObject({ ok: true, latest });
-    expect(read.ok && read.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: latest }, (_, i) => i + 1));
-    expect(read.ok && read.entries[0]!.data).toBe(frame('a 0', 200));
-    expect(moved).toBeLessThan(latest);
+  it("learns where the log stands from the registry's room Query: a chat's Query and append are its only requests to the table", async () => {
+    const writer = container();
+    await writer.registry.add(member('a', 'lobby'));
+    await writer.registry.add(member('b', 'lobby'));
+    const chat = (text: string) => async () => {
+      expect(await writer.registry.listRoomIds('lobby')).toEqual(expect.arrayContaining(['a', 'b']));
+      return writer.log.append('lobby', { data: frame(text, 200), at: now });
+    };
+    // A room without a log: the Query says so, and the first append starts slot 0.
+    expect(await writer.requestsOf(chat('first'))).toEqual(['QueryCommand', 'PutItemCommand']);
+    // A container that never wrote this room, as every cold Lambda container is.
+    const fresh = container();
+    const requests: string[][] = [];
+    for (let i = 0; i < 40; i++) {
+      const { registry, log: freshLog, requestsOf: freshRequests } = i % 2 === 0 ? fresh : writer;
+      requests.push(
+        await freshRequests(async () => {
+          expect((await registry.listRoomIds('lobby')).sort()).toEqual(['a', 'b']);
+          await freshLog.append('lobby', { data: frame(`m${i}`, 200), at: now });
+        }),
+      );
+    }
+    for (const sequence of requests) expect(sequence).toEqual(['QueryCommand', expect.stringMatching(/^(UpdateItemCommand|PutItemCommand)$/)]);
+    expect(requests.filter((sequence) => sequence[1] === 'PutItemCommand').length).toBeGreaterThan(1);
+    // The slots are in the index, but never counted or listed as members.
+    expect(await writer.registry.countRoom('lobby')).toBe(2);
+    expect((await writer.registry.listRoom('lobby')).map((record) => record.connectionId).sort()).toEqual(['a', 'b']);
+    expect(await writer.registry.countRoomAndList('lobby', 1)).toEqual({ count: 2 });
+    expect(await writer.registry.countRoomAndList('lobby', 5)).toEqual({ count: 2, connectionIds: expect.arrayContaining(['a', 'b']) });
+    const read = await log.read('lobby', 0, now);
+    expect(read.ok && read.entries.map((entry) => JSON.parse(entry.data).message.replace(/\.+$/, ''))).toEqual(['first', ...Array.from({ length: 40 }, (_, i) => `m${i}`)]);
   });
 
-  it('lays out a head and chunk items with TTLs, and nothing the registry indexes', async () => {
-    await appendUntilMoved('lobby', 'a');
+  it('lays out slots with room, a run of entries and a TTL a day after their last write', async () => {
+    for (let i = 0; i < 20; i++) await log.append('lobby', { data: frame(`m${i}`, 200), at: now });
     await log.append('lobby', { data: frame('to bob'), at: now, to: 'bob' });
-    const head = await rawItem('log#lobby');
-    expect(head).toMatchObject({ pk: { S: 'log#lobby' }, [TTL_ATTRIBUTE]: { N: String(Math.floor(now / 1000) + HEAD_TTL_SECONDS) } });
-    expect(head?.room).toBeUndefined();
-    expect(head?.clientId).toBeUndefined();
-    expect(head?.recent?.L?.at(-1)).toEqual({ M: { d: { S: frame('to bob') }, a: { N: String(now) }, t: { S: 'bob' } } });
-    const [chunkFirst] = head!.chunks!.L!.map((value) => Number(value.N));
-    expect(chunkFirst).toBe(1);
-    const chunk = await rawItem('log#lobby#1');
-    expect(chunk?.first).toEqual({ N: '1' });
-    expect(chunk?.entries?.L?.length).toBe(Number(head!.first!.N) - 1);
-    // TTL deletes a chunk once its newest entry is too old to replay.
-    expect(chunk?.[TTL_ATTRIBUTE]).toEqual({ N: String(Math.ceil((now + LIMITS.maxAgeMs) / 1000) + 60) });
-    // The test looks at the whole table; the log itself never Scans (see below).
-    const scanned = await dynamoClient(dynalite.endpoint).send(new ScanCommand({ TableName: tableName }));
-    expect(scanned.Items?.every((item) => item.room === undefined && item.clientId === undefined)).toBe(true);
+    const first = await rawItem('log#lobby#0');
+    expect(first).toMatchObject({ room: { S: 'lobby' }, first: { N: '1' }, [TTL_ATTRIBUTE]: { N: String(Math.floor(now / 1000) + SLOT_TTL_SECONDS) } });
+    expect(first?.clientId).toBeUndefined();
+    expect(first?.connectionId).toBeUndefined();
+    expect(first?.entries?.L?.length).toBe(Number(first!.seq!.N) - Number(first!.first!.N) + 1);
+    // Full once it holds chunkBytes: the run it ends with has reached them, and none before it had.
+    expect(Number(first!.bytes!.N)).toBeGreaterThanOrEqual(CHUNK_BYTES);
+    expect(Number(first!.bytes!.N) - (200 + 32 + 30)).toBeLessThan(CHUNK_BYTES);
+    const second = await rawItem('log#lobby#1');
+    expect(Number(second!.first!.N)).toBe(Number(first!.seq!.N) + 1);
+    const slots = await Promise.all([0, 1, 2, 3].map((index) => rawItem(`log#lobby#${index}`)));
+    const last = slots.find((item) => item?.seq?.N === '21');
+    expect(last?.entries?.L?.at(-1)).toEqual({ M: { d: { S: frame('to bob') }, a: { N: String(now) }, t: { S: 'bob' } } });
   });
 
-  it('keeps the head under twice chunkBytes and forgets chunks beyond maxEntries', async () => {
-    const at = now;
-    for (let i = 0; i < 400; i++) await log.append('busy', { data: frame(`m${i}`, 150), at });
-    const head = await rawItem('log#busy');
-    expect(Number(head!.bytes!.N)).toBeLessThan(2 * CHUNK_BYTES);
-    const chunks = head!.chunks!.L!.map((value) => Number(value.N));
-    // The oldest chunk named is the last one that still holds part of the newest maxEntries.
-    expect(400 - chunks[1]! + 1).toBeLessThan(LIMITS.maxEntries);
-    expect(400 - chunks[0]! + 1).toBeGreaterThanOrEqual(LIMITS.maxEntries);
-    const recent = await log.read('busy', 400 - LIMITS.maxEntries, at);
-    expect(recent.ok && recent.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: LIMITS.maxEntries }, (_, i) => 301 + i));
-    expect(await log.read('busy', 0, at)).toEqual({ ok: false, latest: 400 });
+  it('starts the next slot after CHUNK_ENTRIES entries, however small', async () => {
+    const roomy = new DynamoDbRoomLog({ client, tableName, limits: LIMITS, chunkBytes: 64 * 1024, clock: () => now });
+    for (let i = 0; i < CHUNK_ENTRIES + 5; i++) await roomy.append('tiny', { data: frame(`${i}`), at: now });
+    expect((await rawItem('log#tiny#0'))?.entries?.L?.length).toBe(CHUNK_ENTRIES);
+    expect((await rawItem('log#tiny#1'))?.first).toEqual({ N: String(CHUNK_ENTRIES + 1) });
+  });
+
+  it('reads a replay with one BatchGetItem, across slots', async () => {
+    for (let i = 0; i < 30; i++) await log.append('lobby', { data: frame(`m${i}`, 200), at: now });
+    sent.length = 0;
+    const read = await log.read('lobby', 0, now);
+    expect(sent).toEqual(['BatchGetItemCommand']);
+    expect(read.ok && read.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(read.ok && read.entries[0]!.data).toBe(frame('m0', 200));
+    const tail = await log.read('lobby', 27, now);
+    expect(tail.ok && tail.entries.map((entry) => entry.seq)).toEqual([28, 29, 30]);
+  });
+
+  it('goes round the ring: the oldest run is overwritten, reads reach back to maxEntries at most', async () => {
+    const ring = new DynamoDbRoomLog({ client, tableName, limits: { maxEntries: 1000, maxAgeMs: 300_000 }, chunkBytes: 1024, slots: 3, clock: () => now });
+    // About 4 entries of 230 bytes fill a slot of 1 KiB: 60 go round three slots several times.
+    for (let i = 1; i <= 60; i++) expect(await ring.append('busy', { data: frame(`m${i}`, 200), at: now })).toBe(i);
+    const slots = await Promise.all([0, 1, 2].map((index) => rawItem(`log#busy#${index}`)));
+    const runs = slots.map((item) => ({ first: Number(item!.first!.N), seq: Number(item!.seq!.N) })).sort((a, b) => a.first - b.first);
+    expect(runs[2]!.seq).toBe(60);
+    expect(runs[1]!.first).toBe(runs[0]!.seq + 1);
+    expect(runs[2]!.first).toBe(runs[1]!.seq + 1);
+    const oldest = runs[0]!.first;
+    const kept = await ring.read('busy', oldest - 1, now);
+    expect(kept.ok && kept.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: 61 - oldest }, (_, i) => oldest + i));
+    expect(await ring.read('busy', oldest - 2, now)).toEqual({ ok: false, latest: 60 });
+    // By count: maxEntries reaches less far back than the ring does.
+    const counted = new DynamoDbRoomLog({ client, tableName, limits: { maxEntries: 3, maxAgeMs: 300_000 }, chunkBytes: 1024, slots: 3, clock: () => now });
+    expect((await counted.read('busy', 57, now)).ok).toBe(true);
+    expect(await counted.read('busy', 56, now)).toEqual({ ok: false, latest: 60 });
   });
 
   it('gives distinct seqs in one order to appends racing from several writers', async () => {
-    const writers = Array.from({ length: 4 }, () => new DynamoDbRoomLog({ client: dynamoClient(dynalite.endpoint), tableName, limits: { ...LIMITS, maxEntries: 1000 }, chunkBytes: CHUNK_BYTES }));
+    const writers = Array.from({ length: 4 }, () => new DynamoDbRoomLog({ client: dynamoClient(dynalite.endpoint), tableName, limits: { ...LIMITS, maxEntries: 1000 }, chunkBytes: CHUNK_BYTES, clock: () => now }));
     const sentFrames = Array.from({ length: 120 }, (_, i) => frame(`race ${i}`, 100));
     const seqs = await Promise.all(sentFrames.map((data, i) => writers[i % writers.length]!.append('race', { data, at: now })));
     expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
-    const read = await log.read('race', 0, now);
+    const read = await writers[0]!.read('race', 0, now);
     expect(read.ok && read.entries.map((entry) => entry.data)).toEqual(seqs.map((_, i) => sentFrames[seqs.indexOf(i + 1)]));
   });
 
-  it('moves a full head left behind by a writer that died before its copy, then appends', async () => {
-    // As a writer leaves it that appended to twice the bound and stopped before copying.
-    const recent = Array.from({ length: 2 * CHUNK_ENTRIES }, (_, i) => ({ M: { d: { S: frame(`left ${i}`) }, a: { N: String(now) } } }));
-    const bytes = recent.reduce((total, entry) => total + Buffer.byteLength(entry.M.d.S) + 32, 0);
-    await client.send(new PutItemCommand({
-      TableName: tableName,
-      Item: { pk: { S: 'log#stuck' }, seq: { N: String(recent.length) }, first: { N: '1' }, recent: { L: recent }, bytes: { N: String(bytes) }, chunks: { L: [] }, [TTL_ATTRIBUTE]: { N: String(Math.floor(now / 1000) + 60) } },
-    }));
-    const requests = await requestsOf(async () => expect(await log.append('stuck', { data: frame('next'), at: now })).toBe(recent.length + 1));
-    // Refused twice (the second time after giving a copy by someone else a moment); dynalite returns no
-    // item with the failure, so it is read; copied and cut; appended.
-    expect(requests).toEqual(['UpdateItemCommand', 'UpdateItemCommand', 'GetItemCommand', 'PutItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
-    const read = await log.read('stuck', 0, now);
-    expect(read.ok && read.entries.map((entry) => entry.data)).toEqual([...recent.map((entry) => entry.M.d.S), frame('next')]);
+  it('a writer whose view is out of date fails its condition and walks forward, slot by slot, to where the log now stands', async () => {
+    const stale = container();
+    for (let i = 0; i < 3; i++) await stale.log.append('lobby', { data: frame(`s${i}`, 200), at: now });
+    // Another container fills the open slot and the next, and starts a third.
+    for (let i = 0; i < 20; i++) await log.append('lobby', { data: frame(`o${i}`, 200), at: now });
+    const requests = await stale.requestsOf(async () => expect(await stale.log.append('lobby', { data: frame('late'), at: now })).toBe(24));
+    // Slot 0 is full (dynalite returns no item with the failure: a GetItem), slot 1 already started and full, slot 2 open.
+    expect(requests).toEqual(['UpdateItemCommand', 'GetItemCommand', 'PutItemCommand', 'GetItemCommand', 'PutItemCommand', 'GetItemCommand', 'UpdateItemCommand']);
+    const read = await log.read('lobby', 22, now);
+    expect(read.ok && read.entries.map((entry) => entry.data)).toEqual([frame('o19', 200), frame('late')]);
+  });
+
+  it('numbers a room quiet for longer than its slots live from 1 again, and reads a seq from before as a gap', async () => {
+    for (let i = 0; i < 12; i++) await log.append('quiet', { data: frame(`m${i}`, 200), at: now });
+    now += (SLOT_TTL_SECONDS + 1) * 1000;
+    // DynamoDB's TTL deletes late; the expired slots are still there.
+    expect(await rawItem('log#quiet#0')).toBeDefined();
+    expect(await log.latest('quiet')).toBe(0);
+    expect(await log.read('quiet', 12, now)).toEqual({ ok: false, latest: 0 });
+    expect(await log.append('quiet', { data: frame('again'), at: now })).toBe(1);
+    expect(await log.append('quiet', { data: frame('and again'), at: now })).toBe(2);
+    const read = await log.read('quiet', 0, now);
+    expect(read.ok && read.entries.map((entry) => entry.data)).toEqual([frame('again'), frame('and again')]);
   });
 
   it('numbers a frame too large to keep, and reads a replay across it as a gap', async () => {
@@ -179,14 +242,26 @@ describe('DynamoDbRoomLog', () => {
     expect(read.ok && read.entries.map((entry) => entry.data.length)).toEqual(Array.from({ length: 12 }, (_, i) => frame(`heavy ${i + 1}`, 120 * 1024).length));
   });
 
-  it('reads a negative seq and one past a lost head as gaps', async () => {
+  it('reads a negative seq and one past lost slots as gaps', async () => {
     await log.append('lobby', { data: frame('one'), at: now });
     await log.append('lobby', { data: frame('two'), at: now });
     expect(await log.read('lobby', -1, now)).toEqual({ ok: false, latest: 2 });
-    await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: { S: 'log#lobby' } } }));
+    await client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: { S: 'log#lobby#0' } } }));
     expect(await log.latest('lobby')).toBe(0);
     expect(await log.read('lobby', 2, now)).toEqual({ ok: false, latest: 0 });
     expect(await log.read('lobby', 0, now)).toEqual({ ok: true, entries: [], latest: 0 });
+  });
+
+  it('reads the slots again before appending when its view is older than a second', async () => {
+    await log.append('lobby', { data: frame('one'), at: now });
+    expect(await requestsOf(() => log.append('lobby', { data: frame('two'), at: now }))).toEqual(['UpdateItemCommand']);
+    now += 1001;
+    expect(await requestsOf(() => log.append('lobby', { data: frame('three'), at: now }))).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+  });
+
+  it('refuses a ring of fewer than 2 or more than the registry reads beside a room', () => {
+    expect(() => new DynamoDbRoomLog({ client, tableName, limits: LIMITS, slots: 1 })).toThrow(RangeError);
+    expect(() => new DynamoDbRoomLog({ client, tableName, limits: LIMITS, slots: 41 })).toThrow(RangeError);
   });
 });
 

@@ -48,6 +48,6 @@ export type * from './events.js';
 export { ManagementApiTransport } from './management-transport.js';
 export { ManagementApiError, SignedManagementTransport, type SignedManagementTransportOptions } from './signed-management-transport.js';
 export { credentialsFromEnvironment, MissingEnvironmentCredentialsError, type EnvironmentCredentials } from './environment-credentials.js';
-export { DynamoDbRegistry, RegistryContentionError, type DynamoDbRegistryOptions } from '../../registries/dynamodb-registry.js';
+export { DynamoDbRegistry, RegistryContentionError, ROOM_LOG_SLOTS, type DynamoDbRegistryOptions, type RoomLogSightings } from '../../registries/dynamodb-registry.js';
 export { DynamoDbStateStore, StateContentionError, type DynamoDbStateStoreOptions } from '../../registries/dynamodb-state.js';
 export { DynamoDbRoomLog, RoomLogContentionError, type DynamoDbRoomLogOptions } from '../../registries/dynamodb-room-log.js';

@@ -67,8 +67,9 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   let dynamo: DynamoDBClient | undefined;
   // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
   const dynamoClient = () => (dynamo ??= new DynamoDBClient({ logger: SDK_LOGGER }));
-  const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient());
   const log = options.log ?? roomLogFor(settings, dynamoClient);
+  // The log learns where its slots stand from the registry's room Queries (see dynamodb-room-log.ts).
+  const registry = options.registry ?? dynamoDbRegistry(settings, dynamoClient(), log instanceof DynamoDbRoomLog ? log : undefined);
   const state = options.state ?? dynamoDbState(settings, dynamoClient);
   const transports = new Map<string, SignedManagementTransport>();
   const engines = new Map<string, Engine>();
@@ -102,9 +103,9 @@ function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.Process
   };
 }
 
-function dynamoDbRegistry(settings: AwsSettings, client: DynamoDBClient): DynamoDbRegistry {
+function dynamoDbRegistry(settings: AwsSettings, client: DynamoDBClient, roomLog: DynamoDbRoomLog | undefined): DynamoDbRegistry {
   if (!settings.tableName) throw new ConfigError('CONNECTIONS_TABLE must name the DynamoDB table of the connection registry');
-  return new DynamoDbRegistry({ client, tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds });
+  return new DynamoDbRegistry({ client, tableName: settings.tableName, ttlSeconds: settings.connectionTtlSeconds, ...(roomLog ? { roomLog } : {}) });
 }
 
 /**
