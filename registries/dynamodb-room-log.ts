@@ -52,8 +52,12 @@
  *           counted, not listed), + 1 BatchGetItem first. Each failed
  *           condition: the write again, + 1 GetItem where the store cannot
  *           return the item with the failure (dynalite).
- *   latest  1 BatchGetItem (consistent; `first` and `seq` of every slot).
- *   read    1 BatchGetItem (consistent; every slot).
+ *   latest  1 BatchGetItem (consistent; `first` and `seq`): with a current
+ *           view, of the open slot and the next; else of every slot. + 1
+ *           (of one slot) per slot started since the view, MAX_WALK at most.
+ *   read    1 BatchGetItem (consistent): with a current view, of the slots
+ *           that reach back to the seq wanted, the open one and the next;
+ *           else of every slot. + 1 per slot started since the view, as above.
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -82,6 +86,8 @@ const MAX_VIEWED_ROOMS = 1000;
  * failed conditions walk forward; an older one is read again first.
  */
 const VIEW_CURRENT_MS = 1000;
+/** Slots started since a current view that a read follows one by one before it reads them all instead. */
+const MAX_WALK = 3;
 
 export interface DynamoDbRoomLogOptions {
   client: DynamoDBClient;
@@ -152,7 +158,7 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
     const entry = encodeEntry(input);
     const size = sizeOf([entry]);
     const known = this.views.get(room);
-    const view = known && this.clock() - known.confirmedAt <= VIEW_CURRENT_MS ? known : await this.readView(room);
+    const view = known && this.isCurrent(known) ? known : await this.readView(room);
     for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
       const open = openSlotOf(view);
       const appending = open !== undefined && !this.isFull(open);
@@ -171,7 +177,7 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   }
 
   async read(room: string, after: number, now: number): Promise<LogRead> {
-    const slots = (await this.readSlots(room, false)).sort((a, b) => num(a.first) - num(b.first));
+    const slots = (await this.slotsFrom(room, after + 1, false)).sort((a, b) => num(a.first) - num(b.first));
     const latest = slots.reduce((highest, item) => Math.max(highest, num(item.seq)), 0);
     const gap: LogRead = { ok: false, latest };
     // Past the room's latest: its slots expired and numbering started again.
@@ -199,8 +205,43 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   }
 
   async latest(room: string): Promise<number> {
-    const slots = await this.readSlots(room, true);
+    const slots = await this.slotsFrom(room, Number.MAX_SAFE_INTEGER, true);
     return slots.reduce((highest, item) => Math.max(highest, num(item.seq)), 0);
+  }
+
+  /**
+   * The live slots that hold seq `from` and after. With a current view, only
+   * those it says reach `from`, the open one and the one after it (a read
+   * unit per 4 KB of each, however little of it is wanted), then each next
+   * slot while it holds a newer run than the one before: runs started since
+   * the view. Without a current view, or when the view is far behind, all.
+   */
+  private async slotsFrom(room: string, from: number, briefly: boolean): Promise<Item[]> {
+    const view = this.views.get(room);
+    const open = view && this.isCurrent(view) ? openSlotOf(view) : undefined;
+    if (!view || !open) return this.readSlots(room, briefly);
+    const indexes = new Set([...view.slots.values()].filter((slot) => slot.seq >= from).map((slot) => slot.index));
+    indexes.add(open.index);
+    indexes.add((open.index + 1) % this.slots);
+    const found = new Map((await this.readSlotsAt(room, [...indexes], briefly)).map((item) => [this.indexOf(item), item]));
+    let newest = found.get(open.index);
+    for (let step = 0; newest && step < MAX_WALK; step++) {
+      const nextIndex = (this.indexOf(newest) + 1) % this.slots;
+      let next = found.get(nextIndex);
+      if (!next && !indexes.has(nextIndex)) {
+        indexes.add(nextIndex);
+        next = (await this.readSlotsAt(room, [nextIndex], briefly))[0];
+        if (next) found.set(nextIndex, next);
+      }
+      if (!next || num(next.first) !== num(newest.seq) + 1) return [...found.values()];
+      newest = next;
+    }
+    // The open slot is gone (expired, deleted), or the ring has moved on a long way since the view.
+    return this.readSlots(room, briefly);
+  }
+
+  private isCurrent(view: View): boolean {
+    return this.clock() - view.confirmedAt <= VIEW_CURRENT_MS;
   }
 
   private isFull(slot: SlotState): boolean {
@@ -287,8 +328,17 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   }
 
   /** Every live slot of the room (consistent reads); `briefly`: without their entries. */
-  private async readSlots(room: string, briefly: boolean): Promise<Item[]> {
-    const keys = Array.from({ length: this.slots }, (_, index) => slotKey(room, index));
+  private readSlots(room: string, briefly: boolean): Promise<Item[]> {
+    return this.readSlotsAt(
+      room,
+      Array.from({ length: this.slots }, (_, index) => index),
+      briefly,
+    );
+  }
+
+  /** The live ones of these slots (consistent reads); `briefly`: without their entries. */
+  private async readSlotsAt(room: string, indexes: readonly number[], briefly: boolean): Promise<Item[]> {
+    const keys = indexes.map((index) => slotKey(room, index));
     const projection = briefly
       ? { expression: '#pk, #first, #seq, #bytes, #expiresAt', names: { '#pk': PARTITION_KEY, '#first': 'first', '#seq': 'seq', '#bytes': 'bytes', '#expiresAt': TTL_ATTRIBUTE } }
       : undefined;
@@ -308,10 +358,15 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   }
 
   private note(view: View, item: Item): void {
+    const index = this.indexOf(item);
+    if (index >= 0) mergeSlot(view, { index, first: num(item.first), seq: num(item.seq), bytes: num(item.bytes) });
+  }
+
+  /** A slot item's place in the ring; -1 for an item that is not one of this log's slots. */
+  private indexOf(item: Item): number {
     const key = str(item[PARTITION_KEY]);
     const index = Number(key.slice(key.lastIndexOf('#') + 1));
-    if (!key.startsWith(LOG_KEY_PREFIX) || !(Number.isInteger(index) && index >= 0 && index < this.slots)) return;
-    mergeSlot(view, { index, first: num(item.first), seq: num(item.seq), bytes: num(item.bytes) });
+    return key.startsWith(LOG_KEY_PREFIX) && Number.isInteger(index) && index >= 0 && index < this.slots ? index : -1;
   }
 
   private nowSeconds(): number {

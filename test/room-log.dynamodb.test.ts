@@ -173,6 +173,47 @@ describe('DynamoDbRoomLog', () => {
     expect(tail.ok && tail.entries.map((entry) => entry.seq)).toEqual([28, 29, 30]);
   });
 
+  it('reads for a short replay, with a current view, only the slots that reach back to it, the open one and the next', async () => {
+    const keysAsked: number[] = [];
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { RequestItems?: Record<string, { Keys: unknown[] }> };
+        if (input.RequestItems) keysAsked.push(input.RequestItems[tableName]!.Keys.length);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countBatchKeys' },
+    );
+    for (let i = 0; i < 40; i++) await log.append('lobby', { data: frame(`m${i}`, 200), at: now });
+    keysAsked.length = 0;
+    const tail = await log.read('lobby', 38, now);
+    expect(tail.ok && tail.entries.map((entry) => entry.seq)).toEqual([39, 40]);
+    expect(keysAsked).toEqual([2]);
+    expect(await log.latest('lobby')).toBe(40);
+    expect(keysAsked).toEqual([2, 2]);
+    // From the start: every slot the view has, and the one after the open one.
+    const whole = await log.read('lobby', 0, now);
+    expect(whole.ok && whole.entries.length).toBe(40);
+    expect(keysAsked[2]).toBeLessThan(10);
+    // Without a current view, all of them.
+    now += 1001;
+    expect((await log.read('lobby', 38, now)).ok).toBe(true);
+    expect(keysAsked[3]).toBe(40);
+  });
+
+  it('a replay whose view is out of date follows the slots started since, and misses nothing', async () => {
+    const reader = container();
+    await reader.log.append('lobby', { data: frame('mine'), at: now });
+    for (let i = 0; i < 20; i++) await log.append('lobby', { data: frame(`o${i}`, 200), at: now });
+    const requests = await reader.requestsOf(async () => {
+      const read = await reader.log.read('lobby', 0, now);
+      expect(read).toMatchObject({ ok: true, latest: 21 });
+      expect(read.ok && read.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    });
+    // Slot 0 (its view's open slot) and slot 1 in one read; slot 2, started since, in another; slot 3 holds nothing.
+    expect(requests).toEqual(['BatchGetItemCommand', 'BatchGetItemCommand', 'BatchGetItemCommand']);
+    expect(await reader.log.latest('lobby')).toBe(21);
+  });
+
   it('goes round the ring: the oldest run is overwritten, reads reach back to maxEntries at most', async () => {
     const ring = new DynamoDbRoomLog({ client, tableName, limits: { maxEntries: 1000, maxAgeMs: 300_000 }, chunkBytes: 1024, slots: 3, clock: () => now });
     // About 4 entries of 230 bytes fill a slot of 1 KiB: 60 go round three slots several times.
