@@ -76,8 +76,12 @@ export const MAX_ENTRY_BYTES = 200 * 1024;
 export const SLOT_TTL_SECONDS = 24 * 60 * 60;
 /** Attribute names and the map around each entry, rounded up: DynamoDB counts fewer. */
 const ENTRY_OVERHEAD_BYTES = 32;
-/** Failed conditions of one append before giving up: each means another writer moved on first. */
-const MAX_APPEND_ATTEMPTS = 20;
+/**
+ * Failed conditions of one append before giving up. Each means another
+ * writer's append went in first, and a slot takes several appends before it
+ * fills, so a writer fails far fewer times than there are writers racing it.
+ */
+const MAX_APPEND_ATTEMPTS = 50;
 /** Rooms whose slots a container remembers; past that the memory starts over, which costs each room one read. */
 const MAX_VIEWED_ROOMS = 1000;
 /**

@@ -49,9 +49,25 @@ export function parseFlags<T extends Options>(command: string, argv: string[], o
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (error) {
+    const ambiguous = dashedValue(error, argv);
+    if (ambiguous) throw new UsageError(`${command}: ${ambiguous.flag} ${ambiguous.value}: a value that begins with "-" goes after "=", as ${ambiguous.long}=${ambiguous.value}`);
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new UsageError(`${command}: ${message} (see cloudsocket ${command} --help)`);
   }
+}
+
+/**
+ * A flag given a value that looks like a flag (`--port -1`, `-p -1`), which
+ * parseArgs refuses as ambiguous: the flag as typed, its long name, the value.
+ */
+function dashedValue(error: unknown, argv: readonly string[]): { flag: string; long: string; value: string } | undefined {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return undefined;
+  const message = (error as Error).message;
+  const flag = /^Option '(-[^']+)' argument is ambiguous/.exec(message)?.[1];
+  const long = /use '(--[^=']+)=-XYZ'/.exec(message)?.[1] ?? flag;
+  const at = flag === undefined ? -1 : argv.indexOf(flag);
+  const value = argv[at + 1];
+  return flag !== undefined && long !== undefined && at >= 0 && value?.startsWith('-') ? { flag, long, value: value.slice(0, 40) } : undefined;
 }
 
 export function integerFlag(command: string, flag: string, value: string | undefined, fallback: number, min = 0, max = 65535): number {

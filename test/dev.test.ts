@@ -61,11 +61,13 @@ describe('cloudsocket dev (npm start)', () => {
     expect(await withTimeout(exited, 10_000, 'dev to exit')).toBe(0);
   });
 
-  it('refuses a probability outside 0 to 1, and the emulator\'s flags without the emulator', async () => {
+  it('refuses a probability outside 0 to 1, a value that looks like a flag, and the emulator\'s flags without the emulator', async () => {
     for (const [args, message] of [
       [['--target', 'aws', '--drop-disconnects', '1.5'], 'cloudsocket: dev: --drop-disconnects must be a number from 0 to 1, got "1.5"'],
       [['--target', 'cloudbase', '--cold-start', '10'], 'cloudsocket: dev: --cold-start applies to the AWS emulator and --target cloudbase does not run it'],
       [['--target', 'aws', '--callback-rate', '0'], 'cloudsocket: dev: --callback-rate must be a whole number from 1 to 1000000, got "0"'],
+      [['--port', '-1'], 'cloudsocket: dev: --port -1: a value that begins with "-" goes after "=", as --port=-1'],
+      [['--port=-1'], 'cloudsocket: dev: --port must be a whole number from 0 to 65535, got "-1"'],
     ] as const) {
       const run = spawn(process.execPath, ['bin/cloudsocket.js', 'dev', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
