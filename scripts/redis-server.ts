@@ -26,13 +26,20 @@ export interface LocalRedis {
   restart(): Promise<void>;
 }
 
-export async function startRedisServer(options: { port?: number } = {}): Promise<LocalRedis> {
+export interface RedisServerOptions {
+  port?: number;
+  /** Stop the server when this process dies without stopping it (kill -9), as `dev --redis` wants. */
+  stopWithThisProcess?: boolean;
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<LocalRedis> {
   if (!existsSync(REDIS_SERVER_PATH)) throw new RedisServerMissingError();
   const port = options.port ?? (await freePort());
+  const guarded = options.stopWithThisProcess ?? false;
   const redis: LocalRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,
-    child: await spawnRedis(port),
+    child: await spawnRedis(port, guarded),
     stop: async (signal = 'SIGTERM') => {
       const { child } = redis;
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -42,16 +49,17 @@ export async function startRedisServer(options: { port?: number } = {}): Promise
     },
     restart: async () => {
       await redis.stop();
-      redis.child = await spawnRedis(port);
+      redis.child = await spawnRedis(port, guarded);
     },
   };
   return redis;
 }
 
-async function spawnRedis(port: number): Promise<ChildProcess> {
+async function spawnRedis(port: number, guarded: boolean): Promise<ChildProcess> {
   const child = spawn(REDIS_SERVER_PATH, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  if (guarded && child.pid !== undefined) guard(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
   const exited = new Promise<never>((_, reject) =>
@@ -67,6 +75,22 @@ async function spawnRedis(port: number): Promise<ChildProcess> {
     await Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), exited]);
   }
   return child;
+}
+
+/**
+ * redis-server has no way to follow its parent, so a small Node process
+ * does: it reads a pipe only this process writes to, and end-of-file there
+ * means this process is gone, even by SIGKILL; it then stops the server. It
+ * goes when the server does, so it never signals a reused pid.
+ */
+const GUARD_SCRIPT = "process.stdin.on('end', () => { try { process.kill(Number(process.argv[1]), 'SIGTERM'); } catch {} process.exit(0); }).resume();";
+
+function guard(server: ChildProcess): void {
+  const watcher = spawn(process.execPath, ['-e', GUARD_SCRIPT, String(server.pid)], { stdio: ['pipe', 'ignore', 'ignore'] });
+  server.once('exit', () => watcher.kill());
+  // Neither the watcher nor its pipe keeps this process running.
+  watcher.unref();
+  (watcher.stdin as unknown as { unref(): void }).unref();
 }
 
 function answersPing(port: number): Promise<boolean> {

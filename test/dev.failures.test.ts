@@ -191,6 +191,22 @@ describe('a dev that dies without cleaning up', () => {
     expect(await portIsTaken(port, '0.0.0.0')).toBe(false);
   });
 
+  it('takes the redis-server of --redis with it when killed with SIGKILL', async () => {
+    const dev = runDev(['--instances', '1', '--redis', '--no-build']);
+    const started = await dev.line((line) => line.startsWith('started redis-server on 127.0.0.1:'), 'the redis-server line');
+    const port = Number(/127\.0\.0\.1:(\d+)/.exec(started)![1]);
+    await dev.line((line) => line.startsWith('cloudsocket CloudBase target'), 'the CloudBase URL');
+    const pid = dev.child.pid!;
+    const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).map(Number);
+    const names = await Promise.all(children.map((child) => readFile(`/proc/${child}/comm`, 'utf8').then((comm) => comm.trim())));
+    const redisPid = children[names.indexOf('redis-server')]!;
+    expect(redisPid).toBeGreaterThan(0);
+
+    dev.child.kill('SIGKILL');
+    await processGone(redisPid, 10_000);
+    expect(await portIsTaken(port, '127.0.0.1')).toBe(false);
+  });
+
   it('stops on SIGHUP as on SIGTERM: the function closes its clients with 1012 and dev exits 0', async () => {
     const dev = runDev(['--target', 'cloudbase', '--port', '0', '--no-build']);
     const url = await dev.line((line) => line.startsWith('cloudsocket CloudBase target'), 'the CloudBase URL').then((line) => line.split(/\s+/)[3]!);

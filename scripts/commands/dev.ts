@@ -206,7 +206,7 @@ set, replaces the embedded DynamoDB (dynalite).`,
     let redis: LocalRedis | undefined;
     let keepRedis = true;
     if (values.redis) {
-      redis = await startRedisServer();
+      redis = await startRedisServer({ stopWithThisProcess: true });
       console.log(`started redis-server on 127.0.0.1:${redis.port} for the instances (--redis); it keeps nothing on disk`);
       keepRunning(redis, () => keepRedis);
     }
