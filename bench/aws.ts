@@ -13,10 +13,16 @@
  * alone in its own room and the bench then moves the connection items into
  * the measured room directly in DynamoDB, and out again before the clients
  * leave. Only the messages are counted.
+ *
+ * Then what a chat message in a room of 100 would be billed on AWS: the same
+ * room once more, through an emulator that meters cost (scripts/emulator/
+ * cost-meter.ts, its dated list prices), apart from the timed rooms because
+ * metering reads each written item before and after.
  */
 import { ConditionalCheckFailedException, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { silentLogger } from '../shared/log.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
+import { PRICES, type CostReport } from '../scripts/emulator/cost-meter.js';
 import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { quiet, RequestCounter, sum, type RequestCounts } from './aws-counter.js';
@@ -48,6 +54,19 @@ export interface AwsRoomRun {
   marginalCpuMicrosPerManagementCall: number | null;
 }
 
+/** What the cost meter counted per chat message, and that priced per million chat messages, by what AWS bills. */
+export interface AwsMessageCost {
+  roomSize: number;
+  messages: number;
+  perMessage: { messageUnits: number; lambdaRequests: number; gbSeconds: number; readUnits: number; writeUnits: number };
+  /**
+   * USD per million chat messages. Connection minutes are left out: they
+   * follow how long members stay connected, not what they send.
+   */
+  perMillionMessages: { apiGateway: number; lambda: number; dynamodb: number; total: number };
+  prices: typeof PRICES;
+}
+
 export interface AwsRoomOptions {
   roomSizes: readonly number[];
   messagesPerRoom: number;
@@ -69,21 +88,15 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
   try {
     const runs: AwsRoomRun[] = [];
     for (const roomSize of options.roomSizes) {
-      const result = await pool.connect({ urls: [emulator.url], dialect: 'chat', count: roomSize, roomSize: 1, concurrency: 20 });
-      if (result.connected !== roomSize) throw new Error(`aws: ${result.connected}/${roomSize} clients connected (${result.firstError ?? 'no error'})`);
-      const room = `bench${roomSize}`;
-      await gatherInto(dynamo, emulator, room);
-      await quiet(counter);
-      counter.reset();
-      const cpuBefore = process.cpuUsage();
-      const fanout = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
-      const cpu = process.cpuUsage(cpuBefore);
-      await quiet(counter);
-      runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout, cpu.user + cpu.system));
-      // Leaving one by one would announce each departure to the rest of the room: N²/2 calls again.
-      await scatter(dynamo, emulator);
-      await pool.closeClients();
-      await waitUntilEmpty(dynamo, emulator);
+      await inGatheredRoom(pool, emulator, dynamo, roomSize, async () => {
+        await quiet(counter);
+        counter.reset();
+        const cpuBefore = process.cpuUsage();
+        const fanout = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+        const cpu = process.cpuUsage(cpuBefore);
+        await quiet(counter);
+        runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout, cpu.user + cpu.system));
+      });
     }
     return withMarginalCosts(runs);
   } finally {
@@ -91,6 +104,58 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
     dynamo.destroy();
     await emulator.stop();
   }
+}
+
+export async function runAwsMessageCost(pool: LoadPool, options: { roomSize: number; messages: number; distDir: string }): Promise<AwsMessageCost> {
+  const counter = new RequestCounter();
+  const emulator = await startEmulator({ port: 0, distDir: options.distDir, logger: silentLogger, onLog: () => {}, ttlSweepMs: BENCH_OUTLASTING_MS, meterCost: true });
+  const dynamo = new DynamoDBClient({ endpoint: emulator.dynamoEndpoint, region: emulator.stack.region, credentials: LOCAL_CREDENTIALS });
+  counter.start();
+  try {
+    return await inGatheredRoom(pool, emulator, dynamo, options.roomSize, async () => {
+      await quiet(counter);
+      const before = emulator.costReport()!;
+      const fanout = await pool.fanout(options.messages, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+      if (fanout.incomplete > 0) throw new Error(`aws: ${fanout.incomplete} of ${options.messages} metered messages did not reach every member`);
+      await quiet(counter);
+      return priced(options.roomSize, options.messages, before, emulator.costReport()!);
+    });
+  } finally {
+    counter.stop();
+    dynamo.destroy();
+    await emulator.stop();
+  }
+}
+
+function priced(roomSize: number, messages: number, before: CostReport, after: CostReport): AwsMessageCost {
+  const per = (key: 'messageUnits' | 'lambdaRequests' | 'gbSeconds' | 'readUnits' | 'writeUnits') => (after[key] - before[key]) / messages;
+  const perMessage = { messageUnits: per('messageUnits'), lambdaRequests: per('lambdaRequests'), gbSeconds: per('gbSeconds'), readUnits: per('readUnits'), writeUnits: per('writeUnits') };
+  const apiGateway = perMessage.messageUnits * PRICES.perMillionMessages;
+  const lambda = perMessage.lambdaRequests * PRICES.perMillionLambdaRequests + perMessage.gbSeconds * PRICES.perGbSecond * 1e6;
+  const dynamodb = perMessage.readUnits * PRICES.perMillionReadUnits + perMessage.writeUnits * PRICES.perMillionWriteUnits;
+  return {
+    roomSize,
+    messages,
+    perMessage: Object.fromEntries(Object.entries(perMessage).map(([key, value]) => [key, Math.round(value * 1e4) / 1e4])) as AwsMessageCost['perMessage'],
+    perMillionMessages: { apiGateway: round(apiGateway), lambda: round(lambda), dynamodb: round(dynamodb), total: round(apiGateway + lambda + dynamodb) },
+    prices: PRICES,
+  };
+}
+
+/**
+ * Connects roomSize clients, each alone in a room of its own, gathers them
+ * into one room, runs `measure`, then takes them out and closes them.
+ */
+async function inGatheredRoom<T>(pool: LoadPool, emulator: RunningEmulator, dynamo: DynamoDBClient, roomSize: number, measure: () => Promise<T>): Promise<T> {
+  const result = await pool.connect({ urls: [emulator.url], dialect: 'chat', count: roomSize, roomSize: 1, concurrency: 20 });
+  if (result.connected !== roomSize) throw new Error(`aws: ${result.connected}/${roomSize} clients connected (${result.firstError ?? 'no error'})`);
+  await gatherInto(dynamo, emulator, `bench${roomSize}`);
+  const measured = await measure();
+  // Leaving one by one would announce each departure to the rest of the room: N²/2 calls again.
+  await scatter(dynamo, emulator);
+  await pool.closeClients();
+  await waitUntilEmpty(dynamo, emulator);
+  return measured;
 }
 
 function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }, cpuMicros: number): AwsRoomRun {

@@ -135,6 +135,26 @@ export function formatReport(report: BenchReport): string {
         ],
       ),
     );
+    const { cost } = report.aws;
+    if (cost) {
+      const dollars = (value: number) => `$${value.toFixed(2)}`;
+      out.push(
+        '',
+        `AWS: what a chat message in a room of ${cost.roomSize} would be billed, per million chat messages (the emulator's cost meter over ${cost.messages} messages; ` +
+          `${cost.prices.region} list prices read ${cost.prices.date}, cited in scripts/emulator/cost-meter.ts; connection minutes left out)`,
+      );
+      out.push(
+        table(
+          ['billed', 'per chat message', 'per million chat messages'],
+          [
+            ['API Gateway messages', `${cost.perMessage.messageUnits} (32 KB units, in and out)`, dollars(cost.perMillionMessages.apiGateway)],
+            ['Lambda', `${cost.perMessage.lambdaRequests} requests, ${cost.perMessage.gbSeconds} GB-s`, dollars(cost.perMillionMessages.lambda)],
+            ['DynamoDB', `${cost.perMessage.readUnits} read units, ${cost.perMessage.writeUnits} write units`, dollars(cost.perMillionMessages.dynamodb)],
+            ['total', '', dollars(cost.perMillionMessages.total)],
+          ],
+        ),
+      );
+    }
     out.push('', 'AWS handlers: size and cold-start import of message.mjs in a fresh process');
     out.push(
       table(

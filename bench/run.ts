@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { buildVariants, measureColdStarts, type ColdStartRun } from './aws-cold-start.js';
-import { runAwsRooms, type AwsRoomRun } from './aws.js';
+import { runAwsMessageCost, runAwsRooms, type AwsMessageCost, type AwsRoomRun } from './aws.js';
 import { runAwsResume, type AwsResumeRun } from './aws-resume.js';
 import { runAwsChurn, type AwsChurnRun } from './aws-churn.js';
 import { runAwsLog, type AwsLogRun } from './aws-log.js';
@@ -35,7 +35,7 @@ export interface BenchReport {
   cluster?: ClusterReport;
   /** `runs`: per server, the round with the median RSS; `rounds`: every round. */
   idle?: { runs: IdleRun[]; rounds: IdleRun[]; ratios: IdleRatios };
-  aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[]; resume: AwsResumeRun };
+  aws?: { rooms: AwsRoomRun[]; coldStart: ColdStartRun[]; resume: AwsResumeRun; cost?: AwsMessageCost };
   /** The room log's DynamoDB cost per append and per replay, by layout. */
   awsLog?: AwsLogRun[];
   hostile?: HostileRun[];
@@ -124,7 +124,9 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
             const rooms = await runAwsRooms(awsPool, { roomSizes: plan.aws.roomSizes, messagesPerRoom: plan.aws.messagesPerRoom, distDir: variants.shippedDirectory });
             progress(`aws: resumes after 2 and ${plan.aws.resumeMessages} chats, then ${plan.aws.resumeMessages} chats, through the emulator ...`);
             const resume = await runAwsResume({ distDir: variants.shippedDirectory, messages: plan.aws.resumeMessages });
-            report.aws = { rooms, coldStart, resume };
+            progress('aws: a room of 100 once more, through an emulator that meters what AWS would bill ...');
+            const cost = await runAwsMessageCost(awsPool, { roomSize: 100, messages: plan.aws.messagesPerRoom, distDir: variants.shippedDirectory });
+            report.aws = { rooms, coldStart, resume, cost };
           } finally {
             await awsPool.stop();
           }

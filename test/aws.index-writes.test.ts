@@ -1,7 +1,7 @@
 /**
  * What a frame costs in DynamoDB write units, the indexes' share included.
  * The handlers run from source against the emulator; every write they make
- * is metered from its item before and after (test/support/index-write-units.ts),
+ * is metered from its item before and after (scripts/emulator/index-write-units.ts),
  * under the template's projections and, for comparison, as if both indexes
  * projected ALL. The local store reports only the table's share itself.
  */
@@ -20,7 +20,7 @@ import { DEFAULT_RATE_LIMIT, freshRateState } from '../shared/rate-limit.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';
 import { handlerEnvironment, startAwsEmulator } from './support/emulator.js';
-import { indexShapes, indexWriteUnits, tableWriteUnits, type IndexShape } from './support/index-write-units.js';
+import { indexShapes, indexWriteUnits, tableWriteUnits, type IndexShape } from '../scripts/emulator/index-write-units.js';
 
 type Item = Record<string, AttributeValue>;
 

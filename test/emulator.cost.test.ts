@@ -4,6 +4,7 @@
  * minutes, Lambda requests and GB-seconds, DynamoDB request units).
  */
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { PRICES, type CostReport } from '../scripts/emulator/cost-meter.js';
@@ -79,6 +80,36 @@ describe('the cost meter', () => {
     expect(after.messageUnits - before.messageUnits).toBe(4);
     management.destroy();
     await client.close();
+  });
+
+  it("adds each index's write units, which the local DynamoDB leaves out of what it reports", async () => {
+    // An emulator of its own: the other tests' clients leave, and their $disconnect writes, after they end.
+    const quiet = await startAwsEmulator({ meterCost: true });
+    try {
+      const report = async () => quiet.costReport()!;
+      const dynamo = new DynamoDBClient({ endpoint: quiet.httpUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+      const TableName = quiet.stack.table!.name;
+      const id = uniqueName('metered');
+      const key = { pk: { S: `conn#${id}` } };
+      const writeUnitsOf = async (write: () => Promise<unknown>) => {
+        const before = await report();
+        await write();
+        return (await report()).writeUnits - before.writeUnits;
+      };
+      const expiresAt = { N: String(Math.floor(Date.now() / 1000) + 600) };
+      // Into both indexes: the table's unit and one for each index entry.
+      expect(await writeUnitsOf(() => dynamo.send(new PutItemCommand({ TableName, Item: { ...key, connectionId: { S: id }, clientId: { S: id }, room: { S: 'lobby' }, expiresAt } })))).toBe(3);
+      // An attribute neither index projects: the table's unit alone.
+      const touch = new UpdateItemCommand({ TableName, Key: key, UpdateExpression: 'SET lastActiveAt = :now', ExpressionAttributeValues: { ':now': { N: String(Date.now()) } } });
+      expect(await writeUnitsOf(() => dynamo.send(touch))).toBe(1);
+      // byRoom's key: its entry is deleted and put again; byClientId's stays as it was.
+      const move = new UpdateItemCommand({ TableName, Key: key, UpdateExpression: 'SET room = :room', ExpressionAttributeValues: { ':room': { S: 'kitchen' } } });
+      expect(await writeUnitsOf(() => dynamo.send(move))).toBe(3);
+      expect(await writeUnitsOf(() => dynamo.send(new DeleteItemCommand({ TableName, Key: key })))).toBe(3);
+      dynamo.destroy();
+    } finally {
+      await quiet.stop();
+    }
   });
 
   it('is not served when the emulator does not meter cost', async () => {

@@ -3,7 +3,8 @@
  * API Gateway messages (each counted in 32 KB units, both directions) and
  * connection minutes, Lambda requests and GB-seconds (the template's
  * MemorySize), DynamoDB on-demand read and write request units (as the
- * local DynamoDB reports them through ReturnConsumedCapacity). The result is
+ * local DynamoDB reports them through ReturnConsumedCapacity, and the
+ * indexes' write units it leaves out, see dynamo-proxy.ts). The result is
  * given per million chat messages, a chat message being one frame a client
  * sent that reached a route.
  *

@@ -12,15 +12,23 @@
  * failed condition found, when the write asked for it with
  * `ReturnValuesOnConditionCheckFailure: ALL_OLD`. Without it a handler falls
  * back to reading the item, a call (and a permission) it would not need on AWS.
+ *
+ * Metering (`--cost`), it adds to the table's write units that dynalite
+ * reports the indexes' share it does not: a single-item write's item is read
+ * before and after it, and each global secondary index is charged by
+ * DynamoDB's rules (index-write-units.ts). Those reads are the meter's own:
+ * neither checked nor counted. A BatchWriteItem's index share is not counted.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Logger } from '../../shared/log.js';
 import { readBody, sendJson } from './aws-responses.js';
 import type { CostMeter } from './cost-meter.js';
 import { dynamoConditionKeys, type TableRequest } from './dynamo-condition-keys.js';
 import { refusalMessage, type AccessControl, type Call } from './credentials.js';
 import { embeddedDynaliteAt, type EmbeddedDynalite } from './dynamo.js';
+import { indexWriteUnits, type IndexShape } from './index-write-units.js';
 
 const TARGET_PREFIX = 'DynamoDB_20120810.';
 
@@ -35,6 +43,8 @@ const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 /** A transaction's item kinds and the action each needs. */
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
 const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
+/** The writes of one item whose indexes' share the meter works out from the item before and after. */
+const SINGLE_ITEM_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
 
 const TRANSACT_ACTIONS: Record<string, string> = {
   Put: 'PutItem',
@@ -58,6 +68,8 @@ export class DynamoProxy {
     /** Each table's key attributes, to find the item a PutItem's failed condition was about. */
     private readonly keysOf: (tableName: string) => string[] | undefined,
     private readonly costMeter?: CostMeter,
+    /** Each table's global secondary indexes, for the write units dynalite leaves out of what it reports. */
+    private readonly indexesOf: (tableName: string) => IndexShape[] | undefined = () => undefined,
   ) {
     this.target = new URL(endpoint);
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
@@ -97,7 +109,14 @@ export class DynamoProxy {
   private async metered(headers: IncomingMessage['headers'], operation: string, input: Record<string, unknown>, kind: 'read' | 'write', res: ServerResponse): Promise<void> {
     const asked = input.ReturnConsumedCapacity !== undefined && input.ReturnConsumedCapacity !== 'NONE';
     const body = Buffer.from(JSON.stringify(asked ? input : { ...input, ReturnConsumedCapacity: 'TOTAL' }));
+    const indexes = kind === 'write' && SINGLE_ITEM_WRITES.has(operation) ? this.indexesOf(String(input.TableName)) : undefined;
+    const key = indexes?.length ? this.keyOf(operation, input) : undefined;
+    const before = key ? await this.currentItem(headers, String(input.TableName), key) : undefined;
     const answer = await this.exchange(headers, body);
+    if (key && answer.status === 200) {
+      const after = await this.currentItem(headers, String(input.TableName), key);
+      this.costMeter!.capacity('write', indexes!.reduce((total, index) => total + indexWriteUnits(before, after, index), 0));
+    }
     if ((await this.sendWithOldItem(headers, operation, input, answer, res)) === 'sent') return;
     const parsed = answer.status === 200 ? parseJson(answer.body) : undefined;
     if (!parsed) return void res.writeHead(answer.status, answer.headers).end(answer.body);
@@ -194,6 +213,12 @@ export class DynamoProxy {
       return [call(operation, input.TableName, { keys: listOf(input.Key), items: listOf(input.Item), input }, input.IndexName)];
     }
     return [{ action: `dynamodb:${operation}`, resource: '*' }];
+  }
+
+  /** The item under `key` as it is now (a consistent read), for the meter. */
+  private async currentItem(headers: IncomingMessage['headers'], tableName: string, key: Record<string, unknown>): Promise<Record<string, AttributeValue> | undefined> {
+    const read = await this.exchange({ ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` }, Buffer.from(JSON.stringify({ TableName: tableName, Key: key, ConsistentRead: true })));
+    return read.status === 200 ? (parseJson(read.body)?.Item as Record<string, AttributeValue> | undefined) : undefined;
   }
 
   /** One request to the DynamoDB, its answer read whole. */

@@ -29,6 +29,7 @@ import { LambdaRuntime, type FunctionStats } from './lambda-runtime.js';
 import { ManagementApi } from './management-api.js';
 import { readStack, stageOfTemplate, type EmulatedStack } from './stack.js';
 import { makeCertificate, routeByFirstByte } from './tls.js';
+import { indexShapesOf } from './index-write-units.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 
 export interface EmulatorOptions {
@@ -155,7 +156,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const tableKeys = new Map(
     stack.tables.map((table) => [table.name, [...(table.definition.KeySchema ?? [])].sort((a, b) => (a.KeyType === 'HASH' ? -1 : b.KeyType === 'HASH' ? 1 : 0)).map((key) => key.AttributeName!)]),
   );
-  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter);
+  const tableIndexes = new Map(stack.tables.map((table) => [table.name, indexShapesOf(table.definition)]));
+  const dynamoProxy = new DynamoProxy(dynamo.endpoint, access, stack.region, stack.accountId, logger, (name) => tableKeys.get(name), costMeter, (name) => tableIndexes.get(name));
   // As on AWS, the functions build the management endpoint from the event (https://{domainName}/{stage});
   // only without TLS are they pointed at the plain one.
   const endpoints: Record<string, string> = certificate

@@ -2,7 +2,8 @@
  * The write units DynamoDB charges a write, the indexes' share included,
  * from the item as it was and as it is after the write. The local store
  * (dynalite) reports only the table's share in ConsumedCapacity, so the
- * indexes' share is counted here by DynamoDB's rules for global secondary
+ * indexes' share is counted here (for the cost meter, and for
+ * test/aws.index-writes.test.ts) by DynamoDB's rules for global secondary
  * indexes (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Writes):
  * an item that enters or leaves an index costs that index one write; one
  * whose index key changes, two (delete and put); one that stays, one write
@@ -13,7 +14,7 @@
 import { createRequire } from 'node:module';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { isDeepStrictEqual } from 'node:util';
-import { CONNECTIONS_TABLE_ID, type Template } from '../../scripts/aws-template.js';
+import { CONNECTIONS_TABLE_ID, type Template } from '../aws-template.js';
 
 type Item = Record<string, AttributeValue>;
 
@@ -27,17 +28,24 @@ export interface IndexShape {
   projected: Set<string> | 'ALL';
 }
 
+/** A table's definition as CreateTable takes it, as far as its indexes go. */
+export interface IndexedTableDefinition {
+  KeySchema?: Array<{ AttributeName?: string }>;
+  GlobalSecondaryIndexes?: Array<{ IndexName?: string; KeySchema?: Array<{ AttributeName?: string }>; Projection?: { ProjectionType?: string; NonKeyAttributes?: string[] } }>;
+}
+
 /** The template table's global secondary indexes; `projectAll` as if each projected ALL. */
 export function indexShapes(template: Template, projectAll = false, logicalId = CONNECTIONS_TABLE_ID): IndexShape[] {
-  const props = template.Resources[logicalId]!.Properties as {
-    KeySchema: Array<{ AttributeName: string }>;
-    GlobalSecondaryIndexes?: Array<{ IndexName: string; KeySchema: Array<{ AttributeName: string }>; Projection: { ProjectionType: string; NonKeyAttributes?: string[] } }>;
-  };
-  const tableKeys = props.KeySchema.map((key) => key.AttributeName);
+  return indexShapesOf(template.Resources[logicalId]!.Properties as IndexedTableDefinition, projectAll);
+}
+
+/** A table definition's global secondary indexes; `projectAll` as if each projected ALL. */
+export function indexShapesOf(props: IndexedTableDefinition, projectAll = false): IndexShape[] {
+  const tableKeys = (props.KeySchema ?? []).map((key) => key.AttributeName!);
   return (props.GlobalSecondaryIndexes ?? []).map((index) => {
-    const keys = index.KeySchema.map((key) => key.AttributeName);
-    const all = projectAll || index.Projection.ProjectionType === 'ALL';
-    return { name: index.IndexName, keys, projected: all ? 'ALL' : new Set([...tableKeys, ...keys, ...(index.Projection.NonKeyAttributes ?? [])]) };
+    const keys = (index.KeySchema ?? []).map((key) => key.AttributeName!);
+    const all = projectAll || index.Projection?.ProjectionType === 'ALL';
+    return { name: index.IndexName!, keys, projected: all ? 'ALL' : new Set([...tableKeys, ...keys, ...(index.Projection?.NonKeyAttributes ?? [])]) };
   });
 }
 
