@@ -43,7 +43,7 @@ export const FULL_PLAN: BenchPlan = {
   idleConnections: 10_000,
   idleRounds: 3,
   idleHoldMs: 60_000,
-  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 7, resumeMessages: 200 },
+  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 15, resumeMessages: 200 },
   awsLog: { appends: 3000, chunkSizesKiB: [8, 16, 32] },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
