@@ -84,7 +84,8 @@ export const LOG_KEY_PREFIX = 'log#';
 export const ROOM_LOG_SLOTS = 40;
 /** What the log learns from a room Query: the slot items it found, with the attributes the index projects. */
 export interface RoomLogSightings {
-  sawSlots(room: string, items: readonly Item[]): void;
+  /** `complete`: the Query read the whole room, so `items` are all its slots. */
+  sawSlots(room: string, items: readonly Item[], complete: boolean): void;
 }
 /**
  * The non-key attributes the indexes project (the template's INCLUDE lists;
@@ -251,7 +252,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
       else if (str(item[PARTITION_KEY]).startsWith(LOG_KEY_PREFIX)) slots.push(item);
     }
     // A part of the room without slots says nothing of the log; the whole room without them says it has none.
-    if (this.roomLog && (complete || slots.length > 0)) this.roomLog.sawSlots(room, slots);
+    if (this.roomLog && (complete || slots.length > 0)) this.roomLog.sawSlots(room, slots, complete);
     return ids;
   }
 

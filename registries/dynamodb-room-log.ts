@@ -151,11 +151,15 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
     this.clock = options.clock ?? Date.now;
   }
 
-  /** What the registry's Query of `room` on the byRoom index found of this log (its slot items, projected). */
-  sawSlots(room: string, items: readonly Item[]): void {
+  /**
+   * What the registry's Query of `room` on the byRoom index found of this
+   * log (its slot items, projected); `complete`: the Query read the whole
+   * room, so these are all its slots and the view is current.
+   */
+  sawSlots(room: string, items: readonly Item[], complete: boolean): void {
     const view = this.viewOf(room);
     for (const item of items) this.note(view, item);
-    view.confirmedAt = this.clock();
+    if (complete) view.confirmedAt = this.clock();
   }
 
   async append(room: string, input: LogEntryInput): Promise<number> {
@@ -181,7 +185,13 @@ export class DynamoDbRoomLog implements RoomLog, RoomLogSightings {
   }
 
   async read(room: string, after: number, now: number): Promise<LogRead> {
-    const slots = (await this.slotsFrom(room, after + 1, false)).sort((a, b) => num(a.first) - num(b.first));
+    const read = this.readFrom(await this.slotsFrom(room, after + 1, false), after, now);
+    // A view can be wrong about which slot holds `after + 1`; only all of them tell a gap for sure.
+    return read.ok || !this.isCurrent(this.viewOf(room)) ? read : this.readFrom(await this.readSlots(room, false), after, now);
+  }
+
+  private readFrom(found: Item[], after: number, now: number): LogRead {
+    const slots = [...found].sort((a, b) => num(a.first) - num(b.first));
     const latest = slots.reduce((highest, item) => Math.max(highest, num(item.seq)), 0);
     const gap: LogRead = { ok: false, latest };
     // Past the room's latest: its slots expired and numbering started again.

@@ -214,6 +214,27 @@ describe('DynamoDbRoomLog', () => {
     expect(await reader.log.latest('lobby')).toBe(21);
   });
 
+  it('a replay whose view misses the slot it starts in reads every slot, and misses nothing', async () => {
+    for (let i = 0; i < 30; i++) await log.append('lobby', { data: frame(`m${i}`, 200), at: now });
+    const reader = container();
+    // As a Query that met only the open slot would leave the view, were it taken for the whole room.
+    const open = await rawItem('log#lobby#3');
+    expect(Number(open!.seq!.N)).toBe(30);
+    reader.log.sawSlots('lobby', [open!], true);
+    const requests = await reader.requestsOf(async () => {
+      const read = await reader.log.read('lobby', 0, now);
+      expect(read.ok && read.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    });
+    expect(requests).toEqual(['BatchGetItemCommand', 'BatchGetItemCommand']);
+  });
+
+  it('takes a view from a Query that read only part of the room as a guess, and reads the slots before appending', async () => {
+    await log.append('lobby', { data: frame('one'), at: now });
+    const writer = container();
+    writer.log.sawSlots('lobby', [(await rawItem('log#lobby#0'))!], false);
+    expect(await writer.requestsOf(() => writer.log.append('lobby', { data: frame('two'), at: now }))).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+  });
+
   it('goes round the ring: the oldest run is overwritten, reads reach back to maxEntries at most', async () => {
     const ring = new DynamoDbRoomLog({ client, tableName, limits: { maxEntries: 1000, maxAgeMs: 300_000 }, chunkBytes: 1024, slots: 3, clock: () => now });
     // About 4 entries of 230 bytes fill a slot of 1 KiB: 60 go round three slots several times.
