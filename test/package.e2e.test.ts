@@ -14,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../scripts/package-root.js';
-import { freePort } from '../scripts/run-artifact.js';
 import { TestClient, withTimeout } from './support/client.js';
 
 const INSTALL_TIMEOUT_MS = 240_000;
@@ -134,39 +133,53 @@ describe('cloudsocket from its packed tarball', () => {
     }, 320_000);
 
     it('serves the app on both targets with npm start, and stops on Ctrl+C', async () => {
-      const [port, awsPort] = [await freePort(), await freePort()];
       const { CLOUDSOCKET_DIST_DIR: _dist, ...env } = process.env;
-      const dev = spawn('npm', ['start', '--', '--port', String(port), '--aws-port', String(awsPort)], {
+      // Port 0 on both: the kernel picks ports nobody holds, and dev prints them; a port picked here and
+      // freed before dev listens could be taken meanwhile by another test's server.
+      const dev = spawn('npm', ['start', '--', '--port', '0', '--aws-port', '0'], {
         cwd: app,
         env: { ...env, LOG_LEVEL: 'warn' },
         stdio: ['ignore', 'pipe', 'pipe'],
         // Its own process group, so the test can press Ctrl+C the way a terminal does: to the whole group.
         detached: true,
       });
-      const exited = new Promise<string>((resolve) => dev.once('exit', (code, signal) => resolve(signal ?? String(code))));
+      const output: string[] = [];
+      const errors: string[] = [];
+      createInterface({ input: dev.stderr! }).on('line', (line) => errors.push(line));
+      let running = true;
+      const exited = new Promise<string>((resolve) =>
+        dev.once('exit', (code, signal) => {
+          running = false;
+          resolve(signal ?? String(code));
+        }),
+      );
+      const said = () => `stdout:\n${output.join('\n')}\nstderr:\n${errors.join('\n')}`;
       try {
-        const output: string[] = [];
-        await withTimeout(
-          new Promise<void>((resolve) => {
-            createInterface({ input: dev.stdout! }).on('line', (line) => {
-              output.push(line);
-              if (line.startsWith('cloudsocket AWS emulator')) resolve();
-            });
-          }),
-          120_000,
-          'both targets started',
-        );
-        for (const url of [`ws://127.0.0.1:${port}/`, `ws://127.0.0.1:${awsPort}/dev`]) {
-          const { client } = await TestClient.join(url);
+        const started = new Promise<void>((resolve) => {
+          createInterface({ input: dev.stdout! }).on('line', (line) => {
+            output.push(line);
+            if (line.startsWith('cloudsocket AWS emulator')) resolve();
+          });
+        });
+        const endedFirst = exited.then((how) => {
+          throw new Error(`npm start ended (${how}) before both targets started\n${said()}`);
+        });
+        await withTimeout(Promise.race([started, endedFirst]), 120_000, 'both targets started');
+        const urlAfter = (prefix: string) => /ws:\/\/\S+/.exec(output.find((line) => line.startsWith(prefix)) ?? '')?.[0];
+        const urls = [urlAfter('cloudsocket CloudBase target'), urlAfter('cloudsocket AWS emulator')];
+        expect(urls.every(Boolean), said()).toBe(true);
+        for (const url of urls) {
+          const { client } = await TestClient.join(url!);
           client.send({ type: 'add', by: 2 });
           expect(await client.next('added')).toMatchObject({ by: 2 });
           await client.close();
         }
+        expect(running, said()).toBe(true);
       } finally {
-        process.kill(-dev.pid!, 'SIGINT');
+        if (running) process.kill(-dev.pid!, 'SIGINT');
       }
       // npm ends the way its script ended, or, like any shell job, by the Ctrl+C it was sent.
-      expect(['0', 'SIGINT']).toContain(await withTimeout(exited, 30_000, 'npm start to exit'));
+      expect(['0', 'SIGINT'], said()).toContain(await withTimeout(exited, 30_000, 'npm start to exit'));
     }, 180_000);
 
     it('builds both artifacts into its own dist/, with its app inside', async () => {
