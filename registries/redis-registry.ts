@@ -163,6 +163,14 @@ return out`,
 type ScriptName = keyof typeof SCRIPTS;
 type Scripted = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
 
+/** A presence change of one of this instance's clients that happened while Redis was away: see onMissedPresence. */
+export interface MissedPresence {
+  type: 'user_left' | 'user_joined';
+  connectionId: string;
+  clientId: string;
+  room: string;
+}
+
 export interface RedisRegistryOptions {
   client: Redis;
   /** Prepended to every key, so several apps (or tests) can share one Redis. Default "cloudsocket:". */
@@ -182,8 +190,19 @@ export class RedisRegistry implements ConnectionRegistry {
   private readonly own = new Map<string, ConnectionRecord>();
   /** The same records by room: what a room broadcast from another instance is delivered to here. */
   private readonly ownByRoom = new Map<string, Set<string>>();
-  /** Own connections that left while Redis was away, to be removed there when it is back. */
-  private readonly leftWhileAway = new Set<string>();
+  /** Own connections that left while Redis was away, to be removed there when it is back, with the room Redis had them in. */
+  private readonly leftWhileAway = new Map<string, { clientId: string; room: string }>();
+  /** Own connections that changed rooms while Redis was away, with the room Redis still has them in. */
+  private readonly movedWhileAway = new Map<string, string>();
+  /**
+   * Told, once Redis is back and this instance's records are written again,
+   * what the other instances' clients missed of this instance's own: who
+   * left a room and who went from one room to another meanwhile. (No one is
+   * admitted while Redis is away.)
+   */
+  onMissedPresence: ((missed: MissedPresence[]) => void) | undefined;
+  /** What onMissedPresence is to be told once a restore has gone through. */
+  private readonly missed: MissedPresence[] = [];
   private away = false;
   /**
    * Until then, after an outage, no handshake is admitted: a Redis that came
@@ -303,6 +322,7 @@ export class RedisRegistry implements ConnectionRegistry {
       () => {
         const mine = this.own.get(connectionId);
         if (!mine) return undefined;
+        if (!this.movedWhileAway.has(connectionId)) this.movedWhileAway.set(connectionId, mine.room);
         this.keepOwn({ ...mine, room });
         return copyOf(this.own.get(connectionId)!);
       },
@@ -335,7 +355,8 @@ export class RedisRegistry implements ConnectionRegistry {
     return this.orLocal(
       async () => parseFlatRecord(await this.scripts.csRemove(this.prefix, connectionId), connectionId),
       () => {
-        if (mine) this.leftWhileAway.add(connectionId);
+        if (mine) this.leftWhileAway.set(connectionId, { clientId: mine.clientId, room: this.movedWhileAway.get(connectionId) ?? mine.room });
+        this.movedWhileAway.delete(connectionId);
         return mine;
       },
     );
@@ -366,16 +387,25 @@ export class RedisRegistry implements ConnectionRegistry {
     // Long enough for every other instance to reconnect (capped backoff) and write its own back.
     this.settlingUntil = Date.now() + 2 * RECONNECT_DELAY_CAP_MS;
     try {
-      for (const connectionId of this.leftWhileAway) {
+      for (const [connectionId, { clientId, room }] of this.leftWhileAway) {
         await this.scripts.csRemove(this.prefix, connectionId);
         this.leftWhileAway.delete(connectionId);
+        this.missed.push({ type: 'user_left', connectionId, clientId, room });
       }
       let conflicts = 0;
       for (const record of this.own.values()) {
         if ((await this.scripts.csAdd(...this.addArguments(record, 'restore'))) === -1) conflicts++;
+        const before = this.movedWhileAway.get(record.connectionId);
+        this.movedWhileAway.delete(record.connectionId);
+        if (before !== undefined && before !== record.room) {
+          const { connectionId, clientId } = record;
+          this.missed.push({ type: 'user_left', connectionId, clientId, room: before }, { type: 'user_joined', connectionId, clientId, room: record.room });
+        }
       }
       this.away = false;
       this.logger.info('redis_restored', { connections: this.own.size, clientIdConflicts: conflicts });
+      const missed = this.missed.splice(0);
+      if (missed.length > 0) this.onMissedPresence?.(missed);
     } catch (error) {
       // Still away after all; the next 'ready' tries again.
       this.noteOutage(error);

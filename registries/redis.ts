@@ -8,10 +8,10 @@ import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../shared/log.js';
 import type { RoomLogLimits } from '../shared/room-log.js';
 import { DEFAULT_CORE_SETTINGS } from '../shared/settings.js';
-import { connectRedis } from './redis-connection.js';
+import { connectRedis, RECONNECT_DELAY_CAP_MS } from './redis-connection.js';
 import { RedisBackplane } from './redis-backplane.js';
 import { RedisLiveness } from './redis-liveness.js';
-import { RedisRegistry } from './redis-registry.js';
+import { RedisRegistry, type MissedPresence } from './redis-registry.js';
 import { RedisStateStore } from './redis-state.js';
 import { RedisRoomLog } from './redis-room-log.js';
 
@@ -30,13 +30,23 @@ export interface RedisScaleOutOptions {
   logger?: Logger;
 }
 
-/** What `start` needs of the engine: forgetting a dead instance's connections tells their rooms. */
+/** What `start` needs of the engine: forgetting a dead instance's connections tells their rooms; so does telling what an outage hid. */
 export interface Disconnecter {
   disconnect(connectionId: string): Promise<void>;
+  announceToOtherInstances(change: MissedPresence): Promise<void>;
 }
+
+/**
+ * How long after its own restore an instance waits before telling the
+ * others what their clients missed: as long as it refuses admissions after
+ * an outage, time enough for every other instance to reconnect and
+ * subscribe again, or a message to it would be lost with no one to notice.
+ */
+const MISSED_PRESENCE_DELAY_MS = 2 * RECONNECT_DELAY_CAP_MS;
 
 export class RedisScaleOut {
   private liveness: RedisLiveness | undefined;
+  private readonly announcing = new Set<ReturnType<typeof setTimeout>>();
 
   private constructor(
     readonly instanceId: string,
@@ -71,6 +81,17 @@ export class RedisScaleOut {
   /** Starts the liveness beat; survivors' reaping goes through `engine` so rooms hear `user_left`. */
   async start(engine: Disconnecter): Promise<void> {
     const logger = this.options.logger ?? silentLogger;
+    this.registry.onMissedPresence = (missed) => {
+      const timer = setTimeout(async () => {
+        this.announcing.delete(timer);
+        for (const change of missed) {
+          await engine.announceToOtherInstances(change).catch((error) => logger.warn('missed_presence_not_told', { ...change, error }));
+        }
+        logger.info('missed_presence_told', { changes: missed.length });
+      }, MISSED_PRESENCE_DELAY_MS);
+      timer.unref();
+      this.announcing.add(timer);
+    };
     this.liveness = new RedisLiveness({
       client: this.client,
       instanceId: this.instanceId,
@@ -89,6 +110,9 @@ export class RedisScaleOut {
 
   /** After the server has closed its sockets: leave the instance list, then hang up. */
   async stop(): Promise<void> {
+    for (const timer of this.announcing) clearTimeout(timer);
+    this.announcing.clear();
+    this.registry.onMissedPresence = undefined;
     await this.liveness?.stop();
     await this.backplane.close();
     await this.client.quit().catch(() => this.client.disconnect());

@@ -546,6 +546,26 @@ export class Engine {
   }
 
   /**
+   * Tells the members of `room` on other instances that one of this
+   * instance's clients left it or came into it, when they could not be told
+   * at the time (the backplane was away); this instance's own members were.
+   * A change undone since (the client is no longer in the room it came into,
+   * or back in the one it left) is not told.
+   */
+  async announceToOtherInstances(change: { type: 'user_left' | 'user_joined'; connectionId: string; clientId: string; room: string }): Promise<void> {
+    if (!this.backplane) return;
+    const { type, connectionId, clientId, room } = change;
+    const inRoomNow = (await this.registry.get(connectionId))?.room === room;
+    if (inRoomNow !== (type === 'user_joined')) return;
+    const { onlineCount, others } = await this.presence(room, connectionId);
+    const elsewhere = others?.filter((member) => this.ownedElsewhere(member.owner)) ?? [];
+    if (elsewhere.length === 0) return;
+    const frame = this.presenceFrame(type, type === 'user_left' ? 'left' : 'joined', clientId, room, onlineCount);
+    const { data } = await this.logged(room, frame, { except: nameKey(clientId) });
+    await this.deliverToMembers(elsewhere, data);
+  }
+
+  /**
    * Closes (1001) and forgets every connection of this instance idle for
    * longer than heartbeatTimeout. A shared registry lists every instance's;
    * each owner sweeps its own, as only it can close them and tell they are gone.

@@ -185,6 +185,44 @@ describe('instance failures', () => {
     }
   });
 
+  it('tells members on other instances, once Redis is back, who left or changed rooms while it was away', async () => {
+    const outage = await startRedisServer();
+    try {
+      const [a, b] = await startInstances(2, outage.url);
+      const alice = await join(a!, 'alice');
+      const frank = await join(a!, 'frank');
+      frank.send({ type: 'join', room: 'side' });
+      await frank.next((frame) => frame.type === 'welcome' && frame.room === 'side');
+      const bob = await join(b!, 'bob');
+      const carol = await join(b!, 'carol');
+      const dan = await join(b!, 'dan');
+      await alice.next((frame) => frame.type === 'user_joined' && frame.clientId === 'dan');
+
+      await outage.stop();
+      // On their own instance, dan hears both at once, from memory.
+      bob.socket.close();
+      expect((await dan.next('user_left')).clientId).toBe('bob');
+      carol.send({ type: 'join', room: 'side' });
+      await carol.next((frame) => frame.type === 'welcome' && frame.room === 'side');
+      expect((await dan.next('user_left')).clientId).toBe('carol');
+
+      await outage.restart();
+      await b!.running.waitForLine((line) => line.includes('"redis_restored"'), 15_000);
+      // Told a few seconds after the restore, once every instance has had time to subscribe again.
+      const leftAtAlice = [await alice.next('user_left', 15_000), await alice.next('user_left')];
+      expect(leftAtAlice.map((frame) => frame.clientId).sort()).toEqual(['bob', 'carol']);
+      expect(leftAtAlice.every((frame) => typeof frame.seq === 'number')).toBe(true);
+      expect((await frank.next('user_joined')).clientId).toBe('carol');
+      expect(await usersSeenBy(alice)).toEqual(['alice', 'dan']);
+      // dan was told at the time and is not told again; nor is anyone on the instance that was told.
+      dan.send({ type: 'ping' });
+      await dan.next('pong');
+      expect(dan.all('user_left').map((frame) => frame.clientId)).toEqual(['bob', 'carol']);
+    } finally {
+      await outage.stop();
+    }
+  });
+
   it('gives no live clientId to a newcomer on another instance after Redis comes back empty', async () => {
     const outage = await startRedisServer();
     try {
