@@ -21,7 +21,10 @@ import type { Chaos } from './chaos.js';
 import type { CostMeter } from './cost-meter.js';
 import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
-import type { EmulatedStack } from './stack.js';
+
+/** The errorType of an integration API Gateway may not invoke: its own, not the function's. */
+const NOT_PERMITTED = 'Emulator.InvalidPermissions';
+import type { EmulatedStack, RouteSpec } from './stack.js';
 
 /** API Gateway's message limit, for frames in and for PostToConnection out. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
@@ -187,7 +190,7 @@ export class Gateway {
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
       const outcome = await this.whileClientStays(request.socket, (abandoned) =>
-        this.integrate(route.functionName, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
+        this.integrate(route, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
       );
       if (outcome === 'timed_out') {
         logger.error('connect_integration_timeout', { connectionId, functionName: route.functionName });
@@ -198,7 +201,7 @@ export class Gateway {
         return internalError(connectionId);
       }
       if (!outcome.ok) {
-        logger.error('connect_handler_failed', { connectionId, functionName: route.functionName, error: outcome.error });
+        if (outcome.error.errorType !== NOT_PERMITTED) logger.error('connect_handler_failed', { connectionId, functionName: route.functionName, error: outcome.error });
         return internalError(connectionId);
       }
       result = outcome.result as ProxyResult | null;
@@ -284,14 +287,14 @@ export class Gateway {
       this.sendToSocket(connection, JSON.stringify({ message: 'Forbidden', connectionId, requestId: gatewayId() }));
       return;
     }
-    const outcome = await this.integrate(route.functionName, messageEvent(connection.facts, routeKey, body));
+    const outcome = await this.integrate(route, messageEvent(connection.facts, routeKey, body));
     if (outcome === 'timed_out') {
       logger.error('message_integration_timeout', { connectionId, routeKey, functionName: route.functionName });
       this.sendToSocket(connection, JSON.stringify({ message: 'Endpoint request timed out', connectionId, requestId: gatewayId() }));
       return;
     }
     if (!outcome.ok) {
-      logger.error('message_handler_failed', { connectionId, routeKey, functionName: route.functionName, error: outcome.error });
+      if (outcome.error.errorType !== NOT_PERMITTED) logger.error('message_handler_failed', { connectionId, routeKey, functionName: route.functionName, error: outcome.error });
       this.sendToSocket(connection, JSON.stringify({ message: 'Internal server error', connectionId, requestId: gatewayId() }));
       return;
     }
@@ -302,11 +305,23 @@ export class Gateway {
     if (route.returnsResponse && typeof result?.body === 'string') this.sendToSocket(connection, result.body);
   }
 
-  /** The route's function, given up on after the integration timeout (the invocation itself runs on, as on AWS). */
-  private integrate(functionName: string, event: unknown, options: InvokeOptions = {}): Promise<Outcome | 'timed_out'> {
+  /**
+   * The route's function, given up on after the integration timeout (the invocation itself runs on, as on AWS);
+   * never called when API Gateway may not invoke it.
+   */
+  private integrate(route: RouteSpec, event: unknown, options: InvokeOptions = {}): Promise<Outcome | 'timed_out'> {
+    const refused = this.refusedInvocation(route);
+    if (refused) return Promise.resolve(refused);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), this.options.integrationTimeoutMs)));
-    return Promise.race([this.options.lambda.invoke(functionName, event, options), timedOut]).finally(() => clearTimeout(timer));
+    return Promise.race([this.options.lambda.invoke(route.functionName, event, options), timedOut]).finally(() => clearTimeout(timer));
+  }
+
+  /** The failed outcome of a route whose function API Gateway may not invoke, logged as its execution log says it. */
+  private refusedInvocation(route: RouteSpec): Outcome | undefined {
+    if (route.invokeRefusal === undefined) return undefined;
+    this.options.logger.error('integration_not_permitted', { routeKey: route.routeKey, functionName: route.functionName, reason: route.invokeRefusal });
+    return { ok: false, error: { errorType: NOT_PERMITTED, errorMessage: route.invokeRefusal, trace: [] } };
   }
 
   /** PostToConnection: false when the connection cannot receive (gone, or `$connect` still running). */
@@ -361,6 +376,8 @@ export class Gateway {
     const route = this.options.stack.routes.get('$disconnect');
     const { connectionId } = connection.facts;
     if (!route || this.options.chaos.dropsDisconnect(connectionId)) return Promise.resolve();
+    const refused = this.refusedInvocation(route);
+    if (refused) return Promise.resolve();
     const running = this.options.lambda.invoke(route.functionName, disconnectEvent(connection.facts, code, reason)).then((outcome) => {
       if (!outcome.ok) this.options.logger.error('disconnect_handler_failed', { connectionId, error: outcome.error });
     });

@@ -127,6 +127,11 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** ArnLike on plain text: `value` against `pattern`, whose `*` and `?` are wildcards within each of an ARN's parts. */
+export function arnLike(value: string, pattern: string): boolean {
+  return arnMatch(value, fixedText(pattern));
+}
+
 /** An ARN's six colon-separated parts are matched each on its own, so a wildcard never spans a colon between them. */
 function arnMatch(value: string, pattern: PolicyText): boolean {
   const valueParts = value.split(':');

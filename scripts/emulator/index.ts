@@ -118,6 +118,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const settings = { ...DEFAULTS, stage: stageOfTemplate(template) ?? DEFAULTS.stage, ...definedOnly(options) };
   const templateDir = options.template ? undefined : dirname(templatePath);
   const stack = readStack({ template, distDir: handlersDir, templateDir, stage: settings.stage, region: settings.region });
+  // Said at start, not only when a client first reaches the route: on AWS it would fail the same way on every call.
+  for (const route of stack.routes.values()) {
+    if (route.invokeRefusal) logger.warn('route_not_invocable', { routeKey: route.routeKey, functionName: route.functionName, reason: route.invokeRefusal });
+  }
 
   const dynamo = await startDynamo(options.dynamoEndpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB, settings.region, (error) => logger.error('dynamo_crashed', { error }));
   const certificate = await makeCertificate(settings.host).catch(async (error: unknown) => {

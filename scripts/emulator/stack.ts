@@ -13,6 +13,7 @@ import { CONNECTIONS_TABLE_ID, tableDefinition, TemplateError, ttlAttribute, typ
 import { HandlerNotBuiltError } from './errors.js';
 import { getsSamRole, readRole, readSamRole, type RolePolicy } from './iam.js';
 import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
+import { invokeRefusal } from './invoke-permission.js';
 import { compileSelectionExpression } from './route-selection.js';
 
 export interface FunctionSpec {
@@ -49,6 +50,8 @@ export interface RouteSpec {
   functionName: string;
   /** A route response is configured: the integration's `body` goes back to the client. */
   returnsResponse: boolean;
+  /** Why API Gateway may not invoke the function (invoke-permission.ts); undefined when it may. */
+  invokeRefusal?: string;
 }
 
 export interface TableSpec {
@@ -139,10 +142,13 @@ export function readStack(options: StackOptions): EmulatedStack {
       (id) => template.Resources[id]!.Type === 'AWS::Lambda::Function' || template.Resources[id]!.Type === 'AWS::Serverless::Function',
     );
     if (!functionId) throw new TemplateError(`${integrationId}: IntegrationUri does not name a Lambda function in this template`);
+    const sourceArn = `arn:aws:execute-api:${region}:${accountId}:${apiId}/${options.stage}/${routeKey}`;
+    const invokeRefused = invokeRefusal(local, { integrationId, integration, functionId, sourceArn });
     routes.set(routeKey, {
       routeKey,
       functionName: local.physicalId(functionId),
       returnsResponse: route.Properties?.RouteResponseSelectionExpression !== undefined,
+      ...(invokeRefused === undefined ? {} : { invokeRefusal: invokeRefused }),
     });
   }
 
