@@ -10,14 +10,16 @@ import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../shared/log.js';
 
 const SCRIPTS = {
-  // ARGV: prefix, instanceId, ttl ms. 1 when the key was still there, 0 when this instance had been given up for dead or Redis is new.
+  // ARGV: prefix, instanceId, ttl ms. 1 when the key was still there; 2 when it was not because survivors took this
+  // instance for dead and removed its connections (told once); 0 when it was not otherwise (Redis is new, or empty again).
   csBeat: `
 local key = ARGV[1] .. 'alive:' .. ARGV[2]
 local existed = redis.call('EXISTS', key)
+if existed == 0 and redis.call('DEL', ARGV[1] .. 'reaped:' .. ARGV[2]) == 1 then existed = 2 end
 redis.call('SET', key, '1', 'PX', ARGV[3])
 redis.call('ZADD', ARGV[1] .. 'instances', 0, ARGV[2])
 return existed`,
-  // ARGV: prefix, instanceId. { deadId, {connectionIds} } for each dead instance, each handed out once.
+  // ARGV: prefix, instanceId, mark ttl ms. { deadId, {connectionIds} } for each dead instance, each handed out once.
   csReap: `
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', ARGV[1] .. 'instances', 0, -1)) do
@@ -26,6 +28,8 @@ for _, id in ipairs(redis.call('ZRANGE', ARGV[1] .. 'instances', 0, -1)) do
     local owned = ARGV[1] .. 'owner:' .. id
     out[#out + 1] = { id, redis.call('SMEMBERS', owned) }
     redis.call('DEL', owned)
+    -- Should it only have been cut off, it learns on its next beat that its users were announced as left.
+    redis.call('SET', ARGV[1] .. 'reaped:' .. id, '1', 'PX', ARGV[3])
   end
 end
 return out`,
@@ -35,6 +39,9 @@ redis.call('DEL', ARGV[1] .. 'alive:' .. ARGV[2])
 redis.call('ZREM', ARGV[1] .. 'instances', ARGV[2])
 return 1`,
 } as const;
+
+/** How long a reaped instance's mark waits for it to come back: far longer than any partition it could live through. */
+const REAPED_MARK_MS = 24 * 60 * 60 * 1000;
 
 type Scripted = Record<keyof typeof SCRIPTS, (...args: Array<string | number>) => Promise<unknown>>;
 
@@ -46,8 +53,11 @@ export interface RedisLivenessOptions {
   heartbeatMs: number;
   /** Removes a dead instance's connections (and announces them). */
   onDeadInstance(instanceId: string, connectionIds: string[]): Promise<void>;
-  /** This instance's key was gone: its connections may have been taken; write them again. */
-  onForgotten?(): Promise<void>;
+  /**
+   * This instance's key was gone: its connections may have been taken; write them again. `reaped`: survivors took
+   * it for dead, removed its connections and told their rooms they left.
+   */
+  onForgotten?(reaped: boolean): Promise<void>;
   logger?: Logger;
 }
 
@@ -87,11 +97,11 @@ export class RedisLiveness {
     const { instanceId, heartbeatMs } = this.options;
     try {
       const existed = await this.scripts.csBeat(this.prefix, instanceId, heartbeatMs);
-      if (existed === 0) {
-        this.logger.warn('instance_key_was_gone', { instanceId });
-        await this.options.onForgotten?.();
+      if (existed === 0 || existed === 2) {
+        this.logger.warn('instance_key_was_gone', { instanceId, reaped: existed === 2 });
+        await this.options.onForgotten?.(existed === 2);
       }
-      const dead = (await this.scripts.csReap(this.prefix, instanceId)) as Array<[string, string[]]>;
+      const dead = (await this.scripts.csReap(this.prefix, instanceId, REAPED_MARK_MS)) as Array<[string, string[]]>;
       for (const [deadId, connectionIds] of dead) {
         this.logger.warn('instance_dead', { instanceId: deadId, connections: connectionIds.length });
         await this.options.onDeadInstance(deadId, connectionIds);

@@ -381,9 +381,11 @@ export class RedisRegistry implements ConnectionRegistry {
   /**
    * Writes this instance's records again and removes the ones that left
    * meanwhile. Runs when Redis is back; also callable when a check finds
-   * this instance's entries missing.
+   * this instance's entries missing. `reannounce`: the other instances took
+   * this one for dead and told their rooms its users left, so each written
+   * back is announced again (see onMissedPresence).
    */
-  async restore(): Promise<void> {
+  async restore({ reannounce = false }: { reannounce?: boolean } = {}): Promise<void> {
     // Long enough for every other instance to reconnect (capped backoff) and write its own back.
     this.settlingUntil = Date.now() + 2 * RECONNECT_DELAY_CAP_MS;
     try {
@@ -394,10 +396,13 @@ export class RedisRegistry implements ConnectionRegistry {
       }
       let conflicts = 0;
       for (const record of this.own.values()) {
-        if ((await this.scripts.csAdd(...this.addArguments(record, 'restore'))) === -1) conflicts++;
+        const restored = (await this.scripts.csAdd(...this.addArguments(record, 'restore'))) !== -1;
+        if (!restored) conflicts++;
+        if (restored && reannounce) this.missed.push({ type: 'user_joined', connectionId: record.connectionId, clientId: record.clientId, room: record.room });
         const before = this.movedWhileAway.get(record.connectionId);
         this.movedWhileAway.delete(record.connectionId);
-        if (before !== undefined && before !== record.room) {
+        // Reaped, it was announced as gone from the room it was in, and is now announced in the one it is in.
+        if (before !== undefined && before !== record.room && !reannounce) {
           const { connectionId, clientId } = record;
           this.missed.push({ type: 'user_left', connectionId, clientId, room: before }, { type: 'user_joined', connectionId, clientId, room: record.room });
         }

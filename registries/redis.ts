@@ -103,7 +103,7 @@ export class RedisScaleOut {
           await engine.disconnect(connectionId).catch((error) => logger.error('reap_failed', { connectionId, error }));
         }
       },
-      onForgotten: () => this.registry.restore(),
+      onForgotten: (reaped) => this.registry.restore({ reannounce: reaped }),
     });
     await this.liveness.start();
   }

@@ -84,6 +84,26 @@ describe('instance failures', () => {
     expect((await carolAgain.frames.find((f) => f.type === 'welcome'))?.clientId).toBe('carol');
   });
 
+  it('announces the users of an instance cut off past the heartbeat as left, and as joined again once it is back', async () => {
+    const [a, b] = await startInstances(2);
+    const alice = await join(a!, 'alice');
+    const bob = await join(b!, 'bob');
+    expect((await alice.next('user_joined')).clientId).toBe('bob');
+    // Stopped, b renews nothing: to the others it is dead. Its sockets and its data in Redis stay, as in a partition.
+    const pid = b!.running.child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      expect((await alice.next('user_left', 3 * HEARTBEAT_SECONDS * 1000)).clientId).toBe('bob');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await b!.running.waitForLine((line) => line.includes('"instance_key_was_gone"') && line.includes('"reaped":true'), 10_000);
+    expect((await alice.next('user_joined', 15_000)).clientId).toBe('bob');
+    expect(await usersSeenBy(alice)).toEqual(['alice', 'bob']);
+    bob.send({ type: 'chat', content: 'still here' });
+    expect((await alice.next('chat')).message).toBe('still here');
+  });
+
   it('closes its clients with 1012 on SIGTERM; they come back on another instance and see the room as it is', async () => {
     const [a, b] = await startInstances(2);
     const alice = await join(a!, 'alice');
