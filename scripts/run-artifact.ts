@@ -91,10 +91,26 @@ export interface RunOptions {
   onLine?: (line: string) => void;
   /** Give up waiting for the function to answer /healthz after this long. */
   startTimeoutMs?: number;
+  /** Where `port: 0` takes each port it tries from; default freePort. */
+  freePorts?: () => Promise<number>;
 }
 
+/** Ports tried for `port: 0` before a taken one is reported. */
+const FREE_PORT_ATTEMPTS = 3;
+
+/** Runs the function; with `port: 0`, on a port the OS calls free, and another when that one is taken before the function listens. */
 export async function runArtifact(directory: string, options: RunOptions): Promise<RunningArtifact> {
-  const port = options.port === 0 ? await freePort() : options.port;
+  if (options.port !== 0) return runArtifactOn(directory, options.port, options);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runArtifactOn(directory, await (options.freePorts ?? freePort)(), options);
+    } catch (error) {
+      if (!(error instanceof PortInUseError) || attempt === FREE_PORT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function runArtifactOn(directory: string, port: number, options: RunOptions): Promise<RunningArtifact> {
   const bootstrap = join(directory, 'scf_bootstrap');
   if (!existsSync(bootstrap)) throw new FunctionNotBuiltError(bootstrap);
   const instance = randomUUID();

@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseLogLine, runArtifact } from '../scripts/run-artifact.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PortInUseError } from '../scripts/emulator/errors.js';
+import { freePort, parseLogLine, runArtifact } from '../scripts/run-artifact.js';
 import { TestClient, uniqueName, withQuery, withTimeout } from './support/client.js';
 import { buildArtifactOnce, startArtifactServer, unzip, type ArtifactServer } from './support/servers.js';
 
@@ -144,6 +147,36 @@ describe('the unzipped artifact, started by bash scf_bootstrap in an empty direc
     wscat.kill('SIGINT');
     expect(await listener.next('user_left')).toMatchObject({ clientId: 'wscat_user' });
     await listener.close();
+  });
+});
+
+describe('the port', () => {
+  it('is another free one when the one picked for port 0 is taken before the function listens, and a taken given port is reported', async () => {
+    const { directory } = await buildArtifactOnce();
+    // What a race looks like: the port was free when picked, and someone else listens on it by the time the function starts.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, () => resolve()));
+    const taken = (squatter.address() as AddressInfo).port;
+    try {
+      const picked: number[] = [];
+      const running = await runArtifact(directory, {
+        port: 0,
+        freePorts: async () => {
+          picked.push(picked.length === 0 ? taken : await freePort());
+          return picked.at(-1)!;
+        },
+      });
+      try {
+        expect(picked).toHaveLength(2);
+        expect(running.port).toBe(picked[1]);
+        expect((await fetch(`http://127.0.0.1:${running.port}/healthz`)).status).toBe(200);
+      } finally {
+        await running.stop();
+      }
+      await expect(runArtifact(directory, { port: taken })).rejects.toBeInstanceOf(PortInUseError);
+    } finally {
+      squatter.close();
+    }
   });
 });
 
