@@ -66,7 +66,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { CloudsocketError } from '../shared/errors.js';
 import type { JsonObject } from '../shared/protocol.js';
-import type { RateLimit } from '../shared/rate-limit.js';
+import { judgingTime, type RateLimit } from '../shared/rate-limit.js';
 import type { ConnectionRecord, ConnectionRegistry, TouchResult } from '../shared/registry.js';
 import { batchGetItems, conditionally, isConditionFailure, n, num, s, str, type Item } from './dynamodb-items.js';
 
@@ -360,7 +360,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
     return [];
   }
 
-  /** consumeToken's decision (shared/rate-limit.ts), written conditionally: `receivedAt` moves the bucket, `now` judges it. */
+  /** consumeToken's decision (shared/rate-limit.ts), written conditionally: `receivedAt` moves the bucket, judgingTime judges it. */
   private async spendToken(connectionId: string, now: number, limit: RateLimit, receivedAt: number): Promise<{ touched: TouchResult; expiresAt: number } | undefined> {
     const touched = (item: Item | undefined, admitted: boolean) =>
       item ? { touched: { record: toRecord(item), admitted }, expiresAt: num(item[TTL_ATTRIBUTE]) } : undefined;
@@ -390,7 +390,7 @@ export class DynamoDbRegistry implements ConnectionRegistry {
 
       const oldTat = old.tat?.N;
       if (oldTat === undefined || Number(oldTat) <= receivedAt) continue;
-      if (Number(oldTat) - now > tolerance) {
+      if (Number(oldTat) - judgingTime(now, receivedAt) > tolerance) {
         // Refused frames still count as activity, and the strikes decide when to close.
         const item = await this.updateLive(connectionId, {
           UpdateExpression: 'SET lastActiveAt = :at, strikes = strikes + :one',

@@ -7,7 +7,7 @@ import { checkContent, MessageTooLargeError } from '../apps/chat/index.js';
 import { ConfigError, InvalidMessageError } from '../shared/errors.js';
 import { nameKey, normalizeName } from '../shared/names.js';
 import { isValidName, parseFrame } from '../shared/protocol.js';
-import { consumeToken, freshRateState, type RateLimit, type RateState } from '../shared/rate-limit.js';
+import { consumeToken, freshRateState, MAX_JUDGING_DELAY_MS, type RateLimit, type RateState } from '../shared/rate-limit.js';
 import { readCoreSettings } from '../shared/settings.js';
 
 describe('token bucket', () => {
@@ -61,6 +61,22 @@ describe('token bucket', () => {
     expect(admitted.slice(0, 25).every(Boolean)).toBe(true);
     expect(admitted.slice(25).some(Boolean)).toBe(false);
     expect(flood.strikes).toBe(15);
+  });
+
+  it('limits a flood however slowly it is handled: a frame is judged at most MAX_JUDGING_DELAY_MS after it arrived', () => {
+    // Sixty frames at one moment, handled one a second, as an overloaded server might.
+    let state = freshRateState(0);
+    const admitted: boolean[] = [];
+    for (let i = 0; i < 60; i++) {
+      const decision = consumeToken(state, i * 1000, limit, 0);
+      admitted.push(decision.admitted);
+      state = decision.state;
+    }
+    // The burst, and the tokens of the delay a frame is judged within; the rest refused.
+    const allowed = limit.burst + (MAX_JUDGING_DELAY_MS / 1000) * limit.perSecond;
+    expect(admitted.filter(Boolean)).toHaveLength(allowed);
+    expect(admitted.slice(allowed).some(Boolean)).toBe(false);
+    expect(state.strikes).toBe(60 - allowed);
   });
 
   it('does not bank more than the burst after a long silence', () => {

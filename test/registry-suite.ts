@@ -15,6 +15,8 @@ export interface RegistryCapabilities {
    * the suite checks exactly that.
    */
   listsIdle: boolean;
+  /** touch takes the frame's arrival time apart from its handling (AWS, where invocations queue); the CloudBase registries judge on arrival. */
+  countsFromArrival: boolean;
 }
 
 export interface RegistryUnderTest {
@@ -276,6 +278,25 @@ export function registrySuite(name: string, create: () => Promise<RegistryUnderT
         expect(results.filter((r) => r?.admitted)).toHaveLength(LIMIT.burst);
         expect((await registry.get(alice.connectionId))?.rate.strikes).toBe(6 - LIMIT.burst);
       });
+
+      if (capabilities.countsFromArrival) {
+        it('limits a flood however late its frames are handled, as the token bucket decides', async () => {
+          const alice = await added('alice');
+          let expected = alice.rate;
+          const decisions: boolean[] = [];
+          const modelled: boolean[] = [];
+          // Sixty frames that arrived at once, handled 100 ms apart: judged at their handling, all would pass.
+          for (let i = 0; i < 60; i++) {
+            const now = base + i * 100;
+            const model = consumeToken(expected, now, LIMIT, base);
+            expected = model.state;
+            modelled.push(model.admitted);
+            decisions.push((await registry.touch(alice.connectionId, now, LIMIT, base))!.admitted);
+          }
+          expect(decisions).toEqual(modelled);
+          expect(decisions.filter((admitted) => !admitted).length).toBeGreaterThan(0);
+        });
+      }
 
       it('admits everything when the limit is off', async () => {
         const alice = await added('alice');

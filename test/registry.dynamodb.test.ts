@@ -41,7 +41,7 @@ const dynamoDbRegistry = async () => {
     },
   };
 };
-registrySuite('DynamoDbRegistry on dynalite', dynamoDbRegistry, { listsIdle: false });
+registrySuite('DynamoDbRegistry on dynalite', dynamoDbRegistry, { listsIdle: false, countsFromArrival: true });
 registryReplaceSuite('DynamoDbRegistry on dynalite', dynamoDbRegistry);
 
 describe('DynamoDbRegistry specifics', () => {

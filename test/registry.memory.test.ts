@@ -6,7 +6,7 @@ import { registryReplaceSuite } from './registry-replace-suite.js';
 import { registrySuite } from './registry-suite.js';
 
 const memoryRegistry = async () => ({ registry: new MemoryRegistry(), cleanup: async () => {} });
-registrySuite('MemoryRegistry', memoryRegistry, { listsIdle: true });
+registrySuite('MemoryRegistry', memoryRegistry, { listsIdle: true, countsFromArrival: true });
 registryReplaceSuite('MemoryRegistry', memoryRegistry);
 
 describe('MemoryRegistry records', () => {
