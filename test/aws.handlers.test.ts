@@ -59,6 +59,8 @@ function connectEvent(connectionId: string, query: Record<string, string> | null
 function messageEvent(connectionId: string, body: string) {
   const event = structuredClone(messageFixture) as any;
   event.requestContext.connectionId = connectionId;
+  // Received now, as every frame a live connection sends; the capture's own time is years before the connection.
+  event.requestContext.requestTimeEpoch = Date.now();
   event.body = body;
   return event;
 }
@@ -132,9 +134,9 @@ describe('message and disconnect', () => {
       event.requestContext.requestTimeEpoch = sentFrom + i * 150;
       expect((await message(event)).statusCode).toBe(200);
     }
-    // And one that arrived among the first, handled only after all of them (invocations finish in any order).
+    // And one that frames up to 4 s younger overtook, handled only after all of them (invocations finish in any order).
     const overtaken = messageEvent(a.connectionId, '{"type":"ping"}');
-    overtaken.requestContext.requestTimeEpoch = sentFrom + 100;
+    overtaken.requestContext.requestTimeEpoch = sentFrom + 59 * 150 - 4000;
     expect((await message(overtaken)).statusCode).toBe(200);
     for (let i = 0; i < 61; i++) await a.client.next('pong');
     expect(a.client.all('error')).toEqual([]);
