@@ -4,7 +4,7 @@
  * minutes, Lambda requests and GB-seconds, DynamoDB request units).
  */
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DeleteItemCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { PRICES, type CostReport } from '../scripts/emulator/cost-meter.js';
@@ -106,6 +106,14 @@ describe('the cost meter', () => {
       const move = new UpdateItemCommand({ TableName, Key: key, UpdateExpression: 'SET room = :room', ExpressionAttributeValues: { ':room': { S: 'kitchen' } } });
       expect(await writeUnitsOf(() => dynamo.send(move))).toBe(3);
       expect(await writeUnitsOf(() => dynamo.send(new DeleteItemCommand({ TableName, Key: key })))).toBe(3);
+
+      // Batched: each item's indexes are charged as if it were written alone.
+      const item = (name: string) => ({ pk: { S: `conn#${name}` }, connectionId: { S: name }, clientId: { S: name }, room: { S: 'lobby' }, expiresAt });
+      const names = [uniqueName('batched'), uniqueName('batched')];
+      const batch = new BatchWriteItemCommand({ RequestItems: { [TableName]: names.map((name) => ({ PutRequest: { Item: item(name) } })) } });
+      expect(await writeUnitsOf(() => dynamo.send(batch))).toBe(2 * 3);
+      const removal = new BatchWriteItemCommand({ RequestItems: { [TableName]: names.map((name) => ({ DeleteRequest: { Key: { pk: { S: `conn#${name}` } } } })) } });
+      expect(await writeUnitsOf(() => dynamo.send(removal))).toBe(2 * 3);
       dynamo.destroy();
     } finally {
       await quiet.stop();

@@ -109,13 +109,20 @@ export class DynamoProxy {
   private async metered(headers: IncomingMessage['headers'], operation: string, input: Record<string, unknown>, kind: 'read' | 'write', res: ServerResponse): Promise<void> {
     const asked = input.ReturnConsumedCapacity !== undefined && input.ReturnConsumedCapacity !== 'NONE';
     const body = Buffer.from(JSON.stringify(asked ? input : { ...input, ReturnConsumedCapacity: 'TOTAL' }));
-    const indexes = kind === 'write' && SINGLE_ITEM_WRITES.has(operation) ? this.indexesOf(String(input.TableName)) : undefined;
-    const key = indexes?.length ? this.keyOf(operation, input) : undefined;
-    const before = key ? await this.currentItem(headers, String(input.TableName), key) : undefined;
+    const written = kind === 'write' ? this.indexedWrites(operation, input) : [];
+    const before = await Promise.all(written.map(({ tableName, key }) => this.currentItem(headers, tableName, key)));
     const answer = await this.exchange(headers, body);
-    if (key && answer.status === 200) {
-      const after = await this.currentItem(headers, String(input.TableName), key);
-      this.costMeter!.capacity('write', indexes!.reduce((total, index) => total + indexWriteUnits(before, after, index), 0));
+    if (written.length > 0 && answer.status === 200) {
+      // A batch's unprocessed writes did not happen: they are retried, and counted, when they come again.
+      const unprocessed = operation === 'BatchWriteItem' ? this.indexedWrites(operation, { RequestItems: parseJson(answer.body)?.UnprocessedItems ?? {} }) : [];
+      const skipped = new Set(unprocessed.map(({ tableName, key }) => keyText(tableName, key)));
+      let units = 0;
+      for (const [at, { tableName, key, indexes }] of written.entries()) {
+        if (skipped.has(keyText(tableName, key))) continue;
+        const after = await this.currentItem(headers, tableName, key);
+        units += indexes.reduce((total, index) => total + indexWriteUnits(before[at], after, index), 0);
+      }
+      this.costMeter!.capacity('write', units);
     }
     if ((await this.sendWithOldItem(headers, operation, input, answer, res)) === 'sent') return;
     const parsed = answer.status === 200 ? parseJson(answer.body) : undefined;
@@ -161,6 +168,29 @@ export class DynamoProxy {
     if (item === undefined) return 'item_gone';
     sendJson(res, 400, { ...failure, Item: item }, { 'content-type': 'application/x-amz-json-1.0' });
     return 'sent';
+  }
+
+  /**
+   * The items a write changes in tables that have global secondary indexes,
+   * by table and key: one for PutItem, UpdateItem and DeleteItem, each put
+   * and delete of a BatchWriteItem. (dynalite has no transactions.)
+   */
+  private indexedWrites(operation: string, input: Record<string, unknown>): Array<{ tableName: string; key: Record<string, unknown>; indexes: IndexShape[] }> {
+    const parts: Array<[string, string, Record<string, unknown>]> = [];
+    if (SINGLE_ITEM_WRITES.has(operation)) parts.push([String(input.TableName), operation, input]);
+    if (operation === 'BatchWriteItem') {
+      for (const [tableName, writes] of Object.entries((input.RequestItems ?? {}) as Record<string, unknown>)) {
+        for (const write of Array.isArray(writes) ? (writes as Array<{ PutRequest?: Record<string, unknown>; DeleteRequest?: Record<string, unknown> }>) : []) {
+          if (write?.PutRequest) parts.push([tableName, 'PutItem', write.PutRequest]);
+          else if (write?.DeleteRequest) parts.push([tableName, 'DeleteItem', write.DeleteRequest]);
+        }
+      }
+    }
+    return parts.flatMap(([tableName, single, request]) => {
+      const indexes = this.indexesOf(tableName);
+      const key = indexes?.length ? this.keyOf(single, { ...request, TableName: tableName }) : undefined;
+      return key ? [{ tableName, key, indexes: indexes! }] : [];
+    });
   }
 
   private keyOf(operation: string, input: Record<string, unknown>): Record<string, unknown> | undefined {
@@ -290,4 +320,9 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
 /** DynamoDB's error shape (JSON 1.0): the type in `__type`, where the SDK reads it; 400 for client errors, AccessDenied included. */
 function sendDynamoError(res: ServerResponse, status: number, type: string, message: string): void {
   sendJson(res, status, { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message }, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': type });
+}
+
+/** A table's item key as text, whatever order its attributes came in. */
+function keyText(tableName: string, key: Record<string, unknown>): string {
+  return JSON.stringify([tableName, Object.entries(key).sort(([a], [b]) => (a < b ? -1 : 1))]);
 }
