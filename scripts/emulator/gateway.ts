@@ -21,10 +21,10 @@ import type { Chaos } from './chaos.js';
 import type { CostMeter } from './cost-meter.js';
 import { guardFrameSize, MAX_GATEWAY_FRAME_BYTES } from './frame-guard.js';
 import { selectRoute } from './route-selection.js';
+import type { EmulatedStack, RouteSpec } from './stack.js';
 
 /** The errorType of an integration API Gateway may not invoke: its own, not the function's. */
 const NOT_PERMITTED = 'Emulator.InvalidPermissions';
-import type { EmulatedStack, RouteSpec } from './stack.js';
 
 /** API Gateway's message limit, for frames in and for PostToConnection out. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;

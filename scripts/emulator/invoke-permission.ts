@@ -15,7 +15,7 @@
 import type { TemplateResource } from '../aws-template.js';
 import { arnLike } from './iam-conditions.js';
 import { decide, readRole } from './iam.js';
-import { resolveValue, type LocalStack } from './intrinsics.js';
+import { referencedResources, resolveValue, type LocalStack } from './intrinsics.js';
 
 const API_GATEWAY = 'apigateway.amazonaws.com';
 /** CredentialsArn's value that passes the caller's own identity through instead of a role. */
@@ -67,9 +67,10 @@ function roleRefusal(stack: LocalStack, target: InvokeTarget, credentials: unkno
   return undefined;
 }
 
+/** Whether the role `roleValue` names (a template role, as readRole found it) lets API Gateway assume it. */
 function trustsApiGateway(stack: LocalStack, roleValue: unknown): boolean {
-  const logicalId = Object.entries(stack.template.Resources).find(([id, resource]) => resource.Type === 'AWS::IAM::Role' && stack.attribute(id, 'Arn') === resolveValue(stack, roleValue, 'CredentialsArn'))?.[0];
-  const document = stack.template.Resources[logicalId ?? '']?.Properties?.AssumeRolePolicyDocument as { Statement?: unknown } | undefined;
+  const [logicalId] = referencedResources(stack.template, roleValue);
+  const document = stack.template.Resources[logicalId!]?.Properties?.AssumeRolePolicyDocument as { Statement?: unknown } | undefined;
   const statements = Array.isArray(document?.Statement) ? document.Statement : document?.Statement ? [document.Statement] : [];
   return statements.some((statement: { Effect?: unknown; Principal?: { Service?: unknown }; Action?: unknown }) => {
     const services = [statement?.Principal?.Service].flat();
