@@ -14,6 +14,14 @@
  * the measured room directly in DynamoDB, and out again before the clients
  * leave. Only the messages are counted.
  *
+ * Each room is measured twice: its first messages, served by environments
+ * that have handled only the smaller rooms' few (some start cold when a
+ * message arrives while the last one's invocation is still answering its
+ * final posts, as Lambda starts another environment then too), and, after
+ * `warmupMessages` more, messages served by warm environments, as in a room
+ * that has been chatting a while. The requests and CPU are counted on the
+ * warm ones; the first ones' fan-out is reported beside them.
+ *
  * Then what a chat message in a room of 100 would be billed on AWS: the same
  * room once more, through an emulator that meters cost (scripts/emulator/
  * cost-meter.ts, its dated list prices), apart from the timed rooms because
@@ -38,9 +46,13 @@ export interface AwsRoomRun {
   managementCallsPerMessage: number;
   managementMethodsPerMessage: Record<string, number>;
   lambdaInvokesPerMessage: number;
-  /** From the send to the last recipient, median and worst over the messages. */
+  /** From the send to the last recipient, median and worst over the warm messages. */
   fanoutMedianMs: number | null;
   fanoutMaxMs: number | null;
+  /** The same over the room's first messages, before the warm-up. */
+  firstFanoutMedianMs: number | null;
+  firstFanoutMaxMs: number | null;
+  /** Messages of either phase that did not reach every member in time. */
   incompleteMessages: number;
   /** CPU of the emulator's process (user + system) per message, and per @connections call of its fan-out. */
   cpuMsPerMessage: number;
@@ -69,7 +81,10 @@ export interface AwsMessageCost {
 
 export interface AwsRoomOptions {
   roomSizes: readonly number[];
+  /** Measured in each phase. */
   messagesPerRoom: number;
+  /** Sent between the two phases, not measured. */
+  warmupMessages: number;
   distDir: string;
 }
 
@@ -90,12 +105,22 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
     for (const roomSize of options.roomSizes) {
       await inGatheredRoom(pool, emulator, dynamo, roomSize, async () => {
         await quiet(counter);
+        const first = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+        const warmup = await pool.fanout(options.warmupMessages, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+        await quiet(counter);
         counter.reset();
         const cpuBefore = process.cpuUsage();
-        const fanout = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
+        const warm = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
         const cpu = process.cpuUsage(cpuBefore);
         await quiet(counter);
-        runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), fanout, cpu.user + cpu.system));
+        const run = summarize(roomSize, options.messagesPerRoom, counter.snapshot(), warm, cpu.user + cpu.system);
+        const firstSpread = spread(first.completionsMs);
+        runs.push({
+          ...run,
+          firstFanoutMedianMs: firstSpread.median,
+          firstFanoutMaxMs: firstSpread.max,
+          incompleteMessages: first.incomplete + warmup.incomplete + warm.incomplete,
+        });
       });
     }
     return withMarginalCosts(runs);
@@ -161,7 +186,7 @@ async function inGatheredRoom<T>(pool: LoadPool, emulator: RunningEmulator, dyna
 function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }, cpuMicros: number): AwsRoomRun {
   const perMessage = (value: number) => round(value / messages);
   const perMessageRecord = (record: Record<string, number>) => Object.fromEntries(Object.entries(record).map(([key, value]) => [key, perMessage(value)]));
-  const sorted = [...fanout.completionsMs].sort((a, b) => a - b);
+  const { median, max } = spread(fanout.completionsMs);
   const managementCalls = sum(Object.values(counts.management));
   return {
     roomSize,
@@ -172,13 +197,22 @@ function summarize(roomSize: number, messages: number, counts: RequestCounts, fa
     managementCallsPerMessage: perMessage(sum(Object.values(counts.management))),
     managementMethodsPerMessage: perMessageRecord(counts.management),
     lambdaInvokesPerMessage: perMessage(counts.lambdaInvokes),
-    fanoutMedianMs: sorted.length ? round(sorted[Math.floor((sorted.length - 1) / 2)]!) : null,
-    fanoutMaxMs: sorted.length ? round(sorted[sorted.length - 1]!) : null,
+    fanoutMedianMs: median,
+    fanoutMaxMs: max,
+    firstFanoutMedianMs: null,
+    firstFanoutMaxMs: null,
     incompleteMessages: fanout.incomplete,
     cpuMsPerMessage: round(cpuMicros / 1000 / messages),
     cpuMicrosPerManagementCall: managementCalls > 0 ? round(cpuMicros / managementCalls) : null,
     marginalCpuMicrosPerManagementCall: null,
   };
+}
+
+/** The lower median and the worst of fan-out times, rounded; null when there are none. */
+function spread(completionsMs: readonly number[]): { median: number | null; max: number | null } {
+  const sorted = [...completionsMs].sort((a, b) => a - b);
+  if (sorted.length === 0) return { median: null, max: null };
+  return { median: round(sorted[Math.floor((sorted.length - 1) / 2)]!), max: round(sorted[sorted.length - 1]!) };
 }
 
 function withMarginalCosts(runs: AwsRoomRun[]): AwsRoomRun[] {

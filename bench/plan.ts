@@ -18,7 +18,7 @@ export interface BenchPlan {
   /** How long cloudsocket holds its idle connections once, counting the ones it closes meanwhile (heartbeats go on). */
   idleHoldMs: number;
   /** resumeMessages: chats a resuming client misses in the long resume, and chats counted after it. */
-  aws: { roomSizes: number[]; messagesPerRoom: number; coldStartSamples: number; resumeMessages: number };
+  aws: { roomSizes: number[]; messagesPerRoom: number; warmupMessages: number; coldStartSamples: number; resumeMessages: number };
   /** Appends to one room's log per layout; more than ROOM_LOG_SIZE, so the ring has gone round before the full replay. */
   awsLog: AwsLogPlan;
   /** Malformed inputs per target and kind; 10,000 a target in a full run. */
@@ -43,7 +43,7 @@ export const FULL_PLAN: BenchPlan = {
   idleConnections: 10_000,
   idleRounds: 3,
   idleHoldMs: 60_000,
-  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 5, coldStartSamples: 15, resumeMessages: 200 },
+  aws: { roomSizes: [10, 100, 1000], messagesPerRoom: 9, warmupMessages: 25, coldStartSamples: 15, resumeMessages: 200 },
   awsLog: { appends: 3000, chunkSizesKiB: [8, 16, 32] },
   // Every framing error costs the AWS target a $connect, so it gets more of the inputs that need no handshake.
   hostile: {
@@ -64,7 +64,7 @@ export const QUICK_PLAN: BenchPlan = {
   idleConnections: 5_000,
   idleRounds: 1,
   idleHoldMs: 10_000,
-  aws: { roomSizes: [10, 100], messagesPerRoom: 3, coldStartSamples: 3, resumeMessages: 60 },
+  aws: { roomSizes: [10, 100], messagesPerRoom: 3, warmupMessages: 10, coldStartSamples: 3, resumeMessages: 60 },
   awsLog: { appends: 1200, chunkSizesKiB: [8, 16] },
   hostile: {
     cloudbase: { garbage: 250, targets: 250, framing: 250, json: 250 },

@@ -107,7 +107,7 @@ export function formatReport(report: BenchReport): string {
     out.push('', 'AWS target through the emulator and dynalite, per chat message (counted at the servers)');
     out.push(
       table(
-        ['room', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes', 'fan-out median ms', 'fan-out max ms', 'emulator CPU ms', 'CPU µs per @connections call', 'µs per extra call (from the room before)'],
+        ['room', 'DynamoDB', 'by operation', '@connections', 'Lambda invokes', 'fan-out median ms (warm)', 'fan-out max ms (warm)', 'first messages: median, max ms', 'emulator CPU ms', 'CPU µs per @connections call', 'µs per extra call (from the room before)'],
         report.aws.rooms.map((room) => [
           room.roomSize,
           room.dynamoRequestsPerMessage,
@@ -116,6 +116,7 @@ export function formatReport(report: BenchReport): string {
           room.lambdaInvokesPerMessage,
           room.fanoutMedianMs,
           room.fanoutMaxMs,
+          `${room.firstFanoutMedianMs ?? '-'}, ${room.firstFanoutMaxMs ?? '-'}`,
           room.cpuMsPerMessage,
           room.cpuMicrosPerManagementCall ?? '-',
           room.marginalCpuMicrosPerManagementCall ?? '-',

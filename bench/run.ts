@@ -118,10 +118,10 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
         try {
           progress('aws: cold-start imports ...');
           const coldStart = await measureColdStarts(variants, plan.aws.coldStartSamples);
-          progress(`aws: rooms of ${plan.aws.roomSizes.join(', ')} through the emulator ...`);
+          progress(`aws: rooms of ${plan.aws.roomSizes.join(', ')} through the emulator (${plan.aws.messagesPerRoom} messages, ${plan.aws.warmupMessages} more to warm the functions, ${plan.aws.messagesPerRoom} measured warm) ...`);
           const awsPool = await LoadPool.start(programs.loadWorker, 1);
           try {
-            const rooms = await runAwsRooms(awsPool, { roomSizes: plan.aws.roomSizes, messagesPerRoom: plan.aws.messagesPerRoom, distDir: variants.shippedDirectory });
+            const rooms = await runAwsRooms(awsPool, { roomSizes: plan.aws.roomSizes, messagesPerRoom: plan.aws.messagesPerRoom, warmupMessages: plan.aws.warmupMessages, distDir: variants.shippedDirectory });
             progress(`aws: resumes after 2 and ${plan.aws.resumeMessages} chats, then ${plan.aws.resumeMessages} chats, through the emulator ...`);
             const resume = await runAwsResume({ distDir: variants.shippedDirectory, messages: plan.aws.resumeMessages });
             progress('aws: a room of 100 once more, through an emulator that meters what AWS would bill ...');
@@ -235,9 +235,9 @@ function checkTargets(report: BenchReport): TargetCheck[] {
     for (const [roomSize, limitMs] of FANOUT_TARGETS) {
       const room = report.aws.rooms.find((run) => run.roomSize === roomSize);
       checks.push({
-        target: `AWS emulator: fan-out to ${roomSize} members ≤ ${limitMs} ms (median)`,
+        target: `AWS emulator: fan-out to ${roomSize} members ≤ ${limitMs} ms (median, warm functions)`,
         measured: room
-          ? `${room.fanoutMedianMs ?? 'n/a'} ms (max ${room.fanoutMaxMs ?? 'n/a'} ms), ${room.cpuMicrosPerManagementCall ?? 'n/a'} µs of emulator CPU per @connections call`
+          ? `${room.fanoutMedianMs ?? 'n/a'} ms (max ${room.fanoutMaxMs ?? 'n/a'} ms; the room's first messages ${room.firstFanoutMedianMs ?? 'n/a'} ms, max ${room.firstFanoutMaxMs ?? 'n/a'} ms), ${room.cpuMicrosPerManagementCall ?? 'n/a'} µs of emulator CPU per @connections call`
           : `not measured (rooms of ${report.aws.rooms.map((run) => run.roomSize).join(', ')})`,
         met: room !== undefined && room.incompleteMessages === 0 && room.fanoutMedianMs !== null && room.fanoutMedianMs <= limitMs,
       });

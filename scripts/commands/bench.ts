@@ -27,7 +27,9 @@ Scenarios (all by default):
   idle        10,000 idle connections: RSS and V8 heap per connection, against raw ws
   aws         the AWS target through the emulator and dynalite: DynamoDB and
               @connections requests per chat message (rooms of 10, 100, 1000),
-              fan-out time, and the handlers' size and cold-start import time
+              fan-out time (a room's first messages, and warm ones after
+              more that are not measured), and the handlers' size and
+              cold-start import time
   aws-churn   the AWS target through the emulator: 1,000 clients joining one
               room, 10 broadcasts to it, 3,000 connections churning in 30 s
               beside 2 live clients, newcomers' time to welcome, registry
