@@ -11,7 +11,7 @@ import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import type { EmulatorOptions, RunningEmulator } from '../scripts/emulator/index.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
 import { dynamoClient } from './support/dynalite.js';
-import { Gate, startAwsEmulator, startFixtureEmulator } from './support/emulator.js';
+import { Gate, startAwsEmulator, startFixtureEmulator, type HeldConnect } from './support/emulator.js';
 import { openRawWebSocket, rawRequest, upgradeRequest } from './support/raw-socket.js';
 
 /** The fixture stack with its own gate, for a test that changes the emulator's options. */
@@ -19,6 +19,22 @@ async function fixture(options: EmulatorOptions = {}): Promise<{ gate: Gate; emu
   const gate = await Gate.start();
   const emulator = await startFixtureEmulator(gate, options);
   return { gate, emulator, stop: async () => (await emulator.stop(), await gate.stop()) };
+}
+
+/** A raw upgrade for `clientId`, left for the test to end. */
+function handshakeOn(port: number, stage: string, clientId: string): Socket {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.write(upgradeRequest(`/${stage}?clientId=${clientId}`));
+  return socket;
+}
+
+/** Lets the gate's next $connect through, once it is sure whose it is. */
+async function admitNext(gate: Gate, clientId: string): Promise<HeldConnect> {
+  const next = await gate.connects.next();
+  expect(next.event.queryStringParameters).toEqual({ clientId });
+  next.answer({ statusCode: 200 });
+  return next;
 }
 
 describe('a handshake that cannot become a WebSocket', () => {
@@ -68,12 +84,7 @@ describe('a handshake that cannot become a WebSocket', () => {
 
   it('that the client abandons while its $connect still waits for an environment never runs $connect, nor $disconnect', async () => {
     const { gate, emulator: busy, stop } = await fixture({ maxEnvironments: 1 });
-    const handshake = (clientId: string) => {
-      const socket = connect(busy.port, '127.0.0.1');
-      socket.on('error', () => undefined);
-      socket.write(upgradeRequest(`/${busy.stage}?clientId=${clientId}`));
-      return socket;
-    };
+    const handshake = (clientId: string) => handshakeOn(busy.port, busy.stage, clientId);
     try {
       gate.autoAnswer = undefined;
       const first = handshake('first');
@@ -86,15 +97,61 @@ describe('a handshake that cannot become a WebSocket', () => {
       held.answer({ statusCode: 200 });
       // Handshakes are served in order: had the abandoned one run, its $connect would come before this one's.
       const last = handshake('last');
-      const next = await gate.connects.next();
-      expect(next.event.queryStringParameters).toEqual({ clientId: 'last' });
-      next.answer({ statusCode: 200 });
+      const next = await admitNext(gate, 'last');
       expect(busy.functionStats()['cloudsocket-fixture-connect']).toMatchObject({ invocations: 2, abandoned: 1 });
       first.destroy();
       last.destroy();
       const disconnected = [(await gate.disconnects.next()).requestContext.connectionId, (await gate.disconnects.next()).requestContext.connectionId];
       expect(disconnected.sort()).toEqual([held.event.requestContext.connectionId, next.event.requestContext.connectionId].sort());
     } finally {
+      await stop();
+    }
+  });
+});
+
+describe('handshakes the environments cannot keep up with', () => {
+  /** Resolves once the emulator has the socket's handshake (its request read), so what is queued is known. */
+  const queued = (socket: Socket) => new Promise((resolve) => socket.once('connect', resolve));
+
+  it('still waiting for an environment at the integration timeout is answered 504, and its $connect never runs', async () => {
+    const { gate, emulator: busy, stop } = await fixture({ maxEnvironments: 1, integrationTimeoutMs: 1500 });
+    try {
+      gate.autoAnswer = undefined;
+      const first = handshakeOn(busy.port, busy.stage, 'first');
+      const held = await gate.connects.next();
+      const late = await rawRequest(busy.port, upgradeRequest(`/${busy.stage}?clientId=late`));
+      expect(late.status).toBe(504);
+      held.answer({ statusCode: 200 });
+      // Had the timed-out $connect run after its 504, it would come before this one's.
+      const after = handshakeOn(busy.port, busy.stage, 'after');
+      await admitNext(gate, 'after');
+      expect(busy.functionStats()['cloudsocket-fixture-connect']).toMatchObject({ invocations: 2, abandoned: 1 });
+      first.destroy();
+      after.destroy();
+    } finally {
+      await stop();
+    }
+  });
+
+  it('when the queue is behind, runs the newest handshake\'s $connect before the older ones waiting', async () => {
+    // Behind at once, so the order shows without waiting a second for it.
+    const { gate, emulator: busy, stop } = await fixture({ maxEnvironments: 1, queueBehindAfterMs: 0 });
+    const sockets: Socket[] = [];
+    try {
+      gate.autoAnswer = undefined;
+      sockets.push(handshakeOn(busy.port, busy.stage, 'first'));
+      const held = await gate.connects.next();
+      for (const clientId of ['older', 'newer']) {
+        const socket = handshakeOn(busy.port, busy.stage, clientId);
+        sockets.push(socket);
+        await queued(socket);
+      }
+      held.answer({ statusCode: 200 });
+      await admitNext(gate, 'newer');
+      await admitNext(gate, 'older');
+      expect(busy.functionStats()['cloudsocket-fixture-connect']).toMatchObject({ invocations: 3, newestFirst: 1 });
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await stop();
     }
   });

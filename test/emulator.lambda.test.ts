@@ -1,7 +1,9 @@
 /**
  * The emulated Lambda service on its own: an asynchronous event that waits
  * for an environment past its function's maximum event age is dropped, as
- * Lambda drops it, and the template says what that age is.
+ * Lambda drops it, and the template says what that age is; invocations
+ * waiting for an environment are taken in order, but a handshake's once the
+ * queue is behind.
  */
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -10,6 +12,22 @@ import { EXPIRED, LambdaRuntime } from '../scripts/emulator/lambda-runtime.js';
 import { readStack, type FunctionSpec } from '../scripts/emulator/stack.js';
 import { buildAwsOnce, FIXTURE_DIR, testLogger } from './support/emulator.js';
 
+/** The fixture's echo handler as a function of its own; it hangs until its timeout on a `"hang"` body. */
+function echoFunction(limits: Pick<FunctionSpec, 'timeoutMs' | 'maximumEventAgeMs'>): FunctionSpec {
+  return {
+    logicalId: 'Echo',
+    name: 'echo',
+    arn: 'arn:aws:lambda:us-east-1:000000000000:function:echo',
+    file: join(FIXTURE_DIR, 'handlers/echo.mjs'),
+    exportName: 'handler',
+    environment: {},
+    memoryMb: 128,
+    runtime: 'nodejs20.x',
+    role: undefined,
+    ...limits,
+  };
+}
+
 it('reads each function maximum event age from its EventInvokeConfig, and gives the others Lambda default of 6 hours', async () => {
   const stack = readStack({ template: await loadTemplate(DEFAULT_TEMPLATE_PATH), distDir: await buildAwsOnce(), stage: 'dev', region: 'us-east-1' });
   const ages = Object.fromEntries([...stack.functions.values()].map((spec) => [spec.logicalId, spec.maximumEventAgeMs]));
@@ -17,19 +35,7 @@ it('reads each function maximum event age from its EventInvokeConfig, and gives 
 });
 
 it('drops an asynchronous event still waiting for an environment past its maximum age, and runs what comes after', async () => {
-  const echo: FunctionSpec = {
-    logicalId: 'Echo',
-    name: 'echo',
-    arn: 'arn:aws:lambda:us-east-1:000000000000:function:echo',
-    file: join(FIXTURE_DIR, 'handlers/echo.mjs'),
-    exportName: 'handler',
-    environment: {},
-    timeoutMs: 1000,
-    memoryMb: 128,
-    runtime: 'nodejs20.x',
-    maximumEventAgeMs: 200,
-    role: undefined,
-  };
+  const echo = echoFunction({ timeoutMs: 1000, maximumEventAgeMs: 200 });
   const warnings: Array<{ event: string; fields: Record<string, unknown> }> = [];
   const logger = { ...testLogger(), warn: (event: string, fields: Record<string, unknown> = {}) => void warnings.push({ event, fields }) };
   const runtime = new LambdaRuntime({ functions: new Map([['echo', echo]]), environment: {}, maxEnvironments: 1, logger, onOutput: () => undefined });
@@ -42,6 +48,29 @@ it('drops an asynchronous event still waiting for an environment past its maximu
     expect(after).toMatchObject({ ok: true, result: { statusCode: 200 } });
     expect(runtime.stats().echo).toMatchObject({ invocations: 2, expired: 1 });
     expect(warnings).toEqual([{ event: 'async_event_expired', fields: expect.objectContaining({ functionName: 'echo', error: expect.objectContaining({ errorType: EXPIRED }) }) }]);
+  } finally {
+    await runtime.stop();
+  }
+});
+
+it('takes waiting invocations in order, but a handshake goes first once the queue is behind', async () => {
+  const echo = echoFunction({ timeoutMs: 300, maximumEventAgeMs: 60_000 });
+  // Behind as soon as anything waits, so order shows without a second's wait.
+  const runtime = new LambdaRuntime({ functions: new Map([['echo', echo]]), environment: {}, maxEnvironments: 1, logger: testLogger(), onOutput: () => undefined, behindAfterMs: 0 });
+  const ranInOrder = async (newestFirstWhenBehind: boolean) => {
+    const ran: string[] = [];
+    // The only environment hangs until its timeout while the others queue behind it.
+    const hanging = runtime.invoke('echo', { body: '"hang"' });
+    const waiting = ['a', 'b', 'c'].map((body) => runtime.invoke('echo', { body }, { newestFirstWhenBehind }).then(() => void ran.push(body)));
+    await hanging;
+    await Promise.all(waiting);
+    return ran;
+  };
+  try {
+    expect(await ranInOrder(false)).toEqual(['a', 'b', 'c']);
+    // Each time an environment is free the newest waiting goes: c, then b; a, the last one left, after.
+    expect(await ranInOrder(true)).toEqual(['c', 'b', 'a']);
+    expect(runtime.stats().echo).toMatchObject({ newestFirst: 2 });
   } finally {
     await runtime.stop();
   }

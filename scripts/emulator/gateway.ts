@@ -190,7 +190,7 @@ export class Gateway {
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
       const outcome = await this.whileClientStays(request.socket, (abandoned) =>
-        this.integrate(route, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }),
+        this.integrate(route, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned, newestFirstWhenBehind: true }),
       );
       if (outcome === 'timed_out') {
         logger.error('connect_integration_timeout', { connectionId, functionName: route.functionName });
@@ -306,15 +306,30 @@ export class Gateway {
   }
 
   /**
-   * The route's function, given up on after the integration timeout (the invocation itself runs on, as on AWS);
-   * never called when API Gateway may not invoke it.
+   * The route's function, given up on after the integration timeout: an
+   * invocation already running runs on, as on AWS; one still waiting for an
+   * environment never runs, since on AWS it would have started at once and
+   * here the client has been answered already (a `$connect` run after its
+   * 504 would register a connection that never opens). Never called when
+   * API Gateway may not invoke the function.
    */
   private integrate(route: RouteSpec, event: unknown, options: InvokeOptions = {}): Promise<Outcome | 'timed_out'> {
     const refused = this.refusedInvocation(route);
     if (refused) return Promise.resolve(refused);
+    const givenUp = new AbortController();
+    const { abandoned } = options;
+    if (abandoned?.aborted) givenUp.abort();
+    else abandoned?.addEventListener('abort', () => givenUp.abort(), { once: true });
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timed_out'>((resolve) => (timer = setTimeout(() => resolve('timed_out'), this.options.integrationTimeoutMs)));
-    return Promise.race([this.options.lambda.invoke(route.functionName, event, options), timedOut]).finally(() => clearTimeout(timer));
+    const timedOut = new Promise<'timed_out'>(
+      (resolve) =>
+        (timer = setTimeout(() => {
+          // Settled first, so the race answers the timeout and not the abandoned invocation.
+          resolve('timed_out');
+          givenUp.abort();
+        }, this.options.integrationTimeoutMs)),
+    );
+    return Promise.race([this.options.lambda.invoke(route.functionName, event, { ...options, abandoned: givenUp.signal }), timedOut]).finally(() => clearTimeout(timer));
   }
 
   /** The failed outcome of a route whose function API Gateway may not invoke, logged as its execution log says it. */
