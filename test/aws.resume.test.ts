@@ -3,8 +3,9 @@
  * the emulator, the room log and the registry in its dynalite. A client the
  * server cuts off with DeleteConnection (the real SDK client against the
  * emulator's @connections) comes back with its token and misses nothing,
- * though on AWS a live frame may overtake the replay; frames sent at once
- * from several connections get one order every member agrees on.
+ * though on AWS a live frame may overtake the replay; two connections
+ * resuming one session at once leave exactly one holding it; frames sent
+ * at once from several connections get one order every member agrees on.
  */
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +97,37 @@ describe('resuming on the AWS emulator', () => {
     expect(everything).toHaveLength(before.length + whileAway.length + during.length);
     expect(said(chatsBySeq(alice, back))).toEqual(everything);
     expect(back.all('welcome')).toEqual([]);
+  });
+
+  it('lets exactly one of two connections resuming with one token at once end with the clientId; the other, and the stale one, get session_replaced and are closed', async () => {
+    const room = uniqueName('room');
+    const aliceId = uniqueName('alice');
+    // Alice's socket stays open: on AWS a client whose network dropped keeps its connection until API Gateway notices.
+    const alice = await joined({ clientId: aliceId, room });
+    const bob = await joined({ clientId: uniqueName('bob'), room });
+    await alice.next('user_joined', 15_000);
+    const resumeQuery = alice.resumeQuery();
+
+    // Each $connect runs in its own Lambda environment, side by side.
+    const twins = await Promise.all([0, 1].map(() => TestClient.connect(withQuery(emulator.url, resumeQuery), { timeoutMs: 15_000 })));
+    open.push(...twins);
+    const loserIndex = await Promise.race(twins.map((twin, index) => twin.waitClosed(15_000).then(() => index)));
+    const loser = twins[loserIndex]!;
+    const winner = twins[1 - loserIndex]!;
+    // DeleteConnection takes no close code: API Gateway's close says 1000, and the frame before it says why.
+    expect((await loser.waitClosed()).code).toBe(1000);
+    expect(loser.all('error').map((frame) => frame.code)).toEqual(['session_replaced']);
+    expect(await winner.next((frame) => frame.type === 'resumed' || frame.type === 'welcome', 15_000)).toMatchObject({ type: 'resumed', clientId: aliceId });
+    expect((await alice.waitClosed(15_000)).code).toBe(1000);
+    expect(alice.all('error').map((frame) => frame.code)).toEqual(['session_replaced']);
+
+    bob.send({ type: 'users' });
+    expect((await bob.next('users', 15_000)).users.filter((id: string) => id === aliceId)).toHaveLength(1);
+    expect(winner.socketOpen()).toBe(true);
+    const marker = uniqueName('marker');
+    bob.send({ type: 'chat', content: marker });
+    await chatsArrived(winner, [marker]);
+    expect(bob.frames.filter((frame) => frame.type === 'user_left' && frame.clientId === aliceId)).toEqual([]);
   });
 
   it('numbers chats sent at once from four connections one by one, in one order every member sees', async () => {
