@@ -214,7 +214,7 @@ export function formatReport(report: BenchReport): string {
       out.push('', `Lambda functions in the emulator, ${phase === 'join' ? 'crowd joining' : 'churn'}`);
       out.push(
         table(
-          ['function', 'invocations', 'cold starts', 'waited mean / max ms', 'ran mean / max ms', 'most queued', 'abandoned', 'newest first', 'expired'],
+          ['function', 'invocations', 'cold starts', 'waited mean / max ms', 'ran mean / max ms', 'most queued', 'abandoned', 'expired'],
           Object.entries(stats).map(([name, f]) => [
             name,
             f.invocations,
@@ -223,7 +223,6 @@ export function formatReport(report: BenchReport): string {
             `${f.durationMs.mean} / ${f.durationMs.max}`,
             f.peakQueued,
             f.abandoned,
-            f.newestFirst,
             f.expired,
           ]),
         ),

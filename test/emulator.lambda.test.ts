@@ -1,9 +1,7 @@
 /**
  * The emulated Lambda service on its own: an asynchronous event that waits
  * for an environment past its function's maximum event age is dropped, as
- * Lambda drops it, and the template says what that age is; invocations
- * waiting for an environment are taken in order, but a handshake's once the
- * queue is behind.
+ * Lambda drops it, and the template says what that age is.
  */
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -53,25 +51,3 @@ it('drops an asynchronous event still waiting for an environment past its maximu
   }
 });
 
-it('takes waiting invocations in order, but a handshake goes first once the queue is behind', async () => {
-  const echo = echoFunction({ timeoutMs: 300, maximumEventAgeMs: 60_000 });
-  // Behind as soon as anything waits, so order shows without a second's wait.
-  const runtime = new LambdaRuntime({ functions: new Map([['echo', echo]]), environment: {}, maxEnvironments: 1, logger: testLogger(), onOutput: () => undefined, behindAfterMs: 0 });
-  const ranInOrder = async (newestFirstWhenBehind: boolean) => {
-    const ran: string[] = [];
-    // The only environment hangs until its timeout while the others queue behind it.
-    const hanging = runtime.invoke('echo', { body: '"hang"' });
-    const waiting = ['a', 'b', 'c'].map((body) => runtime.invoke('echo', { body }, { newestFirstWhenBehind }).then(() => void ran.push(body)));
-    await hanging;
-    await Promise.all(waiting);
-    return ran;
-  };
-  try {
-    expect(await ranInOrder(false)).toEqual(['a', 'b', 'c']);
-    // Each time an environment is free the newest waiting goes: c, then b; a, the last one left, after.
-    expect(await ranInOrder(true)).toEqual(['c', 'b', 'a']);
-    expect(runtime.stats().echo).toMatchObject({ newestFirst: 2 });
-  } finally {
-    await runtime.stop();
-  }
-});

@@ -190,7 +190,7 @@ export class Gateway {
     let result: ProxyResult | null = { statusCode: 200 };
     if (route) {
       const outcome = await this.whileClientStays(request.socket, (abandoned) =>
-        this.integrate(route, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned, newestFirstWhenBehind: true }),
+        this.integrate(route, connectEvent(connection.facts, request, this.options.port(), connection.facts.connectedAt), { abandoned }, true),
       );
       if (outcome === 'timed_out') {
         logger.error('connect_integration_timeout', { connectionId, functionName: route.functionName });
@@ -306,14 +306,15 @@ export class Gateway {
   }
 
   /**
-   * The route's function, given up on after the integration timeout: an
-   * invocation already running runs on, as on AWS; one still waiting for an
-   * environment never runs, since on AWS it would have started at once and
-   * here the client has been answered already (a `$connect` run after its
-   * 504 would register a connection that never opens). Never called when
-   * API Gateway may not invoke the function.
+   * The route's function, given up on after the integration timeout; the
+   * invocation itself runs on, as on AWS. With `droppedAtTimeout` (a
+   * `$connect`) one still waiting for an environment then never runs: on
+   * AWS it would have run at once, and run now it would register a
+   * connection whose handshake has had its 504. A frame's invocation still
+   * runs late, as on AWS it would have run: its message is not lost. Never
+   * called when API Gateway may not invoke the function.
    */
-  private integrate(route: RouteSpec, event: unknown, options: InvokeOptions = {}): Promise<Outcome | 'timed_out'> {
+  private integrate(route: RouteSpec, event: unknown, options: InvokeOptions = {}, droppedAtTimeout = false): Promise<Outcome | 'timed_out'> {
     const refused = this.refusedInvocation(route);
     if (refused) return Promise.resolve(refused);
     const givenUp = new AbortController();
@@ -326,7 +327,7 @@ export class Gateway {
         (timer = setTimeout(() => {
           // Settled first, so the race answers the timeout and not the abandoned invocation.
           resolve('timed_out');
-          givenUp.abort();
+          if (droppedAtTimeout) givenUp.abort();
         }, this.options.integrationTimeoutMs)),
     );
     return Promise.race([this.options.lambda.invoke(route.functionName, event, { ...options, abandoned: givenUp.signal }), timedOut]).finally(() => clearTimeout(timer));

@@ -57,8 +57,6 @@ export interface EmulatorOptions {
   functionEnv?: Record<string, string>;
   /** Execution environments per function at most (default 4). */
   maxEnvironments?: number;
-  /** How long a function's oldest waiting invocation may wait before handshakes go newest first (default 1 s, lambda-runtime.ts). */
-  queueBehindAfterMs?: number;
   logger?: Logger;
   /** Each line a handler writes; by default its JSON log lines are re-logged with a `function` field. */
   onLog?: (functionName: string, line: string) => void;
@@ -173,7 +171,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const runtime = new LambdaRuntime({
     functions: stack.functions,
     maxEnvironments: settings.maxEnvironments,
-    behindAfterMs: options.queueBehindAfterMs,
     logger,
     onOutput: options.onLog ?? ((functionName, line) => relogLine(logger, functionName, line)),
     environment: {

@@ -3,8 +3,7 @@
  * environments (worker threads) with a private process.env: the template's
  * variables plus Lambda's own and the local endpoints. An environment serves
  * one invocation at a time and stays warm for the next; concurrent
- * invocations get more environments, up to a cap, then wait their turn, in
- * order, but for handshakes when the queue is behind (newestFirstWhenBehind).
+ * invocations get more environments, up to a cap, then wait their turn.
  * A timed-out or crashed environment is discarded, so the next invocation
  * starts cold, as on Lambda.
  */
@@ -32,16 +31,7 @@ export interface LambdaRuntimeOptions {
   logger: Logger;
   /** Each line a handler writes to stdout or stderr. */
   onOutput: (functionName: string, line: string) => void;
-  /** How long the oldest waiting invocation may have waited before the queue counts as behind (default BEHIND_AFTER_MS). */
-  behindAfterMs?: number;
 }
-
-/**
- * Longer than any handler here runs warm: a queue whose oldest invocation
- * has waited this long is not absorbing a burst but falling behind a load
- * its environments cannot keep up with.
- */
-export const BEHIND_AFTER_MS = 1000;
 
 const WORKER_URL = new URL('./lambda-worker.mjs', import.meta.url);
 
@@ -56,7 +46,6 @@ interface Pending {
   queuedAt: number;
   /** Asynchronous events only: dropped unless an environment takes them by then. */
   expiresAt?: number;
-  newestFirstWhenBehind: boolean;
 }
 
 /** How one function's invocations went: what to look at when the emulator falls behind. */
@@ -64,8 +53,6 @@ export interface FunctionStats {
   invocations: number;
   /** Given up by their callers (a client that left mid-handshake, a gateway past its integration timeout) before an environment took them. */
   abandoned: number;
-  /** Taken before older ones, the queue being behind (newestFirstWhenBehind). */
-  newestFirst: number;
   /** Asynchronous events older than the function's maximum event age when an environment was free: dropped, as Lambda drops them. */
   expired: number;
   coldStarts: number;
@@ -163,7 +150,7 @@ function abandonedOutcome(): Outcome {
 }
 
 function freshCounts() {
-  return { invocations: 0, abandoned: 0, newestFirst: 0, expired: 0, coldStarts: 0, peakEnvironments: 0, peakQueued: 0, queueWaitMs: 0, maxQueueWaitMs: 0, durationMs: 0, maxDurationMs: 0 };
+  return { invocations: 0, abandoned: 0, expired: 0, coldStarts: 0, peakEnvironments: 0, peakQueued: 0, queueWaitMs: 0, maxQueueWaitMs: 0, durationMs: 0, maxDurationMs: 0 };
 }
 
 export interface InvokeOptions {
@@ -171,16 +158,6 @@ export interface InvokeOptions {
   abandoned?: AbortSignal;
   /** Dropped unless an environment takes it within this long (asynchronous events). */
   maximumAgeMs?: number;
-  /**
-   * A handshake's `$connect`: when the queue is behind, it goes before the
-   * invocations that have waited longer. Their clients may have given up
-   * already (a client with a handshake timeout, as the bench's load has at
-   * 10 s), and serving the newest first keeps the latest arrivals' wait
-   * short, where strict order would make every client wait until the queue
-   * reaches it, and most give up first. Lambda itself never queues a synchronous
-   * invocation: it starts another environment, or refuses with a throttle.
-   */
-  newestFirstWhenBehind?: boolean;
 }
 
 class FunctionPool {
@@ -193,18 +170,17 @@ class FunctionPool {
     private readonly spec: FunctionSpec,
     private readonly environment: Record<string, string>,
     private readonly maxEnvironments: number,
-    private readonly behindAfterMs: number,
     private readonly onOutput: (line: string) => void,
   ) {}
 
-  invoke(event: unknown, { abandoned, maximumAgeMs, newestFirstWhenBehind = false }: InvokeOptions): Promise<Outcome> {
+  invoke(event: unknown, { abandoned, maximumAgeMs }: InvokeOptions): Promise<Outcome> {
     return new Promise((resolve) => {
       if (abandoned?.aborted) {
         this.counts.abandoned++;
         return resolve(abandonedOutcome());
       }
       const queuedAt = performance.now();
-      const pending: Pending = { event, resolve, queuedAt, newestFirstWhenBehind, ...(maximumAgeMs === undefined ? {} : { expiresAt: queuedAt + maximumAgeMs }) };
+      const pending: Pending = { event, resolve, queuedAt, ...(maximumAgeMs === undefined ? {} : { expiresAt: queuedAt + maximumAgeMs }) };
       this.queue.push(pending);
       this.counts.peakQueued = Math.max(this.counts.peakQueued, this.queue.length);
       abandoned?.addEventListener(
@@ -229,12 +205,11 @@ class FunctionPool {
       this.counts = freshCounts();
       return stats;
     }
-    const { invocations, abandoned, newestFirst, expired, coldStarts, peakEnvironments, peakQueued } = this.counts;
+    const { invocations, abandoned, expired, coldStarts, peakEnvironments, peakQueued } = this.counts;
     const mean = (total: number) => (invocations ? Math.round((total / invocations) * 10) / 10 : 0);
     return {
       invocations,
       abandoned,
-      newestFirst,
       expired,
       coldStarts,
       peakEnvironments,
@@ -259,8 +234,8 @@ class FunctionPool {
         this.counts.coldStarts++;
         this.counts.peakEnvironments = Math.max(this.counts.peakEnvironments, this.all.size);
       }
+      const pending = this.queue.shift()!;
       const takenAt = performance.now();
-      const pending = this.nextPending(takenAt);
       if (pending.expiresAt !== undefined && takenAt > pending.expiresAt) {
         this.idle.push(environment);
         this.counts.expired++;
@@ -280,16 +255,6 @@ class FunctionPool {
         this.dispatch();
       });
     }
-  }
-
-  /** The oldest waiting invocation, or the newest when the queue is behind and the newest may go first. */
-  private nextPending(now: number): Pending {
-    const newest = this.queue[this.queue.length - 1]!;
-    if (this.queue.length > 1 && newest.newestFirstWhenBehind && now - this.queue[0]!.queuedAt > this.behindAfterMs) {
-      this.counts.newestFirst++;
-      return this.queue.pop()!;
-    }
-    return this.queue.shift()!;
   }
 
   async stop(): Promise<void> {
@@ -320,7 +285,7 @@ export class LambdaRuntime {
         _HANDLER: `${spec.file.replace(/^.*[\\/]/, '').replace(/\.[cm]?js$/, '')}.${spec.exportName}`,
         LAMBDA_TASK_ROOT: spec.file.replace(/[\\/][^\\/]*$/, ''),
       };
-      this.pools.set(spec.name, new FunctionPool(spec, environment, options.maxEnvironments, options.behindAfterMs ?? BEHIND_AFTER_MS, (line) => options.onOutput(spec.name, line)));
+      this.pools.set(spec.name, new FunctionPool(spec, environment, options.maxEnvironments, (line) => options.onOutput(spec.name, line)));
     }
   }
 
