@@ -68,19 +68,25 @@ export async function launchServers(name: ServerName, programs: BenchPrograms, o
 }
 
 const START_TIMEOUT_MS = 15_000;
+/** Output lines of a server kept to say what it did last, when its probe stops answering. */
+const RECENT_LINES = 20;
 
 export async function launchServer(name: ServerName, programs: BenchPrograms, options: LaunchOptions = {}): Promise<ServerUnderTest> {
   const nodeOptions = `--expose-gc --import=${programs.probeUrl}`;
   const env = { ...options.env, NODE_OPTIONS: nodeOptions };
   let onProbe: (port: number) => void = () => {};
   const probeSeen = new Promise<number>((resolve) => (onProbe = resolve));
+  const recent: string[] = [];
   const onLine = (line: string) => {
+    recent.push(line);
+    if (recent.length > RECENT_LINES) recent.shift();
     const event = parseLogLine(line);
     if (event?.event === 'bench_probe' && typeof event.port === 'number') onProbe(event.port);
   };
 
   let port: number;
   let child: ChildProcess;
+  let stderrTail = () => '';
   if (name === 'cloudsocket') {
     const running = await runArtifact(programs.cloudbaseDirectory, {
       port: 0,
@@ -90,6 +96,7 @@ export async function launchServer(name: ServerName, programs: BenchPrograms, op
     });
     port = running.port;
     child = running.child;
+    stderrTail = running.stderrTail;
   } else {
     child = spawn(process.execPath, [baselineProgram(name, programs)], {
       env: { ...process.env, ...env, PORT: '0' },
@@ -103,22 +110,32 @@ export async function launchServer(name: ServerName, programs: BenchPrograms, op
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
+  /** A request to the probe; when it fails, the error says whether the server is still running and what it printed last. */
+  const askProbe = async (path: string): Promise<Response> => {
+    try {
+      return await fetch(`http://127.0.0.1:${probePort}${path}`);
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      const state = child.exitCode !== null || child.signalCode !== null ? `it exited (${child.signalCode ?? `code ${child.exitCode}`})` : 'it is still running';
+      const stderr = stderrTail();
+      throw new Error(
+        `${name} (pid ${child.pid}): its probe did not answer ${path} (${(error as Error).message}${cause ? `, ${cause}` : ''}); ${state}. Its last output:\n${[...recent, ...(stderr ? [stderr] : [])].join('\n') || '(none)'}`,
+      );
+    }
+  };
   return {
     name,
     dialect: name === 'socketio' ? 'socketio' : 'chat',
     url: `ws://127.0.0.1:${port}/`,
     urls: [`ws://127.0.0.1:${port}/`],
-    memory: async () => {
-      const response = await fetch(`http://127.0.0.1:${probePort}/memory`);
-      return (await response.json()) as MemoryUsage;
-    },
-    heapSnapshot: async () => ((await (await fetch(`http://127.0.0.1:${probePort}/heap-snapshot`)).json()) as { path: string }).path,
+    memory: async () => (await (await askProbe('/memory')).json()) as MemoryUsage,
+    heapSnapshot: async () => ((await (await askProbe('/heap-snapshot')).json()) as { path: string }).path,
     startProfile: async () => {
-      await fetch(`http://127.0.0.1:${probePort}/profile/start`).then((response) => response.text());
+      await (await askProbe('/profile/start')).text();
     },
-    stopProfile: async () => (await fetch(`http://127.0.0.1:${probePort}/profile/stop`)).text(),
+    stopProfile: async () => (await askProbe('/profile/stop')).text(),
     cpuMicros: async () => {
-      const response = await fetch(`http://127.0.0.1:${probePort}/cpu`);
+      const response = await askProbe('/cpu');
       const { user, system } = (await response.json()) as { user: number; system: number };
       return user + system;
     },
