@@ -10,22 +10,6 @@ import { EXPIRED, LambdaRuntime } from '../scripts/emulator/lambda-runtime.js';
 import { readStack, type FunctionSpec } from '../scripts/emulator/stack.js';
 import { buildAwsOnce, FIXTURE_DIR, testLogger } from './support/emulator.js';
 
-/** The fixture's echo handler as a function of its own; it hangs until its timeout on a `"hang"` body. */
-function echoFunction(limits: Pick<FunctionSpec, 'timeoutMs' | 'maximumEventAgeMs'>): FunctionSpec {
-  return {
-    logicalId: 'Echo',
-    name: 'echo',
-    arn: 'arn:aws:lambda:us-east-1:000000000000:function:echo',
-    file: join(FIXTURE_DIR, 'handlers/echo.mjs'),
-    exportName: 'handler',
-    environment: {},
-    memoryMb: 128,
-    runtime: 'nodejs20.x',
-    role: undefined,
-    ...limits,
-  };
-}
-
 it('reads each function maximum event age from its EventInvokeConfig, and gives the others Lambda default of 6 hours', async () => {
   const stack = readStack({ template: await loadTemplate(DEFAULT_TEMPLATE_PATH), distDir: await buildAwsOnce(), stage: 'dev', region: 'us-east-1' });
   const ages = Object.fromEntries([...stack.functions.values()].map((spec) => [spec.logicalId, spec.maximumEventAgeMs]));
@@ -33,7 +17,19 @@ it('reads each function maximum event age from its EventInvokeConfig, and gives 
 });
 
 it('drops an asynchronous event still waiting for an environment past its maximum age, and runs what comes after', async () => {
-  const echo = echoFunction({ timeoutMs: 1000, maximumEventAgeMs: 200 });
+  const echo: FunctionSpec = {
+    logicalId: 'Echo',
+    name: 'echo',
+    arn: 'arn:aws:lambda:us-east-1:000000000000:function:echo',
+    file: join(FIXTURE_DIR, 'handlers/echo.mjs'),
+    exportName: 'handler',
+    environment: {},
+    timeoutMs: 1000,
+    memoryMb: 128,
+    runtime: 'nodejs20.x',
+    maximumEventAgeMs: 200,
+    role: undefined,
+  };
   const warnings: Array<{ event: string; fields: Record<string, unknown> }> = [];
   const logger = { ...testLogger(), warn: (event: string, fields: Record<string, unknown> = {}) => void warnings.push({ event, fields }) };
   const runtime = new LambdaRuntime({ functions: new Map([['echo', echo]]), environment: {}, maxEnvironments: 1, logger, onOutput: () => undefined });
@@ -50,4 +46,3 @@ it('drops an asynchronous event still waiting for an environment past its maximu
     await runtime.stop();
   }
 });
-

@@ -317,20 +317,18 @@ export class Gateway {
   private integrate(route: RouteSpec, event: unknown, options: InvokeOptions = {}, droppedAtTimeout = false): Promise<Outcome | 'timed_out'> {
     const refused = this.refusedInvocation(route);
     if (refused) return Promise.resolve(refused);
-    const givenUp = new AbortController();
-    const { abandoned } = options;
-    if (abandoned?.aborted) givenUp.abort();
-    else abandoned?.addEventListener('abort', () => givenUp.abort(), { once: true });
+    const timeout = new AbortController();
+    const abandoned = droppedAtTimeout ? AbortSignal.any([timeout.signal, ...(options.abandoned ? [options.abandoned] : [])]) : options.abandoned;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timed_out'>(
       (resolve) =>
         (timer = setTimeout(() => {
           // Settled first, so the race answers the timeout and not the abandoned invocation.
           resolve('timed_out');
-          if (droppedAtTimeout) givenUp.abort();
+          timeout.abort();
         }, this.options.integrationTimeoutMs)),
     );
-    return Promise.race([this.options.lambda.invoke(route.functionName, event, { ...options, abandoned: givenUp.signal }), timedOut]).finally(() => clearTimeout(timer));
+    return Promise.race([this.options.lambda.invoke(route.functionName, event, { ...options, abandoned }), timedOut]).finally(() => clearTimeout(timer));
   }
 
   /** The failed outcome of a route whose function API Gateway may not invoke, logged as its execution log says it. */
