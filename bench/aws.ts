@@ -113,14 +113,7 @@ export async function runAwsRooms(pool: LoadPool, options: AwsRoomOptions): Prom
         const warm = await pool.fanout(options.messagesPerRoom, CONTENT_BYTES, FANOUT_TIMEOUT_MS);
         const cpu = process.cpuUsage(cpuBefore);
         await quiet(counter);
-        const run = summarize(roomSize, options.messagesPerRoom, counter.snapshot(), warm, cpu.user + cpu.system);
-        const firstSpread = spread(first.completionsMs);
-        runs.push({
-          ...run,
-          firstFanoutMedianMs: firstSpread.median,
-          firstFanoutMaxMs: firstSpread.max,
-          incompleteMessages: first.incomplete + warmup.incomplete + warm.incomplete,
-        });
+        runs.push(summarize(roomSize, options.messagesPerRoom, counter.snapshot(), { first, warmup, warm }, cpu.user + cpu.system));
       });
     }
     return withMarginalCosts(runs);
@@ -183,10 +176,14 @@ async function inGatheredRoom<T>(pool: LoadPool, emulator: RunningEmulator, dyna
   return measured;
 }
 
-function summarize(roomSize: number, messages: number, counts: RequestCounts, fanout: { completionsMs: number[]; incomplete: number }, cpuMicros: number): AwsRoomRun {
+type Fanout = { completionsMs: number[]; incomplete: number };
+
+/** Requests and CPU are the warm phase's; fan-out times are given for the first and the warm phase. */
+function summarize(roomSize: number, messages: number, counts: RequestCounts, phases: { first: Fanout; warmup: Fanout; warm: Fanout }, cpuMicros: number): AwsRoomRun {
   const perMessage = (value: number) => round(value / messages);
   const perMessageRecord = (record: Record<string, number>) => Object.fromEntries(Object.entries(record).map(([key, value]) => [key, perMessage(value)]));
-  const { median, max } = spread(fanout.completionsMs);
+  const warm = spread(phases.warm.completionsMs);
+  const first = spread(phases.first.completionsMs);
   const managementCalls = sum(Object.values(counts.management));
   return {
     roomSize,
@@ -197,11 +194,11 @@ function summarize(roomSize: number, messages: number, counts: RequestCounts, fa
     managementCallsPerMessage: perMessage(sum(Object.values(counts.management))),
     managementMethodsPerMessage: perMessageRecord(counts.management),
     lambdaInvokesPerMessage: perMessage(counts.lambdaInvokes),
-    fanoutMedianMs: median,
-    fanoutMaxMs: max,
-    firstFanoutMedianMs: null,
-    firstFanoutMaxMs: null,
-    incompleteMessages: fanout.incomplete,
+    fanoutMedianMs: warm.median,
+    fanoutMaxMs: warm.max,
+    firstFanoutMedianMs: first.median,
+    firstFanoutMaxMs: first.max,
+    incompleteMessages: phases.first.incomplete + phases.warmup.incomplete + phases.warm.incomplete,
     cpuMsPerMessage: round(cpuMicros / 1000 / messages),
     cpuMicrosPerManagementCall: managementCalls > 0 ? round(cpuMicros / managementCalls) : null,
     marginalCpuMicrosPerManagementCall: null,

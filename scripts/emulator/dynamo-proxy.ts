@@ -116,13 +116,14 @@ export class DynamoProxy {
       // A batch's unprocessed writes did not happen: they are retried, and counted, when they come again.
       const unprocessed = operation === 'BatchWriteItem' ? this.indexedWrites(operation, { RequestItems: parseJson(answer.body)?.UnprocessedItems ?? {} }) : [];
       const skipped = new Set(unprocessed.map(({ tableName, key }) => keyText(tableName, key)));
-      let units = 0;
-      for (const [at, { tableName, key, indexes }] of written.entries()) {
-        if (skipped.has(keyText(tableName, key))) continue;
-        const after = await this.currentItem(headers, tableName, key);
-        units += indexes.reduce((total, index) => total + indexWriteUnits(before[at], after, index), 0);
-      }
-      this.costMeter!.capacity('write', units);
+      const units = await Promise.all(
+        written.map(async ({ tableName, key, indexes }, at) => {
+          if (skipped.has(keyText(tableName, key))) return 0;
+          const after = await this.currentItem(headers, tableName, key);
+          return indexes.reduce((total, index) => total + indexWriteUnits(before[at], after, index), 0);
+        }),
+      );
+      this.costMeter!.capacity('write', units.reduce((total, each) => total + each, 0));
     }
     if ((await this.sendWithOldItem(headers, operation, input, answer, res)) === 'sent') return;
     const parsed = answer.status === 200 ? parseJson(answer.body) : undefined;

@@ -70,7 +70,8 @@ function roleRefusal(stack: LocalStack, target: InvokeTarget, credentials: unkno
 /** Whether the role `roleValue` names (a template role, as readRole found it) lets API Gateway assume it. */
 function trustsApiGateway(stack: LocalStack, roleValue: unknown): boolean {
   const [logicalId] = referencedResources(stack.template, roleValue);
-  const document = stack.template.Resources[logicalId!]?.Properties?.AssumeRolePolicyDocument as { Statement?: unknown } | undefined;
+  const role = logicalId === undefined ? undefined : stack.template.Resources[logicalId];
+  const document = role?.Properties?.AssumeRolePolicyDocument as { Statement?: unknown } | undefined;
   const statements = Array.isArray(document?.Statement) ? document.Statement : document?.Statement ? [document.Statement] : [];
   return statements.some((statement: { Effect?: unknown; Principal?: { Service?: unknown }; Action?: unknown }) => {
     const services = [statement?.Principal?.Service].flat();
