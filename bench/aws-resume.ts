@@ -7,14 +7,20 @@
  * slots). The client is cut with DeleteConnection, as the
  * server would, and comes back with its token and the last seq it saw.
  *
- * Ten senders take turns, so none of them nears the rate limit.
+ * Ten senders take turns, each at most once per interval of the default
+ * rate limit, so none of them is ever inside a burst, however fast the
+ * machine: a frame inside one costs its touch one more write (a failed
+ * condition, then the write against the old tat), which is the rate limit's
+ * price, not the log's.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { LOCAL_CREDENTIALS } from '../scripts/emulator/dynamo.js';
 import { startEmulator, type RunningEmulator } from '../scripts/emulator/index.js';
 import { silentLogger } from '../shared/log.js';
+import { DEFAULT_RATE_LIMIT } from '../shared/rate-limit.js';
 import { TestClient } from '../testing/client.js';
 import { quiet, RequestCounter, sum, type RequestCounts } from './aws-counter.js';
 
@@ -43,6 +49,8 @@ export interface AwsResumeRun {
 }
 
 const SENDERS = 10;
+/** The default rate limit's interval between frames, with a margin for the gateway's clock, which stamps each frame. */
+const SENDER_INTERVAL_MS = (1000 / DEFAULT_RATE_LIMIT.perSecond) * 1.1;
 const CONTENT = 'x'.repeat(64);
 const TIMEOUT_MS = 30_000;
 
@@ -66,10 +74,15 @@ export async function runAwsResume(options: AwsResumeOptions): Promise<AwsResume
     let resumer = await join('clientId=resumer&room=resume');
 
     let sent = 0;
+    const lastSentAt = senders.map(() => -Infinity);
     const chat = async (count: number) => {
       for (let i = 0; i < count; i++) {
         const content = `${sent++} ${CONTENT}`;
-        senders[sent % SENDERS]!.send({ type: 'chat', content });
+        const turn = sent % SENDERS;
+        const wait = lastSentAt[turn]! + SENDER_INTERVAL_MS - performance.now();
+        if (wait > 0) await delay(wait);
+        lastSentAt[turn] = performance.now();
+        senders[turn]!.send({ type: 'chat', content });
         await listener.next((frame) => frame.type === 'chat' && frame.message === content, TIMEOUT_MS);
       }
     };

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { build as esbuild, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import yazl from 'yazl';
 import { cloudbasercFor, awsTemplateFor } from './infra.js';
@@ -103,7 +103,7 @@ function optionalPeers(project: Project): Plugin {
  * Resolves `cloudsocket-entry:NAME` to the generated entry of one function:
  * the project's app module handed to an adapter factory.
  */
-function generatedEntries(project: Project, entries: Record<string, (app: string) => string>): Plugin {
+function generatedEntries(project: Project, entries: Record<string, (app: string, shown: string) => string>): Plugin {
   return {
     name: 'cloudsocket-entries',
     setup(build) {
@@ -111,23 +111,33 @@ function generatedEntries(project: Project, entries: Record<string, (app: string
       build.onLoad({ filter: /.*/, namespace: ENTRY_NAMESPACE }, (args) => {
         const make = entries[args.path];
         if (!make) return { errors: [{ text: `no generated entry "${args.path}"` }] };
-        return { contents: make(JSON.stringify(project.appModule)), resolveDir: project.root, loader: 'js' };
+        return { contents: make(JSON.stringify(project.appModule), JSON.stringify(appModuleShown(project))), resolveDir: project.root, loader: 'js' };
       });
     },
   };
 }
 
-const CLOUDBASE_ENTRY = (app: string) => `import * as appModule from ${app};
+/**
+ * How the app module is named in the bundle's own error message: from the
+ * project's root, so a bundle carries no path of the machine that built it
+ * and two checkouts of one project build the same bytes.
+ */
+function appModuleShown(project: Project): string {
+  const fromRoot = relative(project.root, project.appModule);
+  return fromRoot.startsWith('..') || isAbsolute(fromRoot) ? basename(project.appModule) : fromRoot;
+}
+
+const CLOUDBASE_ENTRY = (app: string, shown: string) => `import * as appModule from ${app};
 import { appFromModule } from 'cloudsocket';
 import { startCloudbaseFunction } from 'cloudsocket/cloudbase';
-await startCloudbaseFunction({ app: appFromModule(appModule, ${app}) });
+await startCloudbaseFunction({ app: appFromModule(appModule, ${shown}) });
 `;
 
 // Each entry imports its own handler's factory only, so its bundle holds what that handler uses.
-const awsEntry = (handler: string) => (app: string) => `import * as appModule from ${app};
+const awsEntry = (handler: string) => (app: string, shown: string) => `import * as appModule from ${app};
 import { appFromModule } from 'cloudsocket';
 import { ${handler}Handler } from 'cloudsocket/aws';
-export const handler = ${handler}Handler(appFromModule(appModule, ${app}));
+export const handler = ${handler}Handler(appFromModule(appModule, ${shown}));
 `;
 
 /**

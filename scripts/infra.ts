@@ -9,9 +9,6 @@ import { stringify } from 'yaml';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate } from './aws-template.js';
 import type { Project } from './project.js';
 
-/** Node reads the bundles' source maps, so stack traces in CloudWatch name the app's own lines. */
-const SOURCE_MAPS = { NODE_OPTIONS: '--enable-source-maps' };
-
 export async function awsTemplateFor(project: Project): Promise<string> {
   if (project.aws.template) return readFile(project.aws.template, 'utf8');
   const template = await loadTemplate(DEFAULT_TEMPLATE_PATH);
@@ -36,7 +33,7 @@ export async function awsTemplateFor(project: Project): Promise<string> {
     properties.Runtime = project.aws.runtime;
     const environment = (properties.Environment ??= { Variables: {} }) as { Variables: Record<string, unknown> };
     // The template's own variables (table, welcome function) win: the handlers cannot run without them.
-    environment.Variables = { ...SOURCE_MAPS, ...env, ...environment.Variables };
+    environment.Variables = { ...env, ...environment.Variables };
   }
   // Long-form intrinsics (`Fn::Sub:`) are what the parser produced; CloudFormation reads them as it reads `!Sub`.
   return stringify(template, { lineWidth: 0 });

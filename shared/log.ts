@@ -14,11 +14,17 @@ export interface Logger {
   error(event: string, fields?: LogFields): void;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+export interface LoggerOptions {
+  /** Rewrites an error's stack before it is logged (the AWS adapter maps it to the app's source lines). */
+  stackOf?: (stack: string) => string;
+}
+
+export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(line), options: LoggerOptions = {}): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
+  const stackOf = options.stackOf ?? ((stack: string) => stack);
   const emit = (at: LogLevel) => (event: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(at) < threshold) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: at, event, ...serializable(fields) }) + '\n');
+    write(JSON.stringify({ time: new Date().toISOString(), level: at, event, ...serializable(fields, stackOf) }) + '\n');
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
@@ -26,12 +32,12 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
 export const silentLogger: Logger = createLogger('silent');
 
 /** Errors become {name, code, message, stack}; JSON.stringify would print {}. */
-function serializable(fields: LogFields | undefined): LogFields | undefined {
+function serializable(fields: LogFields | undefined, stackOf: (stack: string) => string): LogFields | undefined {
   if (!fields) return fields;
   const out: LogFields = {};
   for (const [key, value] of Object.entries(fields)) {
     out[key] = value instanceof Error
-      ? { name: value.name, code: (value as { code?: unknown }).code, message: value.message, stack: value.stack }
+      ? { name: value.name, code: (value as { code?: unknown }).code, message: value.message, stack: value.stack === undefined ? undefined : stackOf(value.stack) }
       : value;
   }
   return out;

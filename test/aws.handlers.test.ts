@@ -5,6 +5,7 @@
  * the emulator: so a handler's sends reach real sockets, and a connection the
  * emulator never opened answers 410 as a vanished one would in the cloud.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatApp } from '../apps/chat/index.js';
@@ -12,6 +13,7 @@ import { createAwsHandlers } from '../functions/aws/index.js';
 import { DynamoDbRegistry } from '../registries/dynamodb-registry.js';
 import { nameKey } from '../shared/names.js';
 import { freshRateState } from '../shared/rate-limit.js';
+import { DYNALITE_REQUEST_CHANNEL } from '../scripts/emulator/dynamo.js';
 import type { RunningEmulator } from '../scripts/emulator/index.js';
 import { dynamoClient } from './support/dynalite.js';
 import { TestClient, uniqueName, withQuery } from './support/client.js';
@@ -328,3 +330,23 @@ function record(connectionId: string, clientId: string) {
     rate: freshRateState(now),
   };
 }
+
+describe('a frame inside a burst', () => {
+  it("costs one more UpdateItem and no read: the emulator hands back the item a failed condition found, as DynamoDB does, and counts no request of its own", async () => {
+    const a = await realClient(uniqueName('room'));
+    const operations: string[] = [];
+    const listener = (message: unknown) => void operations.push((message as { operation: string }).operation);
+    subscribe(DYNALITE_REQUEST_CHANNEL, listener);
+    try {
+      // Together, well inside the rate limit's interval: one of the two finds the bucket's tat in the future.
+      a.client.send({ type: 'ping' });
+      a.client.send({ type: 'ping' });
+      await a.client.next('pong');
+      await a.client.next('pong');
+    } finally {
+      unsubscribe(DYNALITE_REQUEST_CHANNEL, listener);
+    }
+    expect(operations.filter((operation) => operation === 'UpdateItem').length).toBeGreaterThanOrEqual(3);
+    expect(operations.filter((operation) => operation === 'GetItem')).toEqual([]);
+  });
+});

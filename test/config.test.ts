@@ -57,8 +57,9 @@ describe('the generated infra', () => {
     expect(functions).toHaveLength(4);
     for (const fn of functions) {
       expect(fn.Properties).toMatchObject({ MemorySize: 512, Architectures: ['x86_64'] });
-      expect(fn.Properties.Environment.Variables).toMatchObject({ GREETING: 'hi', ONLY_AWS: '1', NODE_OPTIONS: '--enable-source-maps' });
+      expect(fn.Properties.Environment.Variables).toMatchObject({ GREETING: 'hi', ONLY_AWS: '1' });
       expect(fn.Properties.Environment.Variables.ONLY_CB).toBeUndefined();
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
     }
     expect(template.Parameters.LogLevel!.Default).toBe('debug');
     const rc = cloudbasercFor(project) as { functions: Array<Record<string, any>> };

@@ -18,6 +18,7 @@ import { DynamoDbStateStore } from '../../registries/dynamodb-state.js';
 import { DynamoDbRoomLog } from '../../registries/dynamodb-room-log.js';
 import type { WebSocketResult } from './events.js';
 import { SignedManagementTransport } from './signed-management-transport.js';
+import { sourceMappedStack, stacksAlreadyMapped } from './source-mapped-stack.js';
 import { withOverrides } from '../../shared/settings.js';
 import { readAwsSettings, type AwsSettings, type AwsSettingsOverrides } from './settings.js';
 
@@ -63,7 +64,7 @@ export function lazyRuntime(app: App, options: AwsHandlerOptions): () => Runtime
 
 function createRuntime(app: App, options: AwsHandlerOptions, env: NodeJS.ProcessEnv): Runtime {
   const settings = withOverrides(readAwsSettings(env), options.settings);
-  const logger = options.logger ?? createLogger(settings.logLevel);
+  const logger = options.logger ?? createLogger(settings.logLevel, undefined, stacksAlreadyMapped() ? {} : { stackOf: sourceMappedStack });
   let dynamo: DynamoDBClient | undefined;
   // The endpoint comes from the SDK's own AWS_ENDPOINT_URL_DYNAMODB when set (the emulator sets it).
   const dynamoClient = () => (dynamo ??= new DynamoDBClient({ logger: SDK_LOGGER }));

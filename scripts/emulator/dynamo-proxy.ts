@@ -164,6 +164,7 @@ export class DynamoProxy {
     const read = await this.exchange(
       { ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` },
       Buffer.from(JSON.stringify({ TableName: input.TableName, Key: key, ConsistentRead: true })),
+      true,
     );
     const item = read.status === 200 ? parseJson(read.body)?.Item : undefined;
     if (item === undefined) return 'item_gone';
@@ -248,13 +249,13 @@ export class DynamoProxy {
 
   /** The item under `key` as it is now (a consistent read), for the meter. */
   private async currentItem(headers: IncomingMessage['headers'], tableName: string, key: Record<string, unknown>): Promise<Record<string, AttributeValue> | undefined> {
-    const read = await this.exchange({ ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` }, Buffer.from(JSON.stringify({ TableName: tableName, Key: key, ConsistentRead: true })));
+    const read = await this.exchange({ ...headers, 'x-amz-target': `${TARGET_PREFIX}GetItem` }, Buffer.from(JSON.stringify({ TableName: tableName, Key: key, ConsistentRead: true })), true);
     return read.status === 200 ? (parseJson(read.body)?.Item as Record<string, AttributeValue> | undefined) : undefined;
   }
 
-  /** One request to the DynamoDB, its answer read whole. */
-  private exchange(headers: IncomingMessage['headers'], body: Buffer): Promise<Exchange> {
-    if (this.embedded) return this.embedded.call(headers, body);
+  /** One request to the DynamoDB, its answer read whole; `own` for the proxy's own reads (see EmbeddedDynalite.call). */
+  private exchange(headers: IncomingMessage['headers'], body: Buffer, own = false): Promise<Exchange> {
+    if (this.embedded) return this.embedded.call(headers, body, { own });
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const upstream = send(this.target, { method: 'POST', agent: this.agent, headers: { ...headers, host: this.target.host, 'content-length': String(body.length) } }, (answer) => {

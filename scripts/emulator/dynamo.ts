@@ -25,8 +25,14 @@ export const DYNALITE_REQUEST_CHANNEL = 'cloudsocket:dynalite:request';
 
 export interface EmbeddedDynalite {
   endpoint: string;
-  /** One DynamoDB call handed to dynalite's thread as a message, not over its port; rejects once that thread is gone or stopping. */
-  call(headers: Record<string, string | string[] | undefined>, body: Uint8Array): Promise<DynaliteAnswer>;
+  /**
+   * One DynamoDB call handed to dynalite's thread as a message, not over its
+   * port; rejects once that thread is gone or stopping. `own`: a read the
+   * emulator makes for itself (the meter's, or the item a failed condition
+   * found, which DynamoDB returns with the failure), not reported on
+   * DYNALITE_REQUEST_CHANNEL, since DynamoDB would not have received it.
+   */
+  call(headers: Record<string, string | string[] | undefined>, body: Uint8Array, options?: { own?: boolean }): Promise<DynaliteAnswer>;
   stop(): Promise<void>;
 }
 
@@ -83,10 +89,10 @@ export async function startDynalite(onCrash: (error: Error) => void = () => unde
   const endpoint = `http://127.0.0.1:${port}`;
   const embedded: EmbeddedDynalite = {
     endpoint,
-    call: (headers, body) => {
+    call: (headers, body, options = {}) => {
       if (stopping) return Promise.reject(new Error('dynalite is stopping'));
       const target = headers['x-amz-target'];
-      if (typeof target === 'string' && requests.hasSubscribers) requests.publish({ operation: target.slice(target.indexOf('.') + 1) });
+      if (typeof target === 'string' && !options.own && requests.hasSubscribers) requests.publish({ operation: target.slice(target.indexOf('.') + 1) });
       return new Promise((resolve, reject) => {
         const id = ++lastCallId;
         calls.set(id, { resolve, reject });
